@@ -1,0 +1,46 @@
+"""Valuation profiles on the bid support box ``[low, high]^(agents x items)`` (additive bidders)."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+
+@attrs.frozen
+class SupportBox:
+    """The support of every agent's valuation: each bid lies in ``[low, high]``."""
+
+    agents: int = attrs.field(validator=attrs.validators.ge(1))
+    items: int = attrs.field(validator=attrs.validators.ge(1))
+    low: float = 0.0
+    high: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.high > self.low:
+            raise ValueError(f"support needs low < high, got [{self.low}, {self.high}]")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.agents, self.items)
+
+    def clamp(self, bids: torch.Tensor) -> torch.Tensor:
+        return bids.clamp(self.low, self.high)
+
+
+def sample_profiles(
+    box: SupportBox,
+    n: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """``n`` profiles drawn uniformly from the support: shape ``(n, agents, items)``."""
+    u = torch.rand((n, box.agents, box.items), generator=generator, dtype=dtype)
+    return (box.low + (box.high - box.low) * u).to(device)
+
+
+def replace_agent(profiles: torch.Tensor, agent: int, bids: torch.Tensor) -> torch.Tensor:
+    """Profiles with ``agent``'s row replaced by ``bids`` (shape ``(..., items)``), others kept."""
+    out = profiles.clone()
+    out[..., agent, :] = bids
+    return out
