@@ -1,0 +1,88 @@
+"""The per-layer contract of the bound engine: one small class per layer type.
+
+Each op maps an input :class:`Box` to an output box (IBP) and maps a linear lower-bound
+coefficient tensor ``A`` on its output back to its input (CROWN back-substitution).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from typing import NamedTuple
+
+import attrs
+from torch import Tensor, nn
+
+from .box import Box
+
+Trace = dict[int, Box]
+"""Input box of every op seen in an IBP pass, keyed by ``id(op)`` (needed by CROWN)."""
+
+
+class LowerSlope(enum.Enum):
+    """Lower linear relaxation of an unstable ReLU, ``relu(z) >= a * z``.
+
+    ZERO (a = 0) concretises exactly like IBP, so CROWN with it is never looser than IBP;
+    ADAPTIVE (a = 1 when u > -l) is CROWN's choice, often tighter, not always.
+    """
+
+    ZERO = "zero"
+    ADAPTIVE = "adaptive"
+
+
+@attrs.frozen
+class BackwardOptions:
+    lower_slope: LowerSlope = LowerSlope.ZERO
+
+
+class Geometry(NamedTuple):
+    """Spatial footprint of a local op (for the receptive-field engine)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    pad_value: float
+
+
+POINTWISE = Geometry((1, 1), (1, 1), (0, 0), 0.0)
+
+
+class BoundOp(abc.ABC):
+    """Bound rules for one layer. ``A`` has shape ``(N, S, *out_shape)``: S specs per row."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x)
+
+    @abc.abstractmethod
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        """Box containing the op's output for every input in ``box``."""
+
+    @abc.abstractmethod
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        """``(A_in, bias)`` with ``A . out >= A_in . in + bias`` on the traced input box."""
+
+    @property
+    def geometry(self) -> Geometry | None:
+        """Footprint if the op is spatially local (conv, pool, pointwise), else None."""
+        return None
+
+    def interval_valid(self, box: Box) -> Box:
+        """IBP on an already padded input (local ops only)."""
+        raise NotImplementedError
+
+    def pre(self, trace: Trace) -> Box:
+        return trace[id(self)]
+
+
+def flat_rows(a: Tensor, n_shape: int) -> tuple[Tensor, tuple[int, int]]:
+    """Merge the (N, S) leading dims of ``a`` for batched per-sample ops."""
+    n, s = a.shape[:2]
+    return a.reshape(n * s, *a.shape[2:]), (n, s)
+
+
+def spec_sum(a: Tensor, v: Tensor) -> Tensor:
+    """``sum over feature dims of a * v`` -> shape (N, S); ``v`` broadcasts per row or shared."""
+    return (a * v).flatten(2).sum(dim=2)

@@ -1,0 +1,99 @@
+"""Piecewise-linear layers: ReLU and MaxPool2d, monotone for IBP (2.7, 2.8), relaxed for CROWN."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .affine import _pair
+from .base import POINTWISE, BackwardOptions, BoundOp, Geometry, LowerSlope, Trace, spec_sum
+from .box import Box
+from .errors import UnsupportedLayer
+
+
+class BoundReLU(BoundOp):
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        return Box.from_bounds(F.relu(box.lo), F.relu(box.hi))
+
+    def interval_valid(self, box: Box) -> Box:
+        return self.interval(box)
+
+    @property
+    def geometry(self) -> Geometry | None:
+        return POINTWISE
+
+    def relaxation(self, pre: Box, opts: BackwardOptions) -> tuple[Tensor, Tensor, Tensor]:
+        """Slopes/intercept: ``lo_slope * z <= relu(z) <= up_slope * z + up_icpt`` on [l, u]."""
+        lo, hi = pre.lo, pre.hi
+        active, inactive = lo >= 0, hi <= 0
+        unstable = ~(active | inactive)
+        width = torch.where(unstable, hi - lo, torch.ones_like(hi))
+        up_slope = torch.where(unstable, hi / width, active.to(hi.dtype))
+        up_icpt = torch.where(unstable, -lo * hi / width, torch.zeros_like(hi))
+        if opts.lower_slope is LowerSlope.ADAPTIVE:
+            lo_unstable = (hi > -lo).to(hi.dtype)
+        else:
+            lo_unstable = torch.zeros_like(hi)
+        lo_slope = torch.where(unstable, lo_unstable, active.to(hi.dtype))
+        return lo_slope, up_slope, up_icpt
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        lo_slope, up_slope, up_icpt = self.relaxation(self.pre(trace), opts)
+        pos, neg = a.clamp(min=0), a.clamp(max=0)
+        a_in = pos * lo_slope.unsqueeze(1) + neg * up_slope.unsqueeze(1)
+        return a_in, spec_sum(neg, up_icpt.unsqueeze(1))
+
+
+class BoundMaxPool2d(BoundOp):
+    """Max over windows. CROWN: ``max >= z_j*`` with j* the window's best lower bound; above,
+    ``max <= z_j*`` when j* dominates the window (then exact), else the constant max upper bound.
+    """
+
+    module: nn.MaxPool2d
+
+    def __init__(self, module: nn.MaxPool2d) -> None:
+        super().__init__(module)
+        if module.ceil_mode or _pair(module.dilation) != (1, 1):
+            raise UnsupportedLayer(module, "ceil_mode or dilation")
+        self.k = _pair(module.kernel_size)
+        self.s = _pair(module.stride or module.kernel_size)
+        self.p = _pair(module.padding)
+
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        return Box.from_bounds(self.module(box.lo), self.module(box.hi))
+
+    def interval_valid(self, box: Box) -> Box:
+        pool = lambda x: F.max_pool2d(x, self.k, self.s, 0)  # noqa: E731
+        return Box.from_bounds(pool(box.lo), pool(box.hi))
+
+    @property
+    def geometry(self) -> Geometry | None:
+        return Geometry(self.k, self.s, self.p, float("-inf"))
+
+    def _windows(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, C, k*k, L) windows, padded with -inf like max_pool2d."""
+        n, c = x.shape[:2]
+        xp = F.pad(x, (self.p[1], self.p[1], self.p[0], self.p[0]), value=float("-inf"))
+        return F.unfold(xp, self.k, stride=self.s).reshape(n, c, self.k[0] * self.k[1], -1)
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        pre = self.pre(trace)
+        n, c, h, w = pre.centre.shape
+        lo_w, hi_w = self._windows(pre.lo), self._windows(pre.hi)
+        best = lo_w.argmax(dim=2, keepdim=True)  # (N, C, 1, L)
+        onehot = torch.zeros_like(lo_w).scatter_(2, best, 1.0)
+        best_lo = lo_w.gather(2, best).squeeze(2)
+        other_hi = hi_w.masked_fill(onehot.bool(), float("-inf")).amax(dim=2)
+        dominated = best_lo >= other_hi  # (N, C, L): max equals z_j* on the whole box
+        upper = hi_w.amax(dim=2)
+        s = a.shape[1]
+        coef = a.reshape(n, s, c, -1)
+        keep = (coef >= 0) | dominated.unsqueeze(1)
+        lin = torch.where(keep, coef, torch.zeros_like(coef))
+        const = torch.where(keep, torch.zeros_like(coef), coef * upper.unsqueeze(1))
+        cols = (onehot.unsqueeze(1) * lin.unsqueeze(3)).reshape(n * s, -1, lo_w.shape[-1])
+        hp, wp = h + 2 * self.p[0], w + 2 * self.p[1]
+        a_in = F.fold(cols, (hp, wp), self.k, stride=self.s)
+        a_in = a_in[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
+        return a_in.reshape(n, s, c, h, w), const.flatten(2).sum(dim=2)

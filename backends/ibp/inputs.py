@@ -1,0 +1,74 @@
+"""Input sets a bound starts from: boxes (patches, l-inf balls) and l2 balls."""
+
+from __future__ import annotations
+
+import abc
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .bounds import BoundOp, Box, Trace
+from .bounds.affine import BoundConv2d, BoundLinear
+
+
+class InputSet(abc.ABC):
+    """A set of inputs per row; knows its enclosing box and how to minimise a linear form."""
+
+    @abc.abstractmethod
+    def box(self) -> Box: ...
+
+    @abc.abstractmethod
+    def concretize(self, a: Tensor, bias: Tensor) -> Tensor:
+        """``min over x in the set of A . x + bias`` with ``A`` of shape (N, S, *in_shape)."""
+
+    def through_first(self, op: BoundOp, trace: Trace | None = None) -> Box:
+        """Box of the first op's output; subclasses may be exact where a box is loose."""
+        return op.interval(self.box(), trace)
+
+
+@attrs.frozen(eq=False)
+class BoxInput(InputSet):
+    value: Box
+
+    def box(self) -> Box:
+        return self.value
+
+    def concretize(self, a: Tensor, bias: Tensor) -> Tensor:
+        c = self.value.centre.unsqueeze(1).flatten(2)
+        r = self.value.radius.unsqueeze(1).flatten(2)
+        a = a.flatten(2)
+        return (a * c).sum(2) - (a.abs() * r).sum(2) + bias
+
+
+def linf_ball(x: Tensor, eps: float, low: float = 0.0, high: float = 1.0) -> BoxInput:
+    """The l-inf ball of radius ``eps`` intersected with the pixel domain [low, high]."""
+    return BoxInput(Box.from_bounds((x - eps).clamp(low, high), (x + eps).clamp(low, high)))
+
+
+@attrs.frozen(eq=False)
+class L2Input(InputSet):
+    """``{x : ||x - x0||_2 <= eps}`` (not intersected with the pixel domain: a superset)."""
+
+    x0: Tensor
+    eps: float
+
+    def box(self) -> Box:
+        return Box(self.x0, torch.full_like(self.x0, self.eps))
+
+    def concretize(self, a: Tensor, bias: Tensor) -> Tensor:
+        a = a.flatten(2)
+        return (a * self.x0.unsqueeze(1).flatten(2)).sum(2) - self.eps * a.norm(dim=2) + bias
+
+    def through_first(self, op: BoundOp, trace: Trace | None = None) -> Box:
+        """Exact for a first Linear (row norms); sound for Conv2d (full-kernel norms)."""
+        if isinstance(op, BoundLinear):
+            w = op.module.weight
+            centre = F.linear(self.x0.flatten(1), w, op.module.bias)
+            return Box(centre, (self.eps * w.norm(dim=1)).expand_as(centre))
+        if isinstance(op, BoundConv2d):
+            centre = op.forward(self.x0)
+            norms = op.module.weight.flatten(1).norm(dim=1)[:, None, None]
+            return Box(centre, (self.eps * norms).expand_as(centre).contiguous())
+        return op.interval(self.box(), trace)
