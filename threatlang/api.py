@@ -1,0 +1,97 @@
+"""The Python API: parse, load, compile and run specs from code.
+
+>>> import threatlang
+>>> spec = threatlang.load("specs/quickstart.threat")
+>>> result = threatlang.run(spec, output="runs/quick")      # doctest: +SKIP
+>>> result.summary.metrics["certified_accuracy"]             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import SpecError
+from .ir import Spec
+from .report import Record, Summary, write_summary
+
+
+@attrs.frozen
+class RunResult:
+    summary: Summary
+    records: tuple[Record, ...]
+    out_dir: Path
+    backend: str
+
+
+def check(spec: Spec) -> Spec:
+    """Re-run the cross-node checks on a hand-built spec; raises `SpecError` with every problem."""
+    from .check import check_spec
+
+    problems = check_spec(spec)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def plan(spec: Spec):
+    """The `Plan` the selected backend would run (printable with `.describe()`)."""
+    from .compile import compile_spec
+
+    return compile_spec(check(spec))[1]
+
+
+def run(
+    spec: Spec | str | Path,
+    *,
+    model: Any = None,
+    data: Any = None,
+    output: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str = "cpu",
+    allow_code: bool = False,
+    seed: int | None = None,
+    console: Any = None,
+) -> RunResult:
+    """Compile `spec` for the first backend that accepts it and run it.
+
+    Records are appended to `OUTPUT/records.jsonl` as each work item finishes; with
+    `resume=True` finished items are skipped. `model`/`data` override the spec's references.
+    """
+    from rich.console import Console
+
+    from .backends.base import RunContext
+    from .compile import compile_spec
+    from .parse import load
+    from .progress import ProgressFactory
+    from .records import RecordLog
+    from .serialize import document
+
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    check(spec)
+    console = console or Console(stderr=False, quiet=quiet)
+    out_dir = Path(output) if output is not None else Path("runs") / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backend, the_plan = compile_spec(spec)
+    (out_dir / "spec.json").write_text(json.dumps(document([spec]), indent=2) + "\n")
+    log = RecordLog(out_dir / "records.jsonl", resume=resume)
+    ctx = RunContext(
+        out_dir=out_dir,
+        records=log,
+        progress=ProgressFactory(console, quiet=quiet),
+        console=console,
+        seed=spec.seed if seed is None else seed,
+        device=device,
+        model=model,
+        data=data,
+        allow_code=allow_code,
+        resume=resume,
+    )
+    summary = the_plan.run(ctx)
+    write_summary(out_dir / "summary.json", summary, spec.name, backend.name)
+    return RunResult(summary, log.all(), out_dir, backend.name)

@@ -1,0 +1,262 @@
+"""Cross-node semantic checks: does the patch fit the input, does the threat admit the action?
+
+Single-node rules live in the IR validators; what needs two nodes at once lives here. Every
+problem is a `Diagnostic` with the span of the node at fault; all of them are returned together.
+"""
+
+from __future__ import annotations
+
+from .errors import Diagnostic
+from .ir import (
+    AccuracyAtLeast,
+    Attack,
+    AttackMethod,
+    BidSupport,
+    Certify,
+    CertifyMethod,
+    DataSource,
+    Domain,
+    Evaluate,
+    EvaluateKind,
+    Explicit,
+    IoUAtLeast,
+    LabelUnchanged,
+    LpBall,
+    ModelKind,
+    OutputBounds,
+    PatchSet,
+    Pyramid,
+    RegretAtMost,
+    Smooth,
+    SmoothKind,
+    Spec,
+    Strategy,
+    Target,
+    Train,
+    mask_size,
+)
+
+S, C, K, A, E = Strategy, CertifyMethod, SmoothKind, AttackMethod, EvaluateKind
+
+#: (threat family) -> what each kind of action may do with it
+ADMITS: dict[str, dict[type, frozenset]] = {
+    "patch": {
+        Train: frozenset({S.STANDARD, S.ALL_PATCH, S.RANDOM_PATCH, S.GUIDED_PATCH, S.POOLED_PATCH}),
+        Certify: frozenset({C.IBP, C.CROWN, C.MIP}),
+        Attack: frozenset({A.IFGSM, A.PGD, A.BPDA}),
+        Evaluate: frozenset({E.ACCURACY, E.SHAPE_TRANSFER}),
+        Smooth: frozenset(),
+    },
+    "input ball": {
+        Train: frozenset({S.STANDARD}),
+        Certify: frozenset({C.IBP, C.CROWN, C.MIP}),
+        Smooth: frozenset({K.MEDIAN, K.PERCENTILE, K.MEAN, K.CLASSIFY}),
+        Attack: frozenset({A.IFGSM, A.PGD, A.SMOOTHING_AWARE}),
+        Evaluate: frozenset({E.ACCURACY}),
+    },
+    "parameter ball": {
+        Train: frozenset({S.STANDARD, S.WATERMARK}),
+        Smooth: frozenset({K.MEDIAN, K.PERCENTILE}),
+        Attack: frozenset({A.FINETUNE, A.DISTILL_HARD, A.DISTILL_SOFT, A.PARAMETER_PGD}),
+        Evaluate: frozenset({E.ACCURACY}),
+        Certify: frozenset(),
+    },
+    "bid support": {
+        Train: frozenset({S.REGRETNET}),
+        Certify: frozenset({C.MIP}),
+        Attack: frozenset({A.MISREPORT}),
+        Smooth: frozenset(),
+        Evaluate: frozenset(),
+    },
+    "pyramid": {
+        Train: frozenset({S.STANDARD, S.PYRAMID, S.UNIVERSAL_PYRAMID}),
+        Attack: frozenset({A.IFGSM, A.PGD}),
+        Evaluate: frozenset({E.ACCURACY, E.CORRUPTIONS}),
+        Certify: frozenset(),
+        Smooth: frozenset(),
+    },
+    "no threat": {
+        Train: frozenset({S.STANDARD, S.GUESS_AND_CHECK, S.PATTERN_SEARCH, S.RANDOM_GREEDY}),
+        Evaluate: frozenset({E.ACCURACY, E.VOLUME, E.WEDGE}),
+        Certify: frozenset(),
+        Smooth: frozenset(),
+        Attack: frozenset(),
+    },
+}
+
+PROPERTIES: dict[str, tuple[type, ...]] = {
+    "patch": (LabelUnchanged,),
+    "input ball": (LabelUnchanged, IoUAtLeast, OutputBounds),
+    "parameter ball": (AccuracyAtLeast,),
+    "bid support": (RegretAtMost,),
+    "pyramid": (LabelUnchanged, AccuracyAtLeast),
+    "no threat": (),
+}
+
+#: input shapes of the data sources whose shape is fixed
+_SOURCE_SHAPES = {
+    DataSource.DIGITS: (1, 8, 8),
+    DataSource.MNIST: (1, 28, 28),
+    DataSource.MNIST5K: (1, 28, 28),
+    DataSource.CIFAR10: (3, 32, 32),
+}
+
+
+def family(spec: Spec) -> str:
+    t = spec.threat
+    if t is None:
+        return "no threat"
+    if isinstance(t, PatchSet):
+        return "patch"
+    if isinstance(t, LpBall):
+        return "input ball" if t.target is Target.INPUT else "parameter ball"
+    if isinstance(t, BidSupport):
+        return "bid support"
+    return "pyramid"
+
+
+def input_shape(spec: Spec) -> tuple[int, ...] | None:
+    """The input shape from `input { shape ... }`, else the data source's known shape."""
+    if spec.domain is not None:
+        return spec.domain.shape
+    if spec.data is None or spec.data.source not in _SOURCE_SHAPES:
+        return None
+    shape = _SOURCE_SHAPES[spec.data.source]
+    if spec.data.resize is not None:
+        return (shape[0], spec.data.resize, spec.data.resize)
+    return shape
+
+
+def check_spec(spec: Spec, skip: frozenset[str] = frozenset()) -> list[Diagnostic]:
+    """Every cross-node problem of `spec` (empty when it is well-formed).
+
+    `skip` names parts that failed to lower (already reported), so their absence is not
+    reported a second time as "missing"."""
+    out: list[Diagnostic] = []
+    _references(spec, out, skip)
+    shape = input_shape(spec)
+    _domain(spec, shape, out)
+    if isinstance(spec.threat, PatchSet):
+        _patch(spec.threat, shape, out)
+    if isinstance(spec.threat, Pyramid):
+        _pyramid(spec.threat, shape, out)
+    if "threat" not in skip:
+        _admission(spec, out)
+    return out
+
+
+def _references(spec: Spec, out: list[Diagnostic], skip: frozenset[str]) -> None:
+    if skip:
+        out_all, out[:] = out, []
+        _references(spec, out, frozenset())
+        missing = {"model": ("model reference",), "data": ("data reference",), "threat": ("no threat",),
+                   "require": ("says nothing must hold",), "actions": ("no action", "never trains it")}
+        kept = [d for d in out
+                if not any(m in d.message for k in skip for m in missing.get(k, ()))]
+        out_all[:] = kept
+        return
+    if spec.model is None:
+        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no model reference",
+                              "e.g. model small_cnn, or model state_dict(\"w.pt\") { arch small_cnn }"))
+    if spec.data is None:
+        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no data reference", "e.g. data digits"))
+    if spec.threat is None and any(not isinstance(a, Train | Evaluate) for a in spec.actions):
+        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no threat to certify, smooth or attack",
+                              "threat patch|l2_ball|linf_ball|bid_support|pyramid { ... }"))
+    if not spec.actions:
+        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no action", "train, certify, smooth, attack or evaluate"))
+    needs_property = any(isinstance(a, Certify | Smooth) for a in spec.actions)
+    if needs_property and spec.require is None and spec.threat is not None:
+        out.append(Diagnostic(spec.span, f"spec '{spec.name}' certifies but says nothing must hold",
+                              "require label_unchanged (or the threat's property)"))
+    model = spec.model
+    if model is not None and model.architecture is not None:
+        from .backends.base import known_architectures
+
+        known = known_architectures()
+        if known and model.architecture not in known:
+            out.append(Diagnostic(model.span, f"unknown architecture '{model.architecture}'",
+                                  "one of " + ", ".join(sorted(known))))
+    if model is not None and model.kind is ModelKind.BUILTIN and not any(isinstance(a, Train) for a in spec.actions):
+        out.append(Diagnostic(model.span, f"builtin model '{model.name}' has no weights and the spec never trains it",
+                              "a `train ...` action, or weights: state_dict(\"w.pt\") { arch NAME }"))
+
+
+def _domain(spec: Spec, shape, out: list[Diagnostic]) -> None:
+    dom, data = spec.domain, spec.data
+    if dom is None or data is None or data.source not in _SOURCE_SHAPES:
+        return
+    expected = _SOURCE_SHAPES[data.source]
+    if data.resize is not None:
+        expected = (expected[0], data.resize, data.resize)
+    if tuple(dom.shape) != expected:
+        out.append(Diagnostic(dom.span, f"input shape {tuple(dom.shape)} does not match data "
+                                        f"{data.source.value}, whose images are {expected}"))
+
+
+def _patch(threat: PatchSet, shape, out: list[Diagnostic]) -> None:
+    if shape is None:
+        return
+    if len(shape) < 2:
+        out.append(Diagnostic(threat.span, f"a patch needs an image input, but the input shape is {shape}"))
+        return
+    hw = (shape[-2], shape[-1])
+    for s in threat.shapes:
+        h, w = mask_size(s)
+        if h > hw[0] or w > hw[1]:
+            out.append(Diagnostic(s.span, f"patch {h}x{w} is larger than the {hw[0]}x{hw[1]} input"))
+    if isinstance(threat.locations, Explicit):
+        h, w = threat.largest()
+        for r, c in threat.locations.points:
+            if r + h > hw[0] or c + w > hw[1]:
+                out.append(Diagnostic(threat.locations.span,
+                                      f"a {h}x{w} patch at ({r}, {c}) leaves the {hw[0]}x{hw[1]} input"))
+
+
+def _pyramid(threat: Pyramid, shape, out: list[Diagnostic]) -> None:
+    if shape is None or len(shape) < 2:
+        return
+    hw = (shape[-2], shape[-1])
+    for s in threat.scales:
+        if hw[0] % s or hw[1] % s:
+            out.append(Diagnostic(threat.span, f"pyramid scale {s} does not divide the {hw[0]}x{hw[1]} input",
+                                  "scales that divide both sides"))
+
+
+def _admission(spec: Spec, out: list[Diagnostic]) -> None:
+    fam = family(spec)
+    table = ADMITS[fam]
+    for action in spec.actions:
+        allowed = table.get(type(action), frozenset())
+        choice = _choice(action)
+        if choice not in allowed:
+            verb = type(action).__name__.lower()
+            alt = ", ".join(sorted(c.value for c in allowed)) or f"no {verb} action"
+            out.append(Diagnostic(action.span, f"{_phrase(fam)} does not admit `{verb} {choice.value}`",
+                                  alt))
+        if isinstance(action, Smooth) and action.encoding is not None and not isinstance(spec.require, IoUAtLeast):
+            out.append(Diagnostic(action.encoding.span, "a detection encoding needs `require iou_at_least(tau)`"))
+    prop = spec.require
+    if prop is not None and not isinstance(prop, PROPERTIES[fam]):
+        names = ", ".join(_prop_name(p) for p in PROPERTIES[fam]) or "no property"
+        out.append(Diagnostic(prop.span, f"{_phrase(fam)} cannot require {_prop_name(type(prop))}", names))
+
+
+def _phrase(fam: str) -> str:
+    return "a spec without a threat" if fam == "no threat" else f"a {fam} threat"
+
+
+def _choice(action):
+    if isinstance(action, Train):
+        return action.strategy
+    if isinstance(action, Certify | Attack):
+        return action.method
+    return action.kind
+
+
+def _prop_name(cls: type) -> str:
+    return {LabelUnchanged: "label_unchanged", IoUAtLeast: "iou_at_least", OutputBounds: "output_bounds",
+            RegretAtMost: "regret_at_most", AccuracyAtLeast: "accuracy_at_least"}[cls]
+
+
+__all__ = ["ADMITS", "check_spec", "family", "input_shape", "Domain"]

@@ -1,0 +1,205 @@
+"""The `threatlang` command: check, compile, run, report.
+
+Exit codes: 0 success; 2 a bad spec, a usage error or a capability error (one clear message, no
+traceback); 1 a failure while running (set THREATLANG_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import CapabilityError, SpecError, UsageError, render
+
+
+def _files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.threat"))
+            if not found:
+                raise UsageError(f"{p} holds no .threat files.")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _sources(paths) -> dict[str, str]:
+    sources = {}
+    for p in paths:
+        try:
+            sources[str(p)] = Path(p).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    return sources
+
+
+def _report_errors(diagnostics, sources: dict[str, str]) -> None:
+    for d in diagnostics:
+        source = sources.get(d.span.file) if d.span is not None else None
+        print(render(d, source), file=sys.stderr)
+    n = len(diagnostics)
+    print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    from .parse import load_all
+
+    failed = False
+    files = _files(args.files)
+    for path in files:
+        try:
+            specs = load_all(path)
+        except SpecError as err:
+            _report_errors(err.diagnostics, _sources([path]))
+            failed = True
+            continue
+        if not args.quiet:
+            names = ", ".join(s.name for s in specs)
+            print(f"ok  {path}  ({names})")
+    return 2 if failed else 0
+
+
+def cmd_compile(args) -> int:
+    from .parse import load_all
+    from .serialize import document
+
+    specs = load_all(args.file)
+    if args.spec:
+        specs = tuple(s for s in specs if s.name == args.spec)
+        if not specs:
+            raise UsageError(f"{args.file} has no spec named {args.spec!r}.")
+    if args.emit == "json":
+        text = json.dumps(document(specs), indent=2) + "\n"
+    elif args.emit == "ir":
+        text = "\n\n".join(repr(s) for s in specs) + "\n"
+    elif args.emit == "plan":
+        from .compile import compile_spec
+
+        parts = []
+        for s in specs:
+            backend, plan = compile_spec(s)
+            parts.append(f"spec {s.name} -> backend {backend.name}\n{plan.describe()}")
+        text = "\n\n".join(parts) + "\n"
+    else:
+        raise UsageError(f"unknown --emit {args.emit!r}")
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from .api import run
+    from .parse import load
+    from .render import print_summary
+
+    spec = load(args.file, name=args.spec)
+    console = Console(quiet=args.quiet)
+    result = run(
+        spec,
+        output=args.output,
+        resume=args.resume,
+        quiet=args.quiet,
+        device=args.device,
+        allow_code=args.allow_code,
+        seed=args.seed,
+        console=console,
+    )
+    print_summary(Console(), result.summary, result.out_dir) if not args.quiet else None
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rich.console import Console
+
+    from .render import print_table
+    from .report import Table
+
+    run_dir = Path(args.run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        raise UsageError(f"{run_dir} has no summary.json; pass the --output directory of a finished run.")
+    data = json.loads(summary_path.read_text())
+    console = Console()
+    for table in data.get("tables", []):
+        print_table(console, Table.from_json(table))
+    headline = {k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    console.print(", ".join(f"{k} = {v:.4g}" for k, v in headline.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="threatlang",
+        description="Declarative threat specifications for neural networks: check, compile, run.",
+    )
+    parser.add_argument("--version", action="version", version=f"threatlang {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="parse and validate spec files (no computation)")
+    p.add_argument("files", nargs="+", help=".threat files or directories of them")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compile", help="emit the IR, its JSON form, or the backend plan")
+    p.add_argument("file")
+    p.add_argument("--emit", choices=["ir", "json", "plan"], default="json")
+    p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
+    p.add_argument("--output", "-o", help="write to this file (or directory for vnnlib)")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="compile a spec for its backend and run it")
+    p.add_argument("file")
+    p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
+    p.add_argument("--output", "-o", help="run directory (default runs/SPEC_NAME)")
+    p.add_argument("--resume", action="store_true", help="skip work items already in records.jsonl")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or tables")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--seed", type=int, help="override the spec's seed")
+    p.add_argument("--allow-code", action="store_true", help="allow python(\"module:function\") models")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="re-render a finished run's tables from its directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        files = {d.span.file for d in err.diagnostics if d.span is not None}
+        _report_errors(err.diagnostics, _sources(files))
+        return 2
+    except CapabilityError as err:
+        files = {d.span.file for d in err.diagnostics if d.span is not None}
+        print("no backend can run this spec:", file=sys.stderr)
+        _report_errors(err.diagnostics, _sources(files))
+        return 2
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except Exception as err:  # a failure while computing: one line unless debugging
+        if os.environ.get("THREATLANG_DEBUG"):
+            raise
+        print(f"error: {type(err).__name__}: {err} (THREATLANG_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

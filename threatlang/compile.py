@@ -1,0 +1,49 @@
+"""Backend selection: the first registered backend that accepts the whole spec compiles it.
+
+When none does, the error names the spec lines the closest backend could not handle, so the
+user sees a capability error at the right place instead of a stub that pretends to run.
+"""
+
+from __future__ import annotations
+
+from .errors import CapabilityError, Diagnostic, UsageError
+from .ir import Spec
+
+
+def select_backend(spec: Spec):
+    """The backend that will run `spec`, or `CapabilityError` naming what nothing supports."""
+    from .backends.base import backends, missing_modules
+
+    candidates = []
+    for backend in backends():
+        unsupported = backend.accepts(spec)
+        if not unsupported:
+            missing = missing_modules(backend)
+            if missing:
+                raise UsageError(
+                    f"spec '{spec.name}' needs backend {backend.name}, which needs "
+                    f"{', '.join(missing)}; install it (e.g. pip install -e '.[{_extra(missing)}]')."
+                )
+            return backend
+        candidates.append((len(unsupported), backend, unsupported))
+    if not candidates:
+        raise CapabilityError([Diagnostic(spec.span, "no backend is installed")])
+    candidates.sort(key=lambda c: c[0])
+    _, best, unsupported = candidates[0]
+    raise CapabilityError([u.diagnostic(best.name) for u in unsupported])
+
+
+def compile_spec(spec: Spec):
+    """(backend, plan) for `spec`."""
+    backend = select_backend(spec)
+    return backend, backend.compile(spec)
+
+
+def _extra(missing) -> str:
+    if any(m in ("gurobipy", "highspy", "pyscipopt") for m in missing):
+        return "mip"
+    if "ray" in missing:
+        return "dist"
+    if any(m.startswith("onnx") for m in missing):
+        return "onnx"
+    return "dev"

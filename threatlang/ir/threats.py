@@ -1,0 +1,198 @@
+"""Threat models: what an adversary may change (chapters 2–6)."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from .shapes import Shape, mask_size
+from .span import Span, span_field
+from .validators import (
+    FieldError,
+    at_least,
+    each,
+    instance_of,
+    nonempty,
+    nonnegative,
+    optional,
+    positive,
+    to_float,
+    to_tuple,
+)
+
+
+# ---------------------------------------------------------------- patch locations (chapter 2)
+@attrs.frozen
+class AllLocations:
+    """Every position where the patch fits inside the image."""
+
+    span: Span | None = span_field()
+
+    def positions(self, patch_hw: tuple[int, int], image_hw: tuple[int, int]):
+        return _grid(patch_hw, image_hw, 1)
+
+
+@attrs.frozen
+class Corners:
+    """The four corners only (the weak 'corners' attack setting of §2.3)."""
+
+    span: Span | None = span_field()
+
+    def positions(self, patch_hw, image_hw):
+        rows = sorted({0, image_hw[0] - patch_hw[0]})
+        cols = sorted({0, image_hw[1] - patch_hw[1]})
+        return tuple((r, c) for r in rows for c in cols)
+
+
+@attrs.frozen
+class Stride:
+    """Every k-th position in each direction."""
+
+    k: int = attrs.field(validator=at_least(1))
+    span: Span | None = span_field()
+
+    def positions(self, patch_hw, image_hw):
+        return _grid(patch_hw, image_hw, self.k)
+
+
+def _points(value) -> tuple[tuple[int, int], ...]:
+    return tuple(tuple(p) for p in to_tuple(value))
+
+
+def _valid_points(instance, attribute, value) -> None:
+    nonempty(instance, attribute, value)
+    for p in value:
+        if len(p) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in p):
+            raise FieldError(attribute.name, f"a location is (row, column) >= 0, got {p}")
+
+
+@attrs.frozen
+class Explicit:
+    """A listed set of (row, column) top-left positions."""
+
+    points: tuple[tuple[int, int], ...] = attrs.field(converter=_points, validator=_valid_points)
+    span: Span | None = span_field()
+
+    def positions(self, patch_hw, image_hw):
+        return self.points
+
+
+Locations = AllLocations | Corners | Stride | Explicit
+
+
+def _grid(patch_hw, image_hw, step: int):
+    rows = range(0, image_hw[0] - patch_hw[0] + 1, step)
+    cols = range(0, image_hw[1] - patch_hw[1] + 1, step)
+    return tuple((r, c) for r in rows for c in cols)
+
+
+@attrs.frozen
+class ValueRange:
+    """The values a patched pixel may take (after the data's own scaling)."""
+
+    low: float = attrs.field(converter=to_float, validator=instance_of(float))
+    high: float = attrs.field(converter=to_float, validator=instance_of(float))
+    span: Span | None = span_field()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.low < self.high:
+            raise FieldError("high", f"the range needs low < high, got [{self.low}, {self.high}]")
+
+
+@attrs.frozen
+class PatchSet:
+    """The union over shapes and locations of patches whose pixels take any value in `values`."""
+
+    shapes: tuple[Shape, ...] = attrs.field(converter=to_tuple, validator=nonempty)
+    locations: Locations = attrs.field(factory=AllLocations)
+    values: ValueRange = attrs.field(factory=lambda: ValueRange(0.0, 1.0))
+    span: Span | None = span_field()
+
+    def largest(self) -> tuple[int, int]:
+        sizes = [mask_size(s) for s in self.shapes]
+        return max(h for h, _ in sizes), max(w for _, w in sizes)
+
+
+# ---------------------------------------------------------------- lp balls (chapters 3 and 5)
+class Target(enum.Enum):
+    INPUT = "input"
+    PARAMETERS = "parameters"
+
+
+class Norm(enum.Enum):
+    L2 = "l2"
+    LINF = "linf"
+
+
+def _radii(value) -> tuple[float, ...]:
+    return tuple(to_float(v) for v in to_tuple(value))
+
+
+@attrs.frozen
+class LpBall:
+    """Every point within each listed radius of the input (or of the parameters)."""
+
+    target: Target = attrs.field(converter=Target)
+    norm: Norm = attrs.field(converter=Norm)
+    radii: tuple[float, ...] = attrs.field(converter=_radii, validator=[nonempty, each(nonnegative)])
+    span: Span | None = span_field()
+
+    @property
+    def eps(self) -> float:
+        return max(self.radii)
+
+
+# ---------------------------------------------------------------- bid supports (chapter 4)
+@attrs.frozen
+class BidSupport:
+    """Valuations in the box [low, high]^(agents×items); `agent` (or every agent) may misreport."""
+
+    agents: int = attrs.field(validator=at_least(1))
+    items: int = attrs.field(validator=at_least(1))
+    low: float = attrs.field(default=0.0, converter=to_float, validator=instance_of(float))
+    high: float = attrs.field(default=1.0, converter=to_float, validator=instance_of(float))
+    agent: int | None = attrs.field(default=None, validator=optional(at_least(0)))
+    span: Span | None = span_field()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.low < self.high:
+            raise FieldError("valuations", f"needs low < high, got [{self.low}, {self.high}]")
+        if self.agent is not None and self.agent >= self.agents:
+            raise FieldError(
+                "misreport", f"agent {self.agent} does not exist (agents are 0..{self.agents - 1})"
+            )
+
+
+# ---------------------------------------------------------------- pyramids (chapter 6)
+def _ints(value) -> tuple[int, ...]:
+    return to_tuple(value)
+
+
+def _floats(value) -> tuple[float, ...]:
+    return tuple(to_float(v) for v in to_tuple(value))
+
+
+@attrs.frozen
+class Pyramid:
+    """δ = Σ_s m_s · C_B(δ_s) where s×s tiles share one parameter (6.3), clipped to `radius`."""
+
+    scales: tuple[int, ...] = attrs.field(converter=_ints, validator=[nonempty, each(at_least(1))])
+    multipliers: tuple[float, ...] = attrs.field(
+        converter=_floats, validator=[nonempty, each(positive)]
+    )
+    radius: float = attrs.field(converter=to_float, validator=nonnegative)
+    norm: Norm = attrs.field(default=Norm.LINF, converter=Norm)
+    universal: bool = attrs.field(default=False, validator=instance_of(bool))
+    span: Span | None = span_field()
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.scales) != len(self.multipliers):
+            raise FieldError(
+                "multipliers",
+                f"needs one multiplier per scale ({len(self.scales)} scales, "
+                f"{len(self.multipliers)} multipliers)",
+            )
+
+
+Threat = PatchSet | LpBall | BidSupport | Pyramid

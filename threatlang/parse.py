@@ -1,0 +1,270 @@
+"""Text → syntax tree → IR. The only module that imports lark.
+
+Syntax errors become `SpecError`s naming file:line:column and what the parser expected; every
+semantic problem found while lowering is collected and reported at once (see `lower`).
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+
+from .errors import Diagnostic, SpecError
+from .ir import Spec
+from .ir.span import Span
+from .syntax import Call, FileNode, ListV, Name, Num, SpecNode, Stmt, Str, TupleV
+
+_TOKEN_NAMES = {
+    "_NL": "a newline",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "SEMICOLON": "';'",
+    "EQUAL": "'='",
+    "SLASH": "'/'",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "UNIT": "a unit (samples, s, ms, min, h, px, %)",
+    "INT": "a version number",
+    "SPEC": "'spec'",
+    "THREATLANG": "'threatlang'",
+    "$END": "end of file",
+}
+
+
+class _BracketNewlines(lark.lark.PostLex):
+    """Drops newlines inside (...) and [...], so long lists and calls may span lines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif tok.type == "_NL" and depth:
+                continue
+            yield tok
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = resources.files("threatlang").joinpath("grammar.lark").read_text()
+    return lark.Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        postlex=_BracketNewlines(),
+    )
+
+
+def _span(file: str, meta_or_token) -> Span:
+    m = meta_or_token
+    return Span(file, m.line, m.column, m.end_line or m.line, m.end_column or m.column + 1)
+
+
+def _number(text: str) -> int | float:
+    if any(ch in text for ch in ".eE"):
+        return float(text)
+    return int(text)
+
+
+class _ToSyntax(Transformer):
+    """Builds `syntax` nodes; every node records its span in `file`."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    @v_args(meta=True)
+    def start(self, meta, items):
+        version, version_span = None, None
+        specs = []
+        for item in items:
+            if isinstance(item, tuple):
+                version, version_span = item
+            else:
+                specs.append(item)
+        return FileNode(version, version_span, tuple(specs))
+
+    def header(self, items):
+        tok = items[0]
+        return int(tok), _span(self.file, tok)
+
+    @v_args(meta=True)
+    def spec(self, meta, items):
+        name_tok, body = items
+        name = name_tok[1:-1] if name_tok.type == "STRING" else str(name_tok)
+        return SpecNode(name, body, _span(self.file, name_tok))
+
+    def block(self, items):
+        return tuple(items)
+
+    @v_args(meta=True)
+    def stmt(self, meta, items):
+        key = items[0]
+        value, block = None, None
+        for item in items[1:]:
+            if isinstance(item, tuple):
+                block = item
+            else:
+                value = item
+        return Stmt(str(key), value, block, self._s(meta), _span(self.file, key))
+
+    @v_args(meta=True)
+    def call(self, meta, items):
+        name, rest = items[0], items[1:]
+        args = tuple(a for a in rest if not isinstance(a, _Kwarg))
+        kwargs = tuple((k.key, k.value) for k in rest if isinstance(k, _Kwarg))
+        return Call(str(name), args, kwargs, self._s(meta))
+
+    def arg(self, items):
+        return items[0]
+
+    def kwarg(self, items):
+        return _Kwarg(str(items[0]), items[1])
+
+    @v_args(meta=True)
+    def list(self, meta, items):
+        return ListV(tuple(items), self._s(meta))
+
+    @v_args(meta=True)
+    def tuple(self, meta, items):
+        return TupleV(tuple(items), self._s(meta))
+
+    @v_args(meta=True)
+    def quantity(self, meta, items):
+        unit = None
+        if items and items[-1].type == "UNIT":
+            unit = str(items[-1])
+            items = items[:-1]
+        text = " ".join(str(t) for t in items)
+        if len(items) == 2:
+            num, den = _number(str(items[0])), _number(str(items[1]))
+            if den == 0:
+                value: int | float = float("inf")
+            else:
+                value = float(Fraction(str(num)) / Fraction(str(den)))
+            text = f"{items[0]}/{items[1]}"
+        else:
+            value = _number(text)
+        if unit:
+            text += unit if unit in ("s", "ms", "min", "h", "%", "px") else f" {unit}"
+        return Num(value, unit, text, self._s(meta))
+
+    def string(self, items):
+        tok: Token = items[0]
+        return Str(tok[1:-1].encode().decode("unicode_escape"), _span(self.file, tok))
+
+    def name(self, items):
+        tok: Token = items[0]
+        return Name(str(tok), _span(self.file, tok))
+
+
+class _Kwarg:
+    def __init__(self, key: str, value):
+        self.key, self.value = key, value
+
+
+def _syntax_error(err: lark.exceptions.UnexpectedInput, file: str, text: str) -> Diagnostic:
+    line = getattr(err, "line", 1) or 1
+    column = getattr(err, "column", 1) or 1
+    if isinstance(err, lark.exceptions.UnexpectedToken):
+        tok = err.token
+        expected = sorted({_TOKEN_NAMES.get(e, e.lower()) for e in err.expected})
+        if tok.type == "$END":
+            got = "end of file"
+        elif tok.type == "_NL":
+            got = "end of line"
+        elif tok.type in ("NAME", "NUMBER", "STRING", "UNIT", "INT"):
+            got = f"{_TOKEN_NAMES[tok.type].split(' ', 1)[1].split(' (')[0]} {str(tok)!r}"
+        else:
+            got = repr(str(tok))
+        end = (tok.end_column or column + 1) if tok.type not in ("_NL", "$END") else column + 1
+        span = Span(file, line, column, line, end)
+        return Diagnostic(span, f"syntax error: unexpected {got}", " or ".join(expected))
+    if isinstance(err, lark.exceptions.UnexpectedCharacters):
+        ch = text.splitlines()[line - 1][column - 1 : column] if text.splitlines() else ""
+        expected = sorted({_TOKEN_NAMES.get(e, e.lower()) for e in (err.allowed or ())})
+        return Diagnostic(
+            Span(file, line, column, line, column + 1),
+            f"syntax error: unexpected character {ch!r}",
+            " or ".join(expected) or None,
+        )
+    return Diagnostic(Span(file, line, column), "syntax error: unexpected end of file")
+
+
+def parse_syntax(text: str, file: str = "<string>") -> FileNode:
+    """Parse text into the uniform syntax tree, or raise `SpecError` with the syntax error."""
+    try:
+        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+    except lark.exceptions.UnexpectedInput as err:
+        raise SpecError([_syntax_error(err, file, text)]) from None
+    return _ToSyntax(file).transform(tree)
+
+
+def parse_all(text: str, file: str = "<string>") -> tuple[Spec, ...]:
+    """Parse and lower every spec in a text; raises `SpecError` with all problems at once."""
+    from .lower import lower_file
+
+    return lower_file(parse_syntax(text, file))
+
+
+def parse(text: str, file: str = "<string>", name: str | None = None) -> Spec:
+    """Parse a text holding one spec (or pick one by `name`) into a validated IR `Spec`."""
+    return _pick(parse_all(text, file), name, file)
+
+
+def load(path: str | Path, name: str | None = None) -> Spec:
+    """Read a `.threat` file into a validated IR `Spec` (see `parse`)."""
+    path = Path(path)
+    return parse(read_source(path), str(path), name)
+
+
+def load_all(path: str | Path) -> tuple[Spec, ...]:
+    path = Path(path)
+    return parse_all(read_source(path), str(path))
+
+
+def read_source(path: Path) -> str:
+    from .errors import UsageError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such spec file; check the path.") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory; pass the .threat files inside it.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text; a spec file must be plain text.") from None
+
+
+def _pick(specs: tuple[Spec, ...], name: str | None, file: str) -> Spec:
+    from .errors import UsageError
+
+    if name is not None:
+        for spec in specs:
+            if spec.name == name:
+                return spec
+        names = ", ".join(s.name for s in specs)
+        raise UsageError(f"{file} has no spec named {name!r}; it has: {names}.")
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs) or "none"
+        raise UsageError(f"{file} holds {len(specs)} specs ({names}); choose one by name.")
+    return specs[0]
