@@ -149,37 +149,78 @@ def _references(spec: Spec, out: list[Diagnostic], skip: frozenset[str]) -> None
     if skip:
         out_all, out[:] = out, []
         _references(spec, out, frozenset())
-        missing = {"model": ("model reference",), "data": ("data reference",), "threat": ("no threat",),
-                   "require": ("says nothing must hold",), "actions": ("no action", "never trains it")}
-        kept = [d for d in out
-                if not any(m in d.message for k in skip for m in missing.get(k, ()))]
+        missing = {
+            "model": ("model reference",),
+            "data": ("data reference",),
+            "threat": ("no threat",),
+            "require": ("says nothing must hold",),
+            "actions": ("no action", "never trains it"),
+        }
+        kept = [d for d in out if not any(m in d.message for k in skip for m in missing.get(k, ()))]
         out_all[:] = kept
         return
     if spec.model is None:
-        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no model reference",
-                              "e.g. model small_cnn, or model state_dict(\"w.pt\") { arch small_cnn }"))
+        out.append(
+            Diagnostic(
+                spec.span,
+                f"spec '{spec.name}' has no model reference",
+                'e.g. model small_cnn, or model state_dict("w.pt") { arch small_cnn }',
+            )
+        )
     if spec.data is None:
-        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no data reference", "e.g. data digits"))
+        out.append(
+            Diagnostic(spec.span, f"spec '{spec.name}' has no data reference", "e.g. data digits")
+        )
     if spec.threat is None and any(not isinstance(a, Train | Evaluate) for a in spec.actions):
-        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no threat to certify, smooth or attack",
-                              "threat patch|l2_ball|linf_ball|bid_support|pyramid { ... }"))
+        out.append(
+            Diagnostic(
+                spec.span,
+                f"spec '{spec.name}' has no threat to certify, smooth or attack",
+                "threat patch|l2_ball|linf_ball|bid_support|pyramid { ... }",
+            )
+        )
     if not spec.actions:
-        out.append(Diagnostic(spec.span, f"spec '{spec.name}' has no action", "train, certify, smooth, attack or evaluate"))
+        out.append(
+            Diagnostic(
+                spec.span,
+                f"spec '{spec.name}' has no action",
+                "train, certify, smooth, attack or evaluate",
+            )
+        )
     needs_property = any(isinstance(a, Certify | Smooth) for a in spec.actions)
     if needs_property and spec.require is None and spec.threat is not None:
-        out.append(Diagnostic(spec.span, f"spec '{spec.name}' certifies but says nothing must hold",
-                              "require label_unchanged (or the threat's property)"))
+        out.append(
+            Diagnostic(
+                spec.span,
+                f"spec '{spec.name}' certifies but says nothing must hold",
+                "require label_unchanged (or the threat's property)",
+            )
+        )
     model = spec.model
     if model is not None and model.architecture is not None:
         from .backends.base import known_architectures
 
         known = known_architectures()
         if known and model.architecture not in known:
-            out.append(Diagnostic(model.span, f"unknown architecture '{model.architecture}'",
-                                  "one of " + ", ".join(sorted(known))))
-    if model is not None and model.kind is ModelKind.BUILTIN and not any(isinstance(a, Train) for a in spec.actions):
-        out.append(Diagnostic(model.span, f"builtin model '{model.name}' has no weights and the spec never trains it",
-                              "a `train ...` action, or weights: state_dict(\"w.pt\") { arch NAME }"))
+            out.append(
+                Diagnostic(
+                    model.span,
+                    f"unknown architecture '{model.architecture}'",
+                    "one of " + ", ".join(sorted(known)),
+                )
+            )
+    if (
+        model is not None
+        and model.kind is ModelKind.BUILTIN
+        and not any(isinstance(a, Train) for a in spec.actions)
+    ):
+        out.append(
+            Diagnostic(
+                model.span,
+                f"builtin model '{model.name}' has no weights and the spec never trains it",
+                'a `train ...` action, or weights: state_dict("w.pt") { arch NAME }',
+            )
+        )
 
 
 def _domain(spec: Spec, shape, out: list[Diagnostic]) -> None:
@@ -190,27 +231,40 @@ def _domain(spec: Spec, shape, out: list[Diagnostic]) -> None:
     if data.resize is not None:
         expected = (expected[0], data.resize, data.resize)
     if tuple(dom.shape) != expected:
-        out.append(Diagnostic(dom.span, f"input shape {tuple(dom.shape)} does not match data "
-                                        f"{data.source.value}, whose images are {expected}"))
+        out.append(
+            Diagnostic(
+                dom.span,
+                f"input shape {tuple(dom.shape)} does not match data "
+                f"{data.source.value}, whose images are {expected}",
+            )
+        )
 
 
 def _patch(threat: PatchSet, shape, out: list[Diagnostic]) -> None:
     if shape is None:
         return
     if len(shape) < 2:
-        out.append(Diagnostic(threat.span, f"a patch needs an image input, but the input shape is {shape}"))
+        out.append(
+            Diagnostic(threat.span, f"a patch needs an image input, but the input shape is {shape}")
+        )
         return
     hw = (shape[-2], shape[-1])
     for s in threat.shapes:
         h, w = mask_size(s)
         if h > hw[0] or w > hw[1]:
-            out.append(Diagnostic(s.span, f"patch {h}x{w} is larger than the {hw[0]}x{hw[1]} input"))
+            out.append(
+                Diagnostic(s.span, f"patch {h}x{w} is larger than the {hw[0]}x{hw[1]} input")
+            )
     if isinstance(threat.locations, Explicit):
         h, w = threat.largest()
         for r, c in threat.locations.points:
             if r + h > hw[0] or c + w > hw[1]:
-                out.append(Diagnostic(threat.locations.span,
-                                      f"a {h}x{w} patch at ({r}, {c}) leaves the {hw[0]}x{hw[1]} input"))
+                out.append(
+                    Diagnostic(
+                        threat.locations.span,
+                        f"a {h}x{w} patch at ({r}, {c}) leaves the {hw[0]}x{hw[1]} input",
+                    )
+                )
 
 
 def _pyramid(threat: Pyramid, shape, out: list[Diagnostic]) -> None:
@@ -219,8 +273,13 @@ def _pyramid(threat: Pyramid, shape, out: list[Diagnostic]) -> None:
     hw = (shape[-2], shape[-1])
     for s in threat.scales:
         if hw[0] % s or hw[1] % s:
-            out.append(Diagnostic(threat.span, f"pyramid scale {s} does not divide the {hw[0]}x{hw[1]} input",
-                                  "scales that divide both sides"))
+            out.append(
+                Diagnostic(
+                    threat.span,
+                    f"pyramid scale {s} does not divide the {hw[0]}x{hw[1]} input",
+                    "scales that divide both sides",
+                )
+            )
 
 
 def _admission(spec: Spec, out: list[Diagnostic]) -> None:
@@ -232,14 +291,27 @@ def _admission(spec: Spec, out: list[Diagnostic]) -> None:
         if choice not in allowed:
             verb = type(action).__name__.lower()
             alt = ", ".join(sorted(c.value for c in allowed)) or f"no {verb} action"
-            out.append(Diagnostic(action.span, f"{_phrase(fam)} does not admit `{verb} {choice.value}`",
-                                  alt))
-        if isinstance(action, Smooth) and action.encoding is not None and not isinstance(spec.require, IoUAtLeast):
-            out.append(Diagnostic(action.encoding.span, "a detection encoding needs `require iou_at_least(tau)`"))
+            out.append(
+                Diagnostic(
+                    action.span, f"{_phrase(fam)} does not admit `{verb} {choice.value}`", alt
+                )
+            )
+        if (
+            isinstance(action, Smooth)
+            and action.encoding is not None
+            and not isinstance(spec.require, IoUAtLeast)
+        ):
+            out.append(
+                Diagnostic(
+                    action.encoding.span, "a detection encoding needs `require iou_at_least(tau)`"
+                )
+            )
     prop = spec.require
     if prop is not None and not isinstance(prop, PROPERTIES[fam]):
         names = ", ".join(_prop_name(p) for p in PROPERTIES[fam]) or "no property"
-        out.append(Diagnostic(prop.span, f"{_phrase(fam)} cannot require {_prop_name(type(prop))}", names))
+        out.append(
+            Diagnostic(prop.span, f"{_phrase(fam)} cannot require {_prop_name(type(prop))}", names)
+        )
 
 
 def _phrase(fam: str) -> str:
@@ -255,8 +327,13 @@ def _choice(action):
 
 
 def _prop_name(cls: type) -> str:
-    return {LabelUnchanged: "label_unchanged", IoUAtLeast: "iou_at_least", OutputBounds: "output_bounds",
-            RegretAtMost: "regret_at_most", AccuracyAtLeast: "accuracy_at_least"}[cls]
+    return {
+        LabelUnchanged: "label_unchanged",
+        IoUAtLeast: "iou_at_least",
+        OutputBounds: "output_bounds",
+        RegretAtMost: "regret_at_most",
+        AccuracyAtLeast: "accuracy_at_least",
+    }[cls]
 
 
 __all__ = ["ADMITS", "check_spec", "family", "input_shape", "Domain"]

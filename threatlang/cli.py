@@ -127,12 +127,16 @@ def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        raise UsageError(f"{run_dir} has no summary.json; pass the --output directory of a finished run.")
+        raise UsageError(
+            f"{run_dir} has no summary.json; pass the --output directory of a finished run."
+        )
     data = json.loads(summary_path.read_text())
     console = Console()
     for table in data.get("tables", []):
         print_table(console, Table.from_json(table))
-    headline = {k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    headline = {
+        k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     console.print(", ".join(f"{k} = {v:.4g}" for k, v in headline.items()))
     return 0
 
@@ -165,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or tables")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, help="override the spec's seed")
-    p.add_argument("--allow-code", action="store_true", help="allow python(\"module:function\") models")
+    p.add_argument(
+        "--allow-code", action="store_true", help='allow python("module:function") models'
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="re-render a finished run's tables from its directory")
@@ -197,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a failure while computing: one line unless debugging
         if os.environ.get("THREATLANG_DEBUG"):
             raise
-        print(f"error: {type(err).__name__}: {err} (THREATLANG_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"error: {type(err).__name__}: {err} (THREATLANG_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

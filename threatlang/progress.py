@@ -26,12 +26,20 @@ class ProgressFactory:
         self.console = console
         self.enabled = not quiet and console.is_terminal and sys.stderr.isatty()
 
-    def track(self, items: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
+    def track(
+        self, items: Iterable[T], total: int | None = None, description: str = ""
+    ) -> Iterator[T]:
         if not self.enabled:
             yield from items
             return
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total if total is not None else _len(items))
             for item in items:

@@ -94,7 +94,9 @@ class Summary:
 
     metrics: Mapping[str, Any] = attrs.field(converter=_jsonable)
     tables: tuple[Table, ...] = attrs.field(factory=tuple, converter=tuple)
-    plots: tuple[Path, ...] = attrs.field(factory=tuple, converter=lambda ps: tuple(Path(p) for p in ps))
+    plots: tuple[Path, ...] = attrs.field(
+        factory=tuple, converter=lambda ps: tuple(Path(p) for p in ps)
+    )
 
     def to_json(self, spec_name: str, backend: str) -> dict:
         return {

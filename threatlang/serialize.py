@@ -14,12 +14,38 @@ from .ir.span import Span
 NODES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        ir.Spec, ir.ModelRef, ir.DataRef, ir.Domain, ir.Preprocess, ir.Option,
-        ir.PatchSet, ir.ValueRange, ir.AllLocations, ir.Corners, ir.Stride, ir.Explicit,
-        ir.Square, ir.Rectangle, ir.Line, ir.Diamond, ir.Parallelogram, ir.Mask,
-        ir.LpBall, ir.BidSupport, ir.Pyramid,
-        ir.LabelUnchanged, ir.IoUAtLeast, ir.RegretAtMost, ir.AccuracyAtLeast, ir.OutputBounds,
-        ir.Train, ir.Certify, ir.Smooth, ir.DetectionEncoding, ir.Attack, ir.Evaluate,
+        ir.Spec,
+        ir.ModelRef,
+        ir.DataRef,
+        ir.Domain,
+        ir.Preprocess,
+        ir.Option,
+        ir.PatchSet,
+        ir.ValueRange,
+        ir.AllLocations,
+        ir.Corners,
+        ir.Stride,
+        ir.Explicit,
+        ir.Square,
+        ir.Rectangle,
+        ir.Line,
+        ir.Diamond,
+        ir.Parallelogram,
+        ir.Mask,
+        ir.LpBall,
+        ir.BidSupport,
+        ir.Pyramid,
+        ir.LabelUnchanged,
+        ir.IoUAtLeast,
+        ir.RegretAtMost,
+        ir.AccuracyAtLeast,
+        ir.OutputBounds,
+        ir.Train,
+        ir.Certify,
+        ir.Smooth,
+        ir.DetectionEncoding,
+        ir.Attack,
+        ir.Evaluate,
     )
 }
 FORMAT = "threatlang-ir/1"
@@ -68,5 +94,7 @@ def _tuples(value: Any) -> Any:
 
 def load_document(data: dict) -> tuple:
     if data.get("format") != FORMAT:
-        raise ValueError(f"not a threatlang IR document (format {data.get('format')!r}, expected {FORMAT})")
+        raise ValueError(
+            f"not a threatlang IR document (format {data.get('format')!r}, expected {FORMAT})"
+        )
     return tuple(from_json(s) for s in data["specs"])

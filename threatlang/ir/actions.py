@@ -53,7 +53,9 @@ class Train:
 
     def __attrs_post_init__(self) -> None:
         if self.strategy in STRATEGIES_WITH_K and self.k is None:
-            raise FieldError("strategy", f"{self.strategy.value}(k) needs k, e.g. {self.strategy.value}(10)")
+            raise FieldError(
+                "strategy", f"{self.strategy.value}(k) needs k, e.g. {self.strategy.value}(10)"
+            )
         if self.strategy not in STRATEGIES_WITH_K and self.k is not None:
             raise FieldError("strategy", f"{self.strategy.value} takes no k")
         if self.warmup > self.epochs:
@@ -151,7 +153,10 @@ class Smooth:
 
     def __attrs_post_init__(self) -> None:
         if self.kind is SmoothKind.MEDIAN and self.percentile != 0.5:
-            raise FieldError("percentile", "median smoothing uses percentile 0.5; say `smooth percentile` instead")
+            raise FieldError(
+                "percentile",
+                "median smoothing uses percentile 0.5; say `smooth percentile` instead",
+            )
 
 
 class AttackMethod(enum.Enum):

@@ -18,7 +18,9 @@ class LabelUnchanged:
 def _iou(instance, attribute, value) -> None:
     closed_unit(instance, attribute, value)
     if value == 0:
-        raise FieldError(attribute.name, "an IoU threshold of 0 is always met; use a value in (0, 1]")
+        raise FieldError(
+            attribute.name, "an IoU threshold of 0 is always met; use a value in (0, 1]"
+        )
 
 
 @attrs.frozen

@@ -135,7 +135,9 @@ class LpBall:
 
     target: Target = attrs.field(converter=Target)
     norm: Norm = attrs.field(converter=Norm)
-    radii: tuple[float, ...] = attrs.field(converter=_radii, validator=[nonempty, each(nonnegative)])
+    radii: tuple[float, ...] = attrs.field(
+        converter=_radii, validator=[nonempty, each(nonnegative)]
+    )
     span: Span | None = span_field()
 
     @property

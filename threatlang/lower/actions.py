@@ -28,8 +28,13 @@ ACTIONS = ("train", "certify", "smooth", "attack", "evaluate")
 
 def lower_action(stmt: Stmt, diags: Diagnostics):
     values = Values(diags)
-    lowerer = {"train": _train, "certify": _certify, "smooth": _smooth, "attack": _attack,
-               "evaluate": _evaluate}[stmt.key]
+    lowerer = {
+        "train": _train,
+        "certify": _certify,
+        "smooth": _smooth,
+        "attack": _attack,
+        "evaluate": _evaluate,
+    }[stmt.key]
     return lowerer(stmt, values, diags)
 
 
@@ -50,22 +55,38 @@ def _train(stmt: Stmt, values: Values, diags: Diagnostics):
     name = v.name if isinstance(v, Call) else v.text if isinstance(v, Name) else None
     if name not in names:
         where = v.span if v is not None else stmt.span
-        what = f"unknown training strategy '{name}'" if name else f"train expects a strategy, got {describe(v)}"
+        what = (
+            f"unknown training strategy '{name}'"
+            if name
+            else f"train expects a strategy, got {describe(v)}"
+        )
         return diags.error(where, what, usage)
     k = None
     if isinstance(v, Call):
         args = call_args(diags, v, (1, 1), f"{name}(k)")
         k = BAD if args is BAD else values.integer(args[0], f"{name} k", v.span)
     block = Block(stmt.block, f"train {name}", diags)
-    kwargs, spans = _fields(block, values, {
-        "epochs": ("epochs", values.integer),
-        "lr": ("lr", values.real),
-        "batch": ("batch_size", values.integer),
-        "warmup": ("warmup", values.integer),
-    })
+    kwargs, spans = _fields(
+        block,
+        values,
+        {
+            "epochs": ("epochs", values.integer),
+            "lr": ("lr", values.real),
+            "batch": ("batch_size", values.integer),
+            "warmup": ("warmup", values.integer),
+        },
+    )
     spans["strategy"] = v.span
-    return build(diags, Train, stmt.span, spans, strategy=Strategy(name), k=k,
-                 options=block.options(values), **kwargs)
+    return build(
+        diags,
+        Train,
+        stmt.span,
+        spans,
+        strategy=Strategy(name),
+        k=k,
+        options=block.options(values),
+        **kwargs,
+    )
 
 
 def _method(stmt: Stmt, values: Values, kind, what: str):
@@ -75,43 +96,71 @@ def _method(stmt: Stmt, values: Values, kind, what: str):
 def _certify(stmt: Stmt, values: Values, diags: Diagnostics):
     method = _method(stmt, values, CertifyMethod, "certification method")
     block = Block(stmt.block, "certify", diags)
-    kwargs, spans = _fields(block, values, {
-        "solver": ("solver", lambda v, w, s: values.enum(v, Solver, "solver", s)),
-        "time_limit": ("time_limit", values.duration),
-        "threads": ("threads", values.integer),
-    })
-    return build(diags, Certify, stmt.span, spans, method=method, options=block.options(values), **kwargs)
+    kwargs, spans = _fields(
+        block,
+        values,
+        {
+            "solver": ("solver", lambda v, w, s: values.enum(v, Solver, "solver", s)),
+            "time_limit": ("time_limit", values.duration),
+            "threads": ("threads", values.integer),
+        },
+    )
+    return build(
+        diags, Certify, stmt.span, spans, method=method, options=block.options(values), **kwargs
+    )
 
 
 def _smooth(stmt: Stmt, values: Values, diags: Diagnostics):
     kind = _method(stmt, values, SmoothKind, "smoothing kind")
     block = Block(stmt.block, "smooth", diags)
-    kwargs, spans = _fields(block, values, {
-        "sigma": ("sigma", values.real),
-        "samples": ("samples", values.count),
-        "confidence": ("confidence", values.real),
-        "percentile": ("percentile", values.real),
-        "batch": ("batch_size", values.integer),
-    })
+    kwargs, spans = _fields(
+        block,
+        values,
+        {
+            "sigma": ("sigma", values.real),
+            "samples": ("samples", values.count),
+            "confidence": ("confidence", values.real),
+            "percentile": ("percentile", values.real),
+            "batch": ("batch_size", values.integer),
+        },
+    )
     if "sigma" not in kwargs:
         kwargs["sigma"] = diags.error(stmt.span, "smoothing needs `sigma`", "e.g. sigma 0.25")
     enc = block.take("encoding")
     if enc is not None:
         kwargs["encoding"] = _encoding(enc, values, diags)
-    return build(diags, Smooth, stmt.span, spans, kind=kind, options=block.options(values), **kwargs)
+    return build(
+        diags, Smooth, stmt.span, spans, kind=kind, options=block.options(values), **kwargs
+    )
 
 
 def _encoding(stmt: Stmt, values: Values, diags: Diagnostics):
     if stmt.block is None:
-        return diags.error(stmt.span, "encoding takes a block", "encoding { sort objectness  bin label }")
+        return diags.error(
+            stmt.span, "encoding takes a block", "encoding { sort objectness  bin label }"
+        )
     block = Block(stmt.block, "encoding", diags)
-    kwargs, spans = _fields(block, values, {
-        "sort": ("sorts", lambda v, w, s: values.many(v, w, s, lambda x, w2, s2: values.enum(x, SortBy, "sorting", s2))),
-        "bin": ("bins", lambda v, w, s: values.many(v, w, s, lambda x, w2, s2: values.enum(x, BinBy, "binning", s2))),
-        "grid": ("grid", lambda v, w, s: values.many(v, w, s, values.integer)),
-        "max_boxes": ("max_boxes", values.integer),
-        "denoiser": ("denoiser", values.string),
-    })
+    kwargs, spans = _fields(
+        block,
+        values,
+        {
+            "sort": (
+                "sorts",
+                lambda v, w, s: values.many(
+                    v, w, s, lambda x, w2, s2: values.enum(x, SortBy, "sorting", s2)
+                ),
+            ),
+            "bin": (
+                "bins",
+                lambda v, w, s: values.many(
+                    v, w, s, lambda x, w2, s2: values.enum(x, BinBy, "binning", s2)
+                ),
+            ),
+            "grid": ("grid", lambda v, w, s: values.many(v, w, s, values.integer)),
+            "max_boxes": ("max_boxes", values.integer),
+            "denoiser": ("denoiser", values.string),
+        },
+    )
     block.reject_rest(["sort", "bin", "grid", "max_boxes", "denoiser"])
     return build(diags, DetectionEncoding, stmt.span, spans, **kwargs)
 
@@ -119,13 +168,22 @@ def _encoding(stmt: Stmt, values: Values, diags: Diagnostics):
 def _attack(stmt: Stmt, values: Values, diags: Diagnostics):
     method = _method(stmt, values, AttackMethod, "attack")
     block = Block(stmt.block, "attack", diags)
-    kwargs, spans = _fields(block, values, {
-        "steps": ("steps", values.integer),
-        "step_size": ("step_size", values.real),
-        "restarts": ("restarts", values.integer),
-        "locations": ("locations", lambda v, w, s: values.enum(v, AttackLocations, "attack locations", s)),
-    })
-    return build(diags, Attack, stmt.span, spans, method=method, options=block.options(values), **kwargs)
+    kwargs, spans = _fields(
+        block,
+        values,
+        {
+            "steps": ("steps", values.integer),
+            "step_size": ("step_size", values.real),
+            "restarts": ("restarts", values.integer),
+            "locations": (
+                "locations",
+                lambda v, w, s: values.enum(v, AttackLocations, "attack locations", s),
+            ),
+        },
+    )
+    return build(
+        diags, Attack, stmt.span, spans, method=method, options=block.options(values), **kwargs
+    )
 
 
 def _evaluate(stmt: Stmt, values: Values, diags: Diagnostics):

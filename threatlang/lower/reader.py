@@ -63,7 +63,9 @@ class Values:
         if isinstance(v, Num) and isinstance(v.value, int) and v.unit in (None, unit):
             return v.value
         if isinstance(v, Num) and isinstance(v.value, int):
-            return self.diags.error(v.span, f"{what} takes a count" + (f" in {unit}" if unit else ""))
+            return self.diags.error(
+                v.span, f"{what} takes a count" + (f" in {unit}" if unit else "")
+            )
         return self.diags.error(_at(v, span), f"{what} expects a whole number, got {describe(v)}")
 
     def count(self, v: Value | None, what: str, span: Span) -> Any:
@@ -77,7 +79,8 @@ class Values:
         if isinstance(v, Num) and v.unit in DURATION_UNITS:
             return float(v.value) * DURATION_UNITS[v.unit]
         return self.diags.error(
-            _at(v, span), f"{what} expects a duration with its unit, got {describe(v)}",
+            _at(v, span),
+            f"{what} expects a duration with its unit, got {describe(v)}",
             "e.g. 60s, 500ms, 2min",
         )
 
@@ -92,7 +95,9 @@ class Values:
             return v.text
         if isinstance(v, Name):
             return self.diags.error(v.span, f"unknown {what} '{v.text}'", choices(allowed))
-        return self.diags.error(_at(v, span), f"{what} expects a name, got {describe(v)}", choices(allowed))
+        return self.diags.error(
+            _at(v, span), f"{what} expects a name, got {describe(v)}", choices(allowed)
+        )
 
     def identifier(self, v: Value | None, what: str, span: Span) -> Any:
         if isinstance(v, Name):
@@ -117,7 +122,9 @@ class Values:
         if items is BAD:
             return BAD
         if len(items) != 2:
-            return self.diags.error(v.span, f"{what} expects two values [low, high], got {len(items)}")
+            return self.diags.error(
+                v.span, f"{what} expects two values [low, high], got {len(items)}"
+            )
         out = tuple(item(x, what, span) for x in items)
         return BAD if BAD in out else out
 
@@ -140,7 +147,9 @@ class Values:
         if isinstance(v, ListV | TupleV):
             out = tuple(self.option_value(x, span) for x in v.items)
             return BAD if BAD in out else out
-        return self.diags.error(v.span, "an option value is a number, string, name or list, not a call")
+        return self.diags.error(
+            v.span, "an option value is a number, string, name or list, not a call"
+        )
 
 
 def _at(v: Value | None, span: Span) -> Span:
@@ -173,7 +182,9 @@ class Block:
 
     def reject_rest(self, known: Iterable[str]) -> None:
         for stmt in self.rest():
-            self.diags.error(stmt.key_span, f"unknown field '{stmt.key}' in {self.owner}", choices(known))
+            self.diags.error(
+                stmt.key_span, f"unknown field '{stmt.key}' in {self.owner}", choices(known)
+            )
             self.used.add(self.stmts.index(stmt))
 
     def options(self, values: Values) -> tuple[Option, ...]:
@@ -181,7 +192,9 @@ class Block:
         out = []
         for stmt in self.rest():
             if stmt.block is not None:
-                self.diags.error(stmt.span, f"option '{stmt.key}' in {self.owner} cannot have a block")
+                self.diags.error(
+                    stmt.span, f"option '{stmt.key}' in {self.owner} cannot have a block"
+                )
                 continue
             value = values.option_value(stmt.value, stmt.span)
             unit = stmt.value.unit if isinstance(stmt.value, Num) else None
@@ -204,7 +217,11 @@ def build(diags: Diagnostics, cls: type, span: Span, field_spans: dict[str, Span
 
 def _field_message(err: FieldError) -> str:
     """'epochs must be >= 1' reads better than 'must be >= 1'; other messages stand alone."""
-    return f"{err.field} {err.message}" if err.message.startswith(("must", "expected")) else err.message
+    return (
+        f"{err.field} {err.message}"
+        if err.message.startswith(("must", "expected"))
+        else err.message
+    )
 
 
 def no_block(diags: Diagnostics, stmt: Stmt, what: str) -> None:

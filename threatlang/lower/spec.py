@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..ir import DataRef, DataSource, Domain, ModelKind, ModelRef, Preprocess, PreprocessKind, Spec
+from ..ir.refs import GENERATED_SOURCES
 from ..ir.spec import LANGUAGE_VERSION
 from ..syntax import Call, FileNode, Name, SpecNode, Stmt, describe
 from .actions import ACTIONS, lower_action
@@ -11,8 +12,12 @@ from .reader import BAD, Block, Diagnostics, Values, build, call_args, no_block
 from .threats import lower_property, lower_threat
 
 SPEC_KEYS = ("model", "data", "input", "seed", "threat", "require", "preprocess", *ACTIONS)
-MODEL_FILE_KINDS = {"state_dict": ModelKind.STATE_DICT, "torchscript": ModelKind.TORCHSCRIPT,
-                    "onnx": ModelKind.ONNX, "python": ModelKind.PYTHON}
+MODEL_FILE_KINDS = {
+    "state_dict": ModelKind.STATE_DICT,
+    "torchscript": ModelKind.TORCHSCRIPT,
+    "onnx": ModelKind.ONNX,
+    "python": ModelKind.PYTHON,
+}
 
 
 def lower_file(node: FileNode) -> tuple[Spec, ...]:
@@ -21,13 +26,19 @@ def lower_file(node: FileNode) -> tuple[Spec, ...]:
     version = LANGUAGE_VERSION
     if node.version is not None:
         if node.version != LANGUAGE_VERSION:
-            diags.error(node.version_span, f"unsupported language version {node.version}",
-                        f"threatlang {LANGUAGE_VERSION}")
+            diags.error(
+                node.version_span,
+                f"unsupported language version {node.version}",
+                f"threatlang {LANGUAGE_VERSION}",
+            )
         version = node.version
     specs, names, partials = [], {}, []
     for spec_node in node.specs:
         if spec_node.name in names:
-            diags.error(spec_node.span, f"spec '{spec_node.name}' is defined twice (first at line {names[spec_node.name]})")
+            diags.error(
+                spec_node.span,
+                f"spec '{spec_node.name}' is defined twice (first at line {names[spec_node.name]})",
+            )
         names.setdefault(spec_node.name, spec_node.span.line)
         spec, broken = _lower_spec(spec_node, version, diags)
         if not broken:
@@ -64,7 +75,9 @@ def _lower_spec(node: SpecNode, version: int, diags: Diagnostics):
     if s is not None:
         no_block(diags, s, "require")
         kwargs["require"] = lower_property(s, diags)
-    kwargs["preprocess"] = tuple(_preprocess(s, values, diags) for s in block.take_all("preprocess"))
+    kwargs["preprocess"] = tuple(
+        _preprocess(s, values, diags) for s in block.take_all("preprocess")
+    )
     actions = [lower_action(s, diags) for s in block.stmts if s.key in ACTIONS]
     block.used.update(i for i, s in enumerate(block.stmts) if s.key in ACTIONS)
     kwargs["actions"] = tuple(actions)
@@ -88,18 +101,32 @@ def _model(stmt: Stmt, values: Values, diags: Diagnostics):
     v = stmt.value
     block = Block(stmt.block, "model", diags)
     arch_stmt = block.take("arch")
-    arch = None if arch_stmt is None else values.identifier(arch_stmt.value, "architecture", arch_stmt.span)
+    arch = (
+        None
+        if arch_stmt is None
+        else values.identifier(arch_stmt.value, "architecture", arch_stmt.span)
+    )
     options = block.options(values)
     if isinstance(v, Name):
         if arch_stmt is not None:
             diags.error(arch_stmt.key_span, "`arch` is only for weights loaded from a file")
-        return build(diags, ModelRef, stmt.span, {}, kind=ModelKind.BUILTIN, name=v.text, options=options)
+        return build(
+            diags, ModelRef, stmt.span, {}, kind=ModelKind.BUILTIN, name=v.text, options=options
+        )
     if isinstance(v, Call) and v.name in MODEL_FILE_KINDS:
         args = call_args(diags, v, (1, 1), f'{v.name}("path")')
         path = BAD if args is BAD else values.string(args[0], f"{v.name} path", v.span)
         spans = {"arch": stmt.span, "name": v.span}
-        return build(diags, ModelRef, stmt.span, spans, kind=MODEL_FILE_KINDS[v.name], name=path,
-                     arch=arch, options=options)
+        return build(
+            diags,
+            ModelRef,
+            stmt.span,
+            spans,
+            kind=MODEL_FILE_KINDS[v.name],
+            name=path,
+            arch=arch,
+            options=options,
+        )
     usage = 'a builtin architecture name, state_dict("w.pt") { arch NAME }, torchscript("m.pt"), onnx("m.onnx") or python("module:function")'
     where = v.span if v is not None else stmt.span
     return diags.error(where, f"model expects a reference, got {describe(v)}", usage)
@@ -114,6 +141,7 @@ def _data(stmt: Stmt, values: Values, diags: Diagnostics):
         "train_limit": values.integer,
         "test_limit": values.integer,
         "resize": values.integer,
+        "test_fraction": values.real,
         "classes": lambda v, w, s: values.many(v, w, s, values.integer),
     }
     for key, read in readers.items():
@@ -122,12 +150,19 @@ def _data(stmt: Stmt, values: Values, diags: Diagnostics):
             kwargs[key] = read(s.value, key, s.span)
             spans[key] = s.span
     spans.setdefault("path", stmt.span)
-    return build(diags, DataRef, stmt.span, spans, source=source, options=block.options(values), **kwargs)
+    if source is not BAD and source in GENERATED_SOURCES:
+        options = block.options(values)  # the generating backend binds and checks these
+    else:
+        block.reject_rest(list(readers))
+        options = ()
+    return build(diags, DataRef, stmt.span, spans, source=source, options=options, **kwargs)
 
 
 def _domain(stmt: Stmt, values: Values, diags: Diagnostics):
     if stmt.block is None:
-        return diags.error(stmt.span, "input takes a block", "input { shape (1, 28, 28)  range [0, 1] }")
+        return diags.error(
+            stmt.span, "input takes a block", "input { shape (1, 28, 28)  range [0, 1] }"
+        )
     block = Block(stmt.block, "input", diags)
     kwargs, spans = {}, {}
     s = block.take("shape")

@@ -65,25 +65,43 @@ def _patch(kind, stmt, block: Block, values: Values, diags):
         diags.error(stmt.span, "a patch threat needs at least one `shape`", "e.g. shape square(2)")
         shapes.append(BAD)
     loc_stmt = block.take("locations")
-    locations = AllLocations(span=stmt.span) if loc_stmt is None else _locations(loc_stmt, values, diags)
+    locations = (
+        AllLocations(span=stmt.span) if loc_stmt is None else _locations(loc_stmt, values, diags)
+    )
     val_stmt = block.take("values")
     value_range: object = ValueRange(0.0, 1.0, span=stmt.span)
     if val_stmt is not None:
         pair = values.pair(val_stmt.value, "values", val_stmt.span, values.real)
-        value_range = BAD if pair is BAD else build(
-            diags, ValueRange, val_stmt.span, {}, low=pair[0], high=pair[1]
+        value_range = (
+            BAD
+            if pair is BAD
+            else build(diags, ValueRange, val_stmt.span, {}, low=pair[0], high=pair[1])
         )
     block.reject_rest(["shape", "shapes", "locations", "values"])
     if BAD in shapes:
         return BAD
-    return build(diags, PatchSet, stmt.span, {}, shapes=tuple(shapes), locations=locations, values=value_range)
+    return build(
+        diags,
+        PatchSet,
+        stmt.span,
+        {},
+        shapes=tuple(shapes),
+        locations=locations,
+        values=value_range,
+    )
 
 
 def _shape(v, stmt: Stmt, values: Values, diags: Diagnostics):
     name = v.name if isinstance(v, Call) else v.text if isinstance(v, Name) else None
     if name not in SHAPES:
-        what = f"unknown shape '{name}'" if name else f"a shape is a call like square(2), got {describe(v)}"
-        return diags.error(v.span if v is not None else stmt.span, what, choices(SHAPE_USAGE.values()))
+        what = (
+            f"unknown shape '{name}'"
+            if name
+            else f"a shape is a call like square(2), got {describe(v)}"
+        )
+        return diags.error(
+            v.span if v is not None else stmt.span, what, choices(SHAPE_USAGE.values())
+        )
     if not isinstance(v, Call):
         return diags.error(v.span, f"shape {name} needs arguments", SHAPE_USAGE[name])
     usage = SHAPE_USAGE[name]
@@ -95,18 +113,37 @@ def _shape(v, stmt: Stmt, values: Values, diags: Diagnostics):
         if bad:
             return diags.error(v.span, f"mask rows use only '#' and '.', got {bad[0]!r}", usage)
         return BAD if BAD in rows else build(diags, Mask, v.span, {}, rows=tuple(rows))
-    arity = {"square": (1, 1), "rectangle": (2, 2), "line": (1, 2), "diamond": (1, 1), "parallelogram": (2, 3)}[name]
+    arity = {
+        "square": (1, 1),
+        "rectangle": (2, 2),
+        "line": (1, 2),
+        "diamond": (1, 1),
+        "parallelogram": (2, 3),
+    }[name]
     args = call_args(diags, v, arity, usage)
     if args is BAD:
         return BAD
     if name == "line":
         n = values.integer(args[0], "line length", v.span)
-        orient = values.enum(args[1], Orientation, "line orientation", v.span) if len(args) > 1 else Orientation.HORIZONTAL
+        orient = (
+            values.enum(args[1], Orientation, "line orientation", v.span)
+            if len(args) > 1
+            else Orientation.HORIZONTAL
+        )
         return build(diags, Line, v.span, {}, n=n, orientation=orient)
     ints = [values.integer(a, f"{name} size", v.span) for a in args]
-    cls = {"square": Square, "rectangle": Rectangle, "diamond": Diamond, "parallelogram": Parallelogram}[name]
-    fields = {"square": ["n"], "rectangle": ["height", "width"], "diamond": ["pixels"],
-              "parallelogram": ["height", "width", "shift"]}[name]
+    cls = {
+        "square": Square,
+        "rectangle": Rectangle,
+        "diamond": Diamond,
+        "parallelogram": Parallelogram,
+    }[name]
+    fields = {
+        "square": ["n"],
+        "rectangle": ["height", "width"],
+        "diamond": ["pixels"],
+        "parallelogram": ["height", "width", "shift"],
+    }[name]
     return build(diags, cls, v.span, {}, **dict(zip(fields, ints, strict=False)))
 
 
@@ -136,7 +173,11 @@ def _locations(stmt: Stmt, values: Values, diags: Diagnostics):
 
 def _ball(kind, stmt, block: Block, values: Values, diags):
     around = block.take("around")
-    target = Target.INPUT if around is None else values.enum(around.value, Target, "ball centre", around.span)
+    target = (
+        Target.INPUT
+        if around is None
+        else values.enum(around.value, Target, "ball centre", around.span)
+    )
     radius, radii = block.take("radius"), block.take("radii")
     spans = {}
     if radius is not None and radii is not None:
@@ -149,7 +190,9 @@ def _ball(kind, stmt, block: Block, values: Values, diags):
         value = values.many(radii.value, "radii", radii.span, values.real)
         spans["radii"] = radii.span
     else:
-        value = diags.error(stmt.span, f"{kind} needs a `radius`", "e.g. radius 0.36 or radii [0.5, 1.0]")
+        value = diags.error(
+            stmt.span, f"{kind} needs a `radius`", "e.g. radius 0.36 or radii [0.5, 1.0]"
+        )
     block.reject_rest(["around", "radius", "radii"])
     norm = Norm.L2 if kind == "l2_ball" else Norm.LINF
     return build(diags, LpBall, stmt.span, spans, target=target, norm=norm, radii=value)
@@ -212,10 +255,16 @@ def lower_property(stmt: Stmt, diags: Diagnostics):
     values = Values(diags)
     v = stmt.value
     name = v.name if isinstance(v, Call) else v.text if isinstance(v, Name) else None
-    usage = "label_unchanged, output_bounds, iou_at_least(tau), regret_at_most(r), accuracy_at_least(a)"
+    usage = (
+        "label_unchanged, output_bounds, iou_at_least(tau), regret_at_most(r), accuracy_at_least(a)"
+    )
     if name not in PROPERTIES:
         where = v.span if v is not None else stmt.span
-        what = f"unknown property '{name}'" if name else f"require expects a property, got {describe(v)}"
+        what = (
+            f"unknown property '{name}'"
+            if name
+            else f"require expects a property, got {describe(v)}"
+        )
         return diags.error(where, what, usage)
     cls, field = PROPERTIES[name]
     if field is None:
