@@ -7,7 +7,7 @@ imported when a spec is run.
 from __future__ import annotations
 
 from . import ir
-from .api import RunResult, check, plan, run
+from .api import RunResult, plan, run, validate
 from .errors import CapabilityError, SpecError, UsageError
 from .parse import load, load_all, parse, parse_all
 
@@ -18,7 +18,6 @@ __all__ = [
     "SpecError",
     "UsageError",
     "__version__",
-    "check",
     "ir",
     "load",
     "load_all",
@@ -26,4 +25,5 @@ __all__ = [
     "parse_all",
     "plan",
     "run",
+    "validate",
 ]

@@ -27,7 +27,7 @@ class RunResult:
     backend: str
 
 
-def check(spec: Spec) -> Spec:
+def validate(spec: Spec) -> Spec:
     """Re-run the cross-node checks on a hand-built spec; raises `SpecError` with every problem."""
     from .check import check_spec
 
@@ -41,7 +41,7 @@ def plan(spec: Spec):
     """The `Plan` the selected backend would run (printable with `.describe()`)."""
     from .compile import compile_spec
 
-    return compile_spec(check(spec))[1]
+    return compile_spec(validate(spec))[1]
 
 
 def run(
@@ -73,7 +73,7 @@ def run(
 
     if not isinstance(spec, Spec):
         spec = load(spec)
-    check(spec)
+    validate(spec)
     console = console or Console(stderr=False, quiet=quiet)
     out_dir = Path(output) if output is not None else Path("runs") / spec.name
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,55 @@
+"""Data loaders: bundled digits, class selection, resize, and the user's own files."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from threatlang.data import load_dataset
+from threatlang.data.files import read_idx
+from threatlang.errors import UsageError
+from threatlang.ir import DataRef
+
+
+def test_digits_split_is_seeded_stratified_and_scaled():
+    a = load_dataset(DataRef("digits"), seed=1)
+    b = load_dataset(DataRef("digits"), seed=1)
+    assert a.train.x.shape[1:] == (1, 8, 8) and a.train.x.dtype == np.float32
+    assert 0.0 <= a.train.x.min() and a.train.x.max() <= 1.0
+    assert np.array_equal(a.test.y, b.test.y)
+    assert len(a.test) == pytest.approx(0.25 * 1797, abs=10)
+    assert set(np.unique(a.test.y)) == set(range(10))
+
+
+def test_classes_resize_and_limits():
+    d = load_dataset(DataRef("digits", classes=(3, 7), resize=32, train_limit=16))
+    assert d.num_classes == 2 and set(np.unique(d.train.y)) <= {0, 1}
+    assert d.train.x.shape == (16, 1, 32, 32)
+
+
+def test_npz_and_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 255, (10, 28, 28)),
+        y_train=np.arange(10),
+        x_test=rng.integers(0, 255, (4, 28, 28)),
+        y_test=np.arange(4),
+    )
+    d = load_dataset(DataRef("npz", path=str(path)))
+    assert d.train.x.shape == (10, 1, 28, 28) and d.train.x.max() <= 1.0
+
+    images = rng.integers(0, 255, (3, 4, 5), dtype=np.uint8)
+    raw = bytes([0, 0, 8, 3]) + np.array([3, 4, 5], dtype=">u4").tobytes() + images.tobytes()
+    (tmp_path / "x.gz").write_bytes(gzip.compress(raw))
+    assert np.array_equal(read_idx(tmp_path / "x.gz"), images)
+
+
+def test_missing_files_say_what_to_do(tmp_path):
+    with pytest.raises(UsageError, match="t10k|train-images"):
+        load_dataset(DataRef("mnist", path=str(tmp_path)))
+    with pytest.raises(UsageError, match="cifar-10-batches-py"):
+        load_dataset(DataRef("cifar10", path=str(tmp_path)))

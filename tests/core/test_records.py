@@ -1,0 +1,45 @@
+"""The append-only record log: resume, torn last lines, duplicates, JSON shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from threatlang.records import RecordLog, read_records
+from threatlang.report import Record, Status, Summary, Table
+
+
+def test_append_and_resume(tmp_path):
+    path = tmp_path / "records.jsonl"
+    log = RecordLog(path)
+    log.append(Record("a", Status.CERTIFIED, {"margin": 0.5}, 0.1))
+    log.append(Record("b", "unknown", reason="solver time-out"))
+    with path.open("a") as fh:
+        fh.write('{"id": "c", "sta')  # a kill in the middle of a write
+    resumed = RecordLog(path, resume=True)
+    assert resumed.done_ids() == {"a", "b"}
+    assert [r.id for r in read_records(path)] == ["a", "b"]  # the torn line is gone
+    with pytest.raises(ValueError, match="already"):
+        resumed.append(Record("a", Status.FALSIFIED))
+    fresh = RecordLog(path)  # without resume a run starts over
+    assert len(fresh) == 0 and path.read_text() == ""
+
+
+def test_unknown_needs_a_reason_and_values_become_json():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="needs a reason"):
+        Record("x", Status.UNKNOWN)
+    r = Record("x", Status.CERTIFIED, {"bound": np.float32(1.5), "box": np.arange(3)})
+    assert json.loads(json.dumps(r.to_json()))["values"] == {"bound": 1.5, "box": [0, 1, 2]}
+    assert Record.from_json(r.to_json()) == r
+
+
+def test_summary_json_keeps_stable_keys():
+    s = Summary(
+        {"clean_accuracy": 0.9, "certified_accuracy": float("nan")}, (Table("t", ["a"], [[1]]),)
+    )
+    data = s.to_json("spec", "ibp")
+    assert data["clean_accuracy"] == 0.9 and data["certified_accuracy"] is None
+    assert data["tables"][0]["rows"] == [[1]]
