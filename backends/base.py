@@ -74,12 +74,19 @@ class RunContext:
     data: Any = None  # user-supplied data (Python API), else loaded from the spec's DataRef
     allow_code: bool = False
     resume: bool = False
+    executor: Any = attrs.field(factory=lambda: _in_process())  # threatlang.executors.Executor
 
     def artifact(self, name: str) -> Path:
         """A path inside the run directory for checkpoints and plots (resume reuses them)."""
         path = self.out_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _in_process():
+    from threatlang.executors import InProcessExecutor
+
+    return InProcessExecutor()
 
 
 class Plan(abc.ABC):
@@ -112,7 +119,9 @@ class Backend(abc.ABC):
         """The nodes of `spec` this backend cannot run (empty: it can run the whole spec)."""
         out: list[Unsupported] = []
         if spec.threat is not None and type(spec.threat) not in self.threats:
-            out.append(Unsupported(spec.threat, f"does not handle {type(spec.threat).__name__} threats"))
+            out.append(
+                Unsupported(spec.threat, f"does not handle {type(spec.threat).__name__} threats")
+            )
         if spec.require is not None and type(spec.require) not in self.properties:
             out.append(Unsupported(spec.require, f"cannot check {type(spec.require).__name__}"))
         for action in spec.actions:
@@ -178,7 +187,9 @@ def bind_options(config_cls: type[T], options: tuple[Option, ...], owner: str) -
     for opt in options:
         if opt.name not in fields:
             known = ", ".join(sorted(fields)) or "none"
-            problems.append(Diagnostic(opt.span, f"unknown option '{opt.name}' for {owner}", f"one of {known}"))
+            problems.append(
+                Diagnostic(opt.span, f"unknown option '{opt.name}' for {owner}", f"one of {known}")
+            )
             continue
         try:
             kwargs[opt.name] = _coerce(opt.value, hints[opt.name], opt.name)
@@ -201,13 +212,19 @@ class OptionError(Exception):
         super().__init__("; ".join(d.message for d in diagnostics))
 
 
-def option_problems(config_cls: type, options: tuple[Option, ...], owner: str, node: object) -> list[Unsupported]:
+def option_problems(
+    config_cls: type, options: tuple[Option, ...], owner: str, node: object
+) -> list[Unsupported]:
     """`bind_options` as a list of `Unsupported` (for `Backend.check_options`)."""
     try:
         bind_options(config_cls, options, owner)
     except OptionError as err:
-        return [Unsupported(_Spanned(d.span), d.message + (f" (expected {d.expected})" if d.expected else ""))
-                for d in err.diagnostics]
+        return [
+            Unsupported(
+                _Spanned(d.span), d.message + (f" (expected {d.expected})" if d.expected else "")
+            )
+            for d in err.diagnostics
+        ]
     return []
 
 
@@ -240,7 +257,9 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         try:
             return hint(value)
         except ValueError:
-            raise FieldError(name, f"expected one of {', '.join(e.value for e in hint)}, got {value!r}") from None
+            raise FieldError(
+                name, f"expected one of {', '.join(e.value for e in hint)}, got {value!r}"
+            ) from None
     if hint is bool:
         if isinstance(value, bool):
             return value
