@@ -43,3 +43,31 @@ def test_summary_json_keeps_stable_keys():
     data = s.to_json("spec", "ibp")
     assert data["clean_accuracy"] == 0.9 and data["certified_accuracy"] is None
     assert data["tables"][0]["rows"] == [[1]]
+
+
+def test_run_items_skips_done_and_keeps_order(tmp_path):
+    from rich.console import Console
+
+    from threatlang.backends.base import RunContext
+    from threatlang.progress import ProgressFactory
+    from threatlang.runloop import run_items
+
+    calls = []
+
+    def work(n):
+        calls.append(n)
+        return Record(f"item{n}", Status.CERTIFIED, {"n": n})
+
+    items = [(f"item{n}", n) for n in range(5)]
+    log = RecordLog(tmp_path / "r.jsonl")
+    log.append(Record("item2", Status.FALSIFIED))
+    ctx = RunContext(
+        out_dir=tmp_path,
+        records=log,
+        progress=ProgressFactory(Console(quiet=True), quiet=True),
+        console=Console(quiet=True),
+    )
+    out = run_items(ctx, items, work, "test")
+    assert calls == [0, 1, 3, 4]
+    assert [r.id for r in out] == [f"item{n}" for n in range(5)]
+    assert out[2].status is Status.FALSIFIED
