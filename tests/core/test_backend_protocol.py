@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from threatlang.backends import base
 
 import threatlang
 from threatlang import ir
+from threatlang.backends import base
 
 
 @attrs.frozen
