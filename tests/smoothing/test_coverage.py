@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 from scipy import stats
+
 from threatlang.backends.smoothing.classify import ABSTAIN, ClassifyConfig, certify
 from threatlang.backends.smoothing.mean import MeanConfig, certify_mean
 from threatlang.backends.smoothing.percentile import OrderStatistics

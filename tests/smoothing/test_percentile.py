@@ -6,6 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from scipy import stats
+
 from threatlang.backends.smoothing.percentile import (
     InsufficientSamples,
     OrderStatistics,
