@@ -109,11 +109,18 @@ def flat_linear(op: BoundLinear, clean: Tensor, win: Box, offs: Tensor) -> Box:
     cols = offs[..., 1, None] + torch.arange(w, device=clean.device)
     wg = weight[:, :, rows[..., :, None], cols[..., None, :]]  # (out, C, B', L, h, w)
     wg = wg.permute(2, 3, 0, 1, 4, 5).flatten(3)  # (B', L, out, C*h*w)
-    delta = (win.centre - gather_windows(clean, offs, (h, w))).flatten(2).unsqueeze(-1)
+    delta = (win.centre - gather_windows(clean, offs, (h, w))).flatten(2)
     clean_out = op.module(clean.flatten(1)).unsqueeze(1)
-    centre = clean_out + (wg @ delta).squeeze(-1)
-    radius = (wg.abs() @ win.radius.flatten(2).unsqueeze(-1)).squeeze(-1)
+    centre = clean_out + _per_location_matmul(wg, delta)
+    radius = _per_location_matmul(wg.abs(), win.radius.flatten(2))
     return Box(centre.reshape(b * l_, -1), radius.reshape(b * l_, -1))
+
+
+def _per_location_matmul(wg: Tensor, v: Tensor) -> Tensor:
+    """``out[b, l] = wg[b or 0, l] @ v[b, l]``; one bmm over locations when ``wg`` is shared."""
+    if wg.shape[0] == 1 and v.shape[0] > 1:
+        return torch.bmm(wg[0], v.permute(1, 2, 0)).permute(2, 0, 1)
+    return (wg @ v.unsqueeze(-1)).squeeze(-1)
 
 
 def densify(clean: Tensor, win: Box, offs: Tensor) -> Box:
