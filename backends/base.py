@@ -40,6 +40,7 @@ __all__ = [
     "Unsupported",
     "backends",
     "bind_options",
+    "architectures_for",
     "known_architectures",
     "missing_modules",
 ]
@@ -172,6 +173,13 @@ def backends() -> tuple[Backend, ...]:
 
 def known_architectures() -> frozenset[str]:
     return frozenset(a for b in backends() for a in b.architectures)
+
+
+def architectures_for(threat: object | None) -> frozenset[str]:
+    """Builtin architectures of the installed backends that handle this kind of threat
+    (`None` in a backend's `threats` means specs without a threat)."""
+    kind = None if threat is None else type(threat)
+    return frozenset(a for b in backends() if kind in b.threats for a in b.architectures)
 
 
 # ------------------------------------------------------------------------- option binding

@@ -56,16 +56,22 @@ def run(
     allow_code: bool = False,
     seed: int | None = None,
     console: Any = None,
+    executor: Any = "inprocess",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Compile `spec` for the first backend that accepts it and run it.
 
     Records are appended to `OUTPUT/records.jsonl` as each work item finishes; with
     `resume=True` finished items are skipped. `model`/`data` override the spec's references.
+    `executor` is `"inprocess"`, `"ray"` (a local cluster, or the one at `address`) or an
+    `Executor` object (left open for the caller to close).
     """
     from rich.console import Console
 
     from .backends.base import RunContext
     from .compile import compile_spec
+    from .executors import make_executor
     from .parse import load
     from .progress import ProgressFactory
     from .records import RecordLog
@@ -80,6 +86,8 @@ def run(
     backend, the_plan = compile_spec(spec)
     (out_dir / "spec.json").write_text(json.dumps(document([spec]), indent=2) + "\n")
     log = RecordLog(out_dir / "records.jsonl", resume=resume)
+    owned = isinstance(executor, str)
+    the_executor = make_executor(executor, address, workers) if owned else executor
     ctx = RunContext(
         out_dir=out_dir,
         records=log,
@@ -91,7 +99,12 @@ def run(
         data=data,
         allow_code=allow_code,
         resume=resume,
+        executor=the_executor,
     )
-    summary = the_plan.run(ctx)
+    try:
+        summary = the_plan.run(ctx)
+    finally:
+        if owned:
+            the_executor.close()
     write_summary(out_dir / "summary.json", summary, spec.name, backend.name)
     return RunResult(summary, log.all(), out_dir, backend.name)

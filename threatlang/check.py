@@ -198,9 +198,9 @@ def _references(spec: Spec, out: list[Diagnostic], skip: frozenset[str]) -> None
         )
     model = spec.model
     if model is not None and model.architecture is not None:
-        from .backends.base import known_architectures
+        from .backends.base import architectures_for
 
-        known = known_architectures()
+        known = architectures_for(spec.threat)
         if known and model.architecture not in known:
             out.append(
                 Diagnostic(

@@ -113,6 +113,9 @@ def cmd_run(args) -> int:
         allow_code=args.allow_code,
         seed=args.seed,
         console=console,
+        executor=args.executor,
+        address=args.address,
+        workers=args.workers,
     )
     print_summary(Console(), result.summary, result.out_dir) if not args.quiet else None
     return 0
@@ -172,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-code", action="store_true", help='allow python("module:function") models'
     )
+    p.add_argument(
+        "--executor",
+        choices=["inprocess", "ray"],
+        default="inprocess",
+        help="where per-example work runs (default inprocess)",
+    )
+    p.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
+    p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="re-render a finished run's tables from its directory")

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer
 
 from .errors import Diagnostic, SpecError
 from .ir import Spec
@@ -59,8 +59,12 @@ class _BracketNewlines(lark.lark.PostLex):
             yield tok
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> lark.Lark:
+@functools.lru_cache(maxsize=8)
+def _parser(file: str) -> lark.Lark:
+    """An LALR parser that builds syntax nodes while parsing (no intermediate parse tree).
+
+    The transformer is embedded so no lark Tree is built; it records `file` in every span,
+    hence one cached parser per file name."""
     grammar = resources.files("threatlang").joinpath("grammar.lark").read_text()
     return lark.Lark(
         grammar,
@@ -68,6 +72,8 @@ def _parser() -> lark.Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         postlex=_BracketNewlines(),
+        transformer=_ToSyntax(file),
+        keep_all_tokens=True,
     )
 
 
@@ -82,74 +88,111 @@ def _number(text: str) -> int | float:
     return int(text)
 
 
+def _first(items) -> Token | object:
+    return items[0]
+
+
+def _start_of(item) -> tuple[int, int]:
+    if isinstance(item, Token):
+        return item.line, item.column
+    return item.span.line, item.span.column
+
+
+def _end_of(item) -> tuple[int, int]:
+    if isinstance(item, Token):
+        return item.end_line, item.end_column
+    return item.span.end_line, item.span.end_column
+
+
+_PUNCT = frozenset(
+    {
+        "LBRACE",
+        "RBRACE",
+        "LPAR",
+        "RPAR",
+        "LSQB",
+        "RSQB",
+        "COMMA",
+        "SEMICOLON",
+        "EQUAL",
+        "SLASH",
+        "SPEC",
+        "THREATLANG",
+    }
+)
+
+
+def _content(items) -> list:
+    return [i for i in items if not (isinstance(i, Token) and i.type in _PUNCT)]
+
+
 class _ToSyntax(Transformer):
-    """Builds `syntax` nodes; every node records its span in `file`."""
+    """Builds `syntax` nodes while parsing; spans come from the first and last token of a rule
+    (the parser keeps punctuation tokens so brackets bound the spans)."""
 
     def __init__(self, file: str):
         super().__init__()
         self.file = file
 
-    def _s(self, meta) -> Span:
-        return _span(self.file, meta)
+    def _span(self, items) -> Span:
+        (line, col), (end_line, end_col) = _start_of(items[0]), _end_of(items[-1])
+        return Span(self.file, line, col, end_line, end_col)
 
-    @v_args(meta=True)
-    def start(self, meta, items):
+    def start(self, items):
         version, version_span = None, None
         specs = []
         for item in items:
             if isinstance(item, tuple):
                 version, version_span = item
-            else:
+            elif isinstance(item, SpecNode):
                 specs.append(item)
         return FileNode(version, version_span, tuple(specs))
 
     def header(self, items):
-        tok = items[0]
+        tok = _content(items)[0]
         return int(tok), _span(self.file, tok)
 
-    @v_args(meta=True)
-    def spec(self, meta, items):
-        name_tok, body = items
+    def spec(self, items):
+        name_tok, body = _content(items)
         name = name_tok[1:-1] if name_tok.type == "STRING" else str(name_tok)
-        return SpecNode(name, body, _span(self.file, name_tok))
+        return SpecNode(name, body.stmts, _span(self.file, name_tok))
 
     def block(self, items):
-        return tuple(items)
+        return _Block(tuple(i for i in items if isinstance(i, Stmt)), self._span(items))
 
-    @v_args(meta=True)
-    def stmt(self, meta, items):
+    def stmt(self, items):
         key = items[0]
         value, block = None, None
         for item in items[1:]:
-            if isinstance(item, tuple):
-                block = item
-            else:
+            if isinstance(item, _Block):
+                block = item.stmts
+            elif not isinstance(item, Token):
                 value = item
-        return Stmt(str(key), value, block, self._s(meta), _span(self.file, key))
+        return Stmt(str(key), value, block, self._span(items), _span(self.file, key))
 
-    @v_args(meta=True)
-    def call(self, meta, items):
-        name, rest = items[0], items[1:]
+    def call(self, items):
+        content = _content(items)
+        name, rest = content[0], content[1:]
         args = tuple(a for a in rest if not isinstance(a, _Kwarg))
         kwargs = tuple((k.key, k.value) for k in rest if isinstance(k, _Kwarg))
-        return Call(str(name), args, kwargs, self._s(meta))
+        return Call(str(name), args, kwargs, self._span(items))
 
     def arg(self, items):
         return items[0]
 
     def kwarg(self, items):
-        return _Kwarg(str(items[0]), items[1])
+        content = _content(items)
+        return _Kwarg(str(content[0]), content[1])
 
-    @v_args(meta=True)
-    def list(self, meta, items):
-        return ListV(tuple(items), self._s(meta))
+    def list(self, items):
+        return ListV(tuple(_content(items)), self._span(items))
 
-    @v_args(meta=True)
-    def tuple(self, meta, items):
-        return TupleV(tuple(items), self._s(meta))
+    def tuple(self, items):
+        return TupleV(tuple(_content(items)), self._span(items))
 
-    @v_args(meta=True)
-    def quantity(self, meta, items):
+    def quantity(self, items):
+        span = self._span(items)
+        items = _content(items)
         unit = None
         if items and items[-1].type == "UNIT":
             unit = str(items[-1])
@@ -166,7 +209,7 @@ class _ToSyntax(Transformer):
             value = _number(text)
         if unit:
             text += unit if unit in ("s", "ms", "min", "h", "%", "px") else f" {unit}"
-        return Num(value, unit, text, self._s(meta))
+        return Num(value, unit, text, span)
 
     def string(self, items):
         tok: Token = items[0]
@@ -175,6 +218,11 @@ class _ToSyntax(Transformer):
     def name(self, items):
         tok: Token = items[0]
         return Name(str(tok), _span(self.file, tok))
+
+
+class _Block:
+    def __init__(self, stmts: tuple, span: Span):
+        self.stmts, self.span = stmts, span
 
 
 class _Kwarg:
@@ -213,10 +261,9 @@ def _syntax_error(err: lark.exceptions.UnexpectedInput, file: str, text: str) ->
 def parse_syntax(text: str, file: str = "<string>") -> FileNode:
     """Parse text into the uniform syntax tree, or raise `SpecError` with the syntax error."""
     try:
-        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+        return _parser(file).parse(text if text.endswith("\n") else text + "\n")
     except lark.exceptions.UnexpectedInput as err:
         raise SpecError([_syntax_error(err, file, text)]) from None
-    return _ToSyntax(file).transform(tree)
 
 
 def parse_all(text: str, file: str = "<string>") -> tuple[Spec, ...]:
