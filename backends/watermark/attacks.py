@@ -15,7 +15,6 @@ loss, projected onto ‖δ‖₂ ≤ ε; with ``noise_samples > 0`` it attacks t
 from __future__ import annotations
 
 import copy
-import enum
 from collections.abc import Callable
 
 import attrs
@@ -24,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .certify import median_of
+from .certify import median_of, median_upper_bound
+from .config import NoiseStrategy, RemovalKind
 from .param_noise import (
-    NoiseStrategy,
     Params,
     accuracy_under_noise,
     detached_params,
@@ -37,12 +36,6 @@ from .param_noise import (
 )
 
 Arrays = tuple[torch.Tensor, torch.Tensor]
-
-
-class RemovalKind(enum.Enum):
-    FINETUNE = "finetune"
-    DISTILL_HARD = "distill_hard"
-    DISTILL_SOFT = "distill_soft"
 
 
 @attrs.frozen
@@ -189,3 +182,51 @@ def parameter_pgd(
         }
         delta = _project(step, eps)
     return {k: params[k] + delta[k].detach() for k in params}
+
+
+@attrs.frozen
+class PGDResult:
+    """The ε-adversary at one radius: where PGD on the smoothed trigger loss got to."""
+
+    radius: float
+    distance: float  # ‖δ‖₂ actually used (≤ radius)
+    trigger_plain: float  # black-box trigger accuracy of θ + δ
+    smoothed_median: float  # median trigger accuracy under noise at θ + δ
+    smoothed_upper: float | None  # upper confidence bound on h_50%(θ + δ)
+    worst_test_accuracy: float  # test accuracy after PGD on the test loss within ε (Table 5.1)
+
+
+def pgd_at_radius(
+    module: nn.Module,
+    trigger: Arrays,
+    test: Arrays,
+    radius: float,
+    sigma: float,
+    samples: int,
+    confidence: float,
+    config: ParameterPGDConfig,
+    test_examples: int,
+    generator: torch.Generator,
+) -> PGDResult:
+    """Attack the smoothed trigger accuracy inside the ball, then re-estimate it with fresh noise.
+
+    The certificate claims h_50%(θ + δ) ≥ the certified bound; ``smoothed_upper`` bounds the
+    attacked model's h_50% from above, so ``smoothed_upper < bound`` would refute it (with
+    probability at most 2·(1 − confidence) of a false alarm).
+    """
+    params = detached_params(module)
+    attacked = parameter_pgd(module, params, *trigger, radius, config, generator)
+    noisy = accuracy_under_noise(
+        module, attacked, *trigger, sigma, samples, generator, strategy=config.strategy
+    ).cpu()
+    plain_cfg = attrs.evolve(config, noise_samples=0, sigma=0.0)
+    x_test, y_test = test[0][:test_examples], test[1][:test_examples]
+    worst = parameter_pgd(module, params, x_test, y_test, radius, plain_cfg, generator)
+    return PGDResult(
+        radius=float(radius),
+        distance=l2_distance(attacked, params),
+        trigger_plain=plain_accuracy(module, attacked, *trigger),
+        smoothed_median=median_of(np.sort(noisy.numpy())),
+        smoothed_upper=median_upper_bound(noisy.numpy(), confidence),
+        worst_test_accuracy=plain_accuracy(module, worst, x_test, y_test),
+    )

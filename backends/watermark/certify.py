@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..smoothing.percentile import InsufficientSamples, order_statistic_bounds
-from .param_noise import NoiseStrategy, accuracy_under_noise
+from .config import NoiseStrategy
+from .param_noise import accuracy_under_noise
 
 
 @attrs.frozen

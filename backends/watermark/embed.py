@@ -9,7 +9,6 @@ median-smoothed trigger accuracy certified later measures.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 
 import attrs
@@ -17,15 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .param_noise import NoiseStrategy, detached_params, noisy_logits, plain_accuracy, sample_noise
-
-
-class TriggerStep(enum.Enum):
-    """``AVERAGED``: one step per trigger batch, gradient averaged over all replay·samples draws
-    (Algorithm 2). ``PER_LEVEL``: one step per noise level (the reference code's variant)."""
-
-    AVERAGED = "averaged"
-    PER_LEVEL = "per_level"
+from .config import NoiseStrategy, TriggerStep
+from .param_noise import detached_params, noisy_logits, plain_accuracy, sample_noise
 
 
 @attrs.frozen

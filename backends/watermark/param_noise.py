@@ -9,7 +9,6 @@ of draws at once; the module's own tensors are never written.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Mapping
 
@@ -17,14 +16,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .config import NoiseStrategy
+
 Params = dict[str, torch.Tensor]
-
-
-class NoiseStrategy(enum.Enum):
-    """``VMAP`` maps a chunk of draws through one call; ``LOOP`` calls once per draw (any model)."""
-
-    VMAP = "vmap"
-    LOOP = "loop"
 
 
 def detached_params(module: nn.Module) -> Params:
@@ -126,7 +120,10 @@ def plain_accuracy(
 
 
 def _has_batch_stats(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    """Batch norm in training mode updates running statistics, which vmap cannot do."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules()
+    )
 
 
 def pick_strategy(
@@ -139,7 +136,7 @@ def pick_strategy(
 
     On CPU, vmap turns each convolution into a grouped convolution over the chunk, which is often
     slower than a loop of ordinary ones; for linear layers it becomes a batched matmul and wins.
-    Models with batch norm always loop (running statistics cannot be updated under vmap).
+    Models with batch norm in training mode always loop.
     """
     if _has_batch_stats(module):
         return NoiseStrategy.LOOP
@@ -148,9 +145,22 @@ def pick_strategy(
     }
     timings = {}
     with torch.no_grad():
-        for strategy in NoiseStrategy:
+        for strategy in (NoiseStrategy.VMAP, NoiseStrategy.LOOP):
             noisy_logits(module, params, noise, x, strategy)  # warm-up
             start = time.perf_counter()
             noisy_logits(module, params, noise, x, strategy)
             timings[strategy] = time.perf_counter() - start
     return min(timings, key=timings.__getitem__)
+
+
+def resolve_strategy(
+    requested: NoiseStrategy,
+    module: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    chunk: int,
+) -> NoiseStrategy:
+    """``AUTO`` becomes whichever of vmap and loop is faster here; explicit choices stay."""
+    if requested is not NoiseStrategy.AUTO:
+        return requested
+    return pick_strategy(module, params, x, chunk)

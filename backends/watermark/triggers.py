@@ -2,7 +2,7 @@
 
 Three schemes from Zhang et al. (2018), as the chapter uses them:
 
-* ``EMBEDDED_TEXT`` — text drawn over training images with the DejaVu Sans font that matplotlib
+* ``TEXT`` — text drawn over training images with the DejaVu Sans font that matplotlib
   ships, rendered on an Agg canvas (no font or image is downloaded).
 * ``NOISE`` — one pre-specified Gaussian pattern added to training images (the owner's key).
 * ``UNRELATED`` — images from another domain: crops of scikit-learn's bundled photographs for
@@ -15,23 +15,17 @@ independently trained model is unlikely to agree with the trigger labels.
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 import numpy as np
 
-
-class TriggerKind(enum.Enum):
-    EMBEDDED_TEXT = "embedded_text"
-    NOISE = "noise"
-    UNRELATED = "unrelated"
+from .config import TriggerKind
 
 
 @attrs.frozen
 class TriggerConfig:
     """What trigger set to build; ``intensity`` is the grey level of the text (155/255 as in [113])."""
 
-    kind: TriggerKind = TriggerKind.EMBEDDED_TEXT
+    kind: TriggerKind = TriggerKind.TEXT
     count: int = attrs.field(default=64, validator=attrs.validators.gt(0))
     target_label: int = attrs.field(default=4, validator=attrs.validators.ge(0))
     text: str = "WM"
@@ -123,7 +117,7 @@ def make_trigger_set(config: TriggerConfig, x: np.ndarray, y: np.ndarray) -> Tri
     rng = np.random.default_rng(config.seed)
     shape = tuple(int(s) for s in x.shape[1:])
     c, h, w = shape
-    if config.kind is TriggerKind.EMBEDDED_TEXT:
+    if config.kind is TriggerKind.TEXT:
         band = max(1, round(config.text_band * h))
         mask = np.zeros((h, w), dtype=np.float32)
         mask[:band] = render_text_mask(config.text, band, w)
