@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .bounds import UnsupportedLayer
 from .engine import BoundConfig, BoundedNetwork, Method
-from .margins import worst_margins
+from .margins import WorstCase, worst_margins
 from .patches import PatchThreat
 
 
@@ -29,7 +29,7 @@ class CertifyConfig:
     method: Method = Method.IBP
     chunk: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
-    local: bool = True
+    local: bool | None = None  # receptive-field engine; None picks by image size
     tolerance: float = 1e-5  # margin must exceed this, covering float rounding in the bounds
 
 
@@ -82,13 +82,15 @@ def _certify_batch(
 ) -> list[PatchCertificate]:
     pred = net.logits(x).argmax(1)
     wc = worst_margins(net, x, y, threat, chunk=cfg.chunk, cfg=bcfg, local=cfg.local)
-    m = wc.margins
-    if cfg.method is not Method.IBP:  # both bounds are sound: keep the tighter one
-        m = torch.maximum(
-            m, worst_margins(net, x, y, threat, chunk=cfg.chunk, local=cfg.local).margins
+    if cfg.method is not Method.IBP:  # both bounds are sound: keep the tighter one per class
+        ibp = worst_margins(net, x, y, threat, chunk=cfg.chunk, local=cfg.local)
+        take = ibp.margins > wc.margins
+        wc = WorstCase(
+            torch.where(take, ibp.margins, wc.margins),
+            torch.where(take, ibp.shape_index, wc.shape_index),
+            torch.where(take[..., None], ibp.location, wc.location),
         )
-    runner = m.scatter(1, y[:, None], float("inf"))
-    worst, runner_up = runner.min(1)
+    worst, runner_up = wc.runner_up(y)
     certs = []
     for i in range(x.shape[0]):
         if pred[i] != y[i]:
@@ -97,7 +99,8 @@ def _certify_batch(
             outcome = Outcome.CERTIFIED
         else:
             outcome = Outcome.NOT_CERTIFIED
-        loc = wc.location[i].tolist()
+        j = int(runner_up[i])
+        loc = wc.location[i, j].tolist()
         certs.append(
             PatchCertificate(
                 offset + i,
@@ -105,8 +108,8 @@ def _certify_batch(
                 int(pred[i]),
                 outcome,
                 float(worst[i]),
-                int(runner_up[i]),
-                int(wc.shape_index[i]),
+                j,
+                int(wc.shape_index[i, j]),
                 (loc[0], loc[1]),
             )
         )

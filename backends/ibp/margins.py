@@ -55,20 +55,28 @@ def patch_margins(
         return m.reshape(x.shape[0], n_loc, -1)
     if local:
         box = local_body_box(net, x, mask, offs, low, high, scale)
-    elif offs.dim() == 2:
-        box = net._body_box(BoxInput(dense_box(x, mask, offs, low, high, scale)), None)
     else:
-        raise ValueError("the dense path takes placements shared by the batch")
+        box = net._body_box(BoxInput(dense_box(x, mask, offs, low, high, scale)), None)
     return _elide(net, box, y, n_loc)
 
 
 @attrs.frozen
 class WorstCase:
-    """Per image: worst margin per class over all placements, and where it was attained."""
+    """Per image and class: the worst margin bound over all placements, and where it was."""
 
     margins: Tensor  # (B, K)
-    shape_index: Tensor  # (B,) which mask of the union gave the worst runner-up margin
-    location: Tensor  # (B, 2)
+    shape_index: Tensor  # (B, K) which mask of the union attained it
+    location: Tensor  # (B, K, 2)
+
+    def runner_up(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(worst margin over classes j != y, that class) per image."""
+        return self.margins.scatter(1, y[:, None], float("inf")).min(dim=1)
+
+
+def use_local(image_hw: tuple[int, int]) -> bool:
+    """Receptive-field engine or dense boxes: on tiny images the windows cover most of every
+    feature map and the gathers cost more than they save (measured crossover ~14x14)."""
+    return image_hw[0] * image_hw[1] >= 196
 
 
 def worst_margins(
@@ -79,37 +87,53 @@ def worst_margins(
     *,
     chunk: int = 256,
     cfg: BoundConfig = BoundConfig(),
-    local: bool = True,
+    local: bool | None = None,
     scale: float = 1.0,
 ) -> WorstCase:
-    """``min over placements`` of the margin bounds, never holding more than ``chunk``
-    placements (times the batch) in memory at once."""
-    b = x.shape[0]
-    best = None
-    where_shape = torch.zeros(b, dtype=torch.long, device=x.device)
-    where_loc = torch.zeros(b, 2, dtype=torch.long, device=x.device)
+    """``min over placements`` of the margin bounds (2.11), never holding more than ``chunk``
+    placements (times the batch) in memory at once. ``local=None`` picks the engine."""
+    local = use_local(tuple(x.shape[-2:])) if local is None else local
+    best = where_shape = where_loc = None
     for s_idx, (mask, offs) in enumerate(placements(threat, tuple(x.shape[-2:]), x.device)):
         for part in chunks(offs, chunk):
             m = patch_margins(
                 net, x, y, mask, part, threat.low, threat.high, scale=scale, cfg=cfg, local=local
             )
             m_min, arg = m.min(dim=1)  # (B, K)
-            worst_cls = _runner_up(m_min, y)
-            loc = part[arg.gather(1, worst_cls[:, None]).squeeze(1)]
+            loc = part[arg]  # (B, K, 2)
             if best is None:
                 best, where_loc = m_min, loc
-                where_shape.fill_(s_idx)
+                where_shape = torch.full_like(arg, s_idx)
                 continue
-            improved = _runner_up_value(m_min, y) < _runner_up_value(best, y)
-            where_loc = torch.where(improved[:, None], loc, where_loc)
-            where_shape = torch.where(improved, torch.full_like(where_shape, s_idx), where_shape)
+            better = m_min < best
+            where_loc = torch.where(better[..., None], loc, where_loc)
+            where_shape = torch.where(better, torch.full_like(where_shape, s_idx), where_shape)
             best = torch.minimum(best, m_min)
     return WorstCase(best, where_shape, where_loc)
 
 
-def _runner_up(m: Tensor, y: Tensor) -> Tensor:
-    return m.scatter(1, y[:, None], float("inf")).argmin(dim=1)
-
-
-def _runner_up_value(m: Tensor, y: Tensor) -> Tensor:
-    return m.scatter(1, y[:, None], float("inf")).amin(dim=1)
+def worst_margins_sparse(
+    net: BoundedNetwork,
+    x: Tensor,
+    y: Tensor,
+    threat: PatchThreat,
+    *,
+    chunk: int = 256,
+    scale: float = 1.0,
+) -> Tensor:
+    """Same values as ``worst_margins(...).margins`` with autograd only through the attaining
+    placements: at most one per class and image (§2.4.2 notes so few patches matter), so the
+    backward pass costs K placements per image instead of every placement."""
+    local = use_local(tuple(x.shape[-2:]))
+    with torch.no_grad():
+        wc = worst_margins(net, x, y, threat, chunk=chunk, local=local, scale=scale)
+    parts = []
+    for s_idx, (mask, _) in enumerate(placements(threat, tuple(x.shape[-2:]), x.device)):
+        if not bool((wc.shape_index == s_idx).any()):
+            continue
+        m = patch_margins(
+            net, x, y, mask, wc.location, threat.low, threat.high, scale=scale, local=local
+        )
+        m = m.amin(1)
+        parts.append(torch.where(wc.shape_index == s_idx, m, torch.full_like(m, float("inf"))))
+    return torch.stack(parts).amin(0)

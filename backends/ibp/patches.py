@@ -97,15 +97,19 @@ def patch_bounds(
 def dense_box(
     x: Tensor, mask: Tensor, offs: Tensor, low: float, high: float, scale: float = 1.0
 ) -> Box:
-    """Full-image boxes ``(B * L, C, H, W)`` for every image and placement in ``offs``."""
+    """Full-image boxes ``(B * L, C, H, W)`` for every image and placement; ``offs`` is
+    ``(L, 2)`` shared by the batch or ``(B, L, 2)`` per image."""
     b, c, h, w = x.shape
+    full = offs if offs.dim() == 3 else offs.unsqueeze(0)
+    n_loc = full.shape[1]
     mh, mw = mask.shape
-    rows = offs[:, 0, None] + torch.arange(mh, device=x.device)
-    cols = offs[:, 1, None] + torch.arange(mw, device=x.device)
-    placed = x.new_zeros(offs.shape[0], h, w)
-    li = torch.arange(offs.shape[0], device=x.device)[:, None, None]
-    placed[li, rows[:, :, None], cols[:, None, :]] = mask
-    lo, hi = patch_bounds(x.unsqueeze(1), placed[None, :, None], low, high, scale)
+    rows = full[..., 0, None] + torch.arange(mh, device=x.device)
+    cols = full[..., 1, None] + torch.arange(mw, device=x.device)
+    placed = x.new_zeros(full.shape[0], n_loc, h, w)
+    bi = torch.arange(full.shape[0], device=x.device)[:, None, None, None]
+    li = torch.arange(n_loc, device=x.device)[None, :, None, None]
+    placed[bi, li, rows[..., :, None], cols[..., None, :]] = mask
+    lo, hi = patch_bounds(x.unsqueeze(1), placed[:, :, None], low, high, scale)
     return Box.from_bounds(lo.reshape(-1, c, h, w), hi.reshape(-1, c, h, w))
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .engine import BoundedNetwork
-from .margins import patch_margins, worst_margins
+from .margins import patch_margins, use_local, worst_margins_sparse
 from .patches import PatchThreat, placements
 from .schedule import Schedule
 
@@ -66,14 +66,16 @@ def certificate_loss(
 ) -> Tensor:
     """Cross entropy of ``-m`` where ``m`` lower-bounds the margins over the sampled placements."""
     if cfg.strategy is Strategy.ALL_PATCH:
-        m = worst_margins(net, x, y, threat, chunk=cfg.chunk, scale=scale).margins
+        m = worst_margins_sparse(net, x, y, threat, chunk=cfg.chunk, scale=scale)
     else:
         parts = []
         for mask, offs in placements(threat, tuple(x.shape[-2:]), x.device):
             sample = random_offsets(offs, x.shape[0], cfg.k, gen)
-            parts.append(
-                patch_margins(net, x, y, mask, sample, threat.low, threat.high, scale=scale).amin(1)
+            local = use_local(tuple(x.shape[-2:]))
+            m_s = patch_margins(
+                net, x, y, mask, sample, threat.low, threat.high, scale=scale, local=local
             )
+            parts.append(m_s.amin(1))
         m = torch.stack(parts).amin(0)
     return F.cross_entropy(-m, y)
 

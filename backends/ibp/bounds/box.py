@@ -28,7 +28,7 @@ class Box(NamedTuple):
 
     @staticmethod
     def from_bounds(lo: Tensor, hi: Tensor) -> Box:
-        return Box((hi + lo) / 2, (hi - lo) / 2)
+        return Box((hi + lo) * 0.5, (hi - lo) * 0.5)
 
     @staticmethod
     def point(x: Tensor) -> Box:
