@@ -27,7 +27,7 @@ class Binning(enum.Enum):
     NONE = "none"
     LABEL = "label"
     LOCATION = "location"
-    LOCATION_LABEL = "location+label"
+    LOCATION_LABEL = "label_location"
 
 
 class Sorting(enum.Enum):

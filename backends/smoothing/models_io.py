@@ -1,0 +1,71 @@
+"""Data and models for a detection run: synthetic scenes, the builtin detector and denoiser.
+
+Trained models are saved under the run directory and reloaded on resume (weights only).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .detection.models import DnCNN, TinyDetector
+from .detection.scenes import SceneConfig, Scenes, make_scenes
+from .detection.training import TrainConfig, train_denoiser, train_detector
+
+__all__ = ["load_scenes", "build_detector", "build_denoiser"]
+
+
+def load_scenes(plan, ctx) -> tuple[Scenes, Scenes]:
+    """User data (a ``(train, test)`` pair of :class:`Scenes`, or test scenes only) or generated."""
+    if ctx.data is not None:
+        data = ctx.data
+        if isinstance(data, Scenes):
+            return data, data
+        train, test = data
+        return train, test
+    opts = plan.data_options
+    cfg = SceneConfig(size=opts.size, max_objects=opts.max_objects)
+    limit = plan.spec.data.test_limit if plan.spec.data is not None else None
+    train = make_scenes(opts.train_count, seed=2 * ctx.seed, cfg=cfg)
+    test = make_scenes(limit or 100, seed=2 * ctx.seed + 1, cfg=cfg)
+    return train, test
+
+
+def _train_cfg(plan, ctx, epochs: int | None = None) -> TrainConfig:
+    t = plan.train
+    return TrainConfig(
+        epochs=epochs or (t.epochs if t else 12),
+        batch_size=t.batch_size if t else 64,
+        lr=t.lr if t else 3e-3,
+        seed=ctx.seed,
+        device=ctx.device,
+        noise_max=plan.train_options.noise,
+    )
+
+
+def build_detector(plan, ctx, train: Scenes, num_classes: int):
+    if ctx.model is not None:
+        return ctx.model
+    path = ctx.artifact("detector.pt")
+    if path.exists() and ctx.resume:
+        model = TinyDetector(num_classes=num_classes)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.to(ctx.device).eval()
+    model = train_detector(train, _train_cfg(plan, ctx), num_classes=num_classes)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def build_denoiser(plan, ctx, train: Scenes):
+    if plan.denoiser is None:
+        return None
+    if plan.denoiser != "dncnn":
+        raise ValueError(f"unknown denoiser {plan.denoiser!r}; the builtin one is 'dncnn'")
+    path = ctx.artifact("denoiser.pt")
+    if path.exists() and ctx.resume:
+        model = DnCNN()
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.to(ctx.device).eval()
+    cfg = _train_cfg(plan, ctx, epochs=plan.train_options.denoiser_epochs)
+    model = train_denoiser(train, plan.smooth.sigma, cfg)
+    torch.save(model.state_dict(), path)
+    return model.eval()

@@ -1,0 +1,126 @@
+"""The compiled smoothing spec: a pure, printable description of the computation (no torch)."""
+
+from __future__ import annotations
+
+import attrs
+
+from threatlang.backends.base import Plan, bind_options
+from threatlang.ir import Spec
+from threatlang.ir.actions import Attack, Smooth, Train
+from threatlang.ir.properties import IoUAtLeast
+from threatlang.ir.refs import DataSource
+
+from .config import (
+    Bin,
+    DagOptions,
+    DetectionSmoothOptions,
+    DetectorTrainOptions,
+    SceneDataOptions,
+    Sort,
+)
+
+__all__ = ["DetectionPlan", "compile_plan"]
+
+
+@attrs.frozen
+class DetectionPlan(Plan):
+    """Train (or take) a detector, smooth it, certify every box, report (certified) AP."""
+
+    spec: Spec
+    eps: float
+    tau: float
+    smooth: Smooth
+    sorts: tuple[Sort, ...]
+    bins: tuple[Bin, ...]
+    grid: int
+    slots_per_bin: int
+    denoiser: str | None
+    options: DetectionSmoothOptions
+    train: Train | None
+    train_options: DetectorTrainOptions
+    data_options: SceneDataOptions
+    attack: Attack | None
+    attack_options: DagOptions
+
+    @property
+    def headline(self) -> tuple[Sort, Bin]:
+        return (
+            self.options.headline_sort or self.sorts[0],
+            self.options.headline_bin or self.bins[0],
+        )
+
+    def describe(self) -> str:
+        s = self.smooth
+        data = self.spec.data
+        lines = [
+            f"smoothing plan for spec {self.spec.name}: certified detection (chapter 3)",
+            f"  data: {data.source.value if data else 'user'}"
+            + (f", {data.test_limit} test images" if data and data.test_limit else ""),
+        ]
+        if self.train is not None:
+            lines.append(
+                f"  train detector: {self.train.epochs} epochs, lr {self.train.lr:g}, "
+                f"noise augmentation {self.train_options.noise:g}"
+            )
+        if self.denoiser:
+            lines.append(f"  denoiser {self.denoiser} for sigma {s.sigma:g}")
+        lines += [
+            f"  smooth: {s.samples} Gaussian samples at sigma {s.sigma:g}, median per coordinate, "
+            f"confidence {s.confidence:g} per bound, radius {self.eps:g}",
+            f"  encodings: sort {[x.value for x in self.sorts]} x bin {[b.value for b in self.bins]}"
+            f" ({self.grid}x{self.grid} grid, {self.slots_per_bin} slots per bin)",
+            f"  certified precision/recall at objectness {list(self.options.thresholds)}, "
+            f"worst-case IoU >= {self.tau:g}; headline "
+            f"{self.headline[0].value}/{self.headline[1].value}",
+        ]
+        if self.attack is not None:
+            lines.append(
+                f"  attack: DAG-style PGD on the smoothed detector, {self.attack.steps} steps, "
+                f"{self.attack_options.noise_samples} noise draws per step, "
+                f"{self.attack_options.images} images"
+            )
+        return "\n".join(lines)
+
+    def run(self, ctx):
+        from .run import run_detection
+
+        return run_detection(self, ctx)
+
+
+def compile_plan(spec: Spec) -> DetectionPlan:
+    """Bind options; the backend's ``accepts`` has already vetted the spec."""
+    smooth = next(a for a in spec.actions if isinstance(a, Smooth))
+    train = next((a for a in spec.actions if isinstance(a, Train)), None)
+    attack = next((a for a in spec.actions if isinstance(a, Attack)), None)
+    enc = smooth.encoding
+    data = spec.data
+    scene_opts = (
+        bind_options(SceneDataOptions, data.options, "data scenes")
+        if data is not None and data.source is DataSource.SCENES
+        else SceneDataOptions()
+    )
+    return DetectionPlan(
+        spec=spec,
+        eps=spec.threat.eps,
+        tau=spec.require.tau if isinstance(spec.require, IoUAtLeast) else 0.5,
+        smooth=smooth,
+        sorts=tuple(Sort(s.value) for s in enc.sorts),
+        bins=tuple(Bin(b.value) for b in enc.bins),
+        grid=enc.grid[0],
+        slots_per_bin=enc.max_boxes,
+        denoiser=enc.denoiser,
+        options=bind_options(DetectionSmoothOptions, smooth.options, "smooth median"),
+        train=train,
+        train_options=(
+            bind_options(DetectorTrainOptions, train.options, "train standard")
+            if train is not None
+            else DetectorTrainOptions()
+        ),
+        data_options=scene_opts,
+        attack=attack,
+        attack_options=(
+            bind_options(DagOptions, attack.options, "attack smoothing_aware")
+            if attack is not None
+            else DagOptions()
+        ),
+    )
