@@ -54,9 +54,12 @@ def test_windows_are_filled_with_losses_inside_them(blobs, small_model):
 def test_reproducible_from_seed_and_seed_matters(blobs, small_model):
     x, y = blobs
     cfg = GuessCheckConfig(batch=128)
-    run = lambda s: guess_and_check(
-        small_model, x, y, (below(0.5),), cfg, torch.Generator().manual_seed(s)
-    )
+
+    def run(s):
+        return guess_and_check(
+            small_model, x, y, (below(0.5),), cfg, torch.Generator().manual_seed(s)
+        )
+
     a, b, c = run(5), run(5), run(6)
     assert a.hits[0].cost == b.hits[0].cost and torch.equal(a.hits[0].theta, b.hits[0].theta)
     assert not torch.equal(a.hits[0].theta, c.hits[0].theta)

@@ -83,15 +83,18 @@ def test_greedy_is_monotone_reproducible_and_shrinks_sigma(blobs, small_model):
     x, y = blobs
     theta0 = small_model.default_init(torch.Generator().manual_seed(0))
     cfg = GreedyConfig(patience=50, max_evaluations=1500)
-    run = lambda: random_greedy(
-        small_model,
-        x,
-        y,
-        theta0,
-        windows_from_edges((0.3, 0.314)),
-        cfg,
-        torch.Generator().manual_seed(9),
-    )
+
+    def run():
+        return random_greedy(
+            small_model,
+            x,
+            y,
+            theta0,
+            windows_from_edges((0.3, 0.314)),
+            cfg,
+            torch.Generator().manual_seed(9),
+        )
+
     a, b = run(), run()
     assert a.accepted_losses == b.accepted_losses and torch.equal(a.theta, b.theta)
     assert all(q < p for p, q in zip(a.accepted_losses, a.accepted_losses[1:], strict=False))

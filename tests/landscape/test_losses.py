@@ -35,7 +35,7 @@ def test_cross_entropy_matches_torch_per_model():
     g = torch.Generator().manual_seed(2)
     logits = torch.randn(4, 6, 3, generator=g)
     y = torch.randint(0, 3, (6,), generator=g)
-    expected = torch.stack([F.cross_entropy(l, y) for l in logits])
+    expected = torch.stack([F.cross_entropy(z, y) for z in logits])
     assert torch.allclose(cross_entropy(logits, y), expected, atol=1e-6)
     assert torch.allclose(normalise_logits(torch.zeros(1, 6, 3)), torch.zeros(1, 6, 3))
 
