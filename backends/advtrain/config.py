@@ -1,0 +1,114 @@
+"""The advtrain backend's option classes (what spec actions bind to) and method names.
+
+Torch-free, so the light ``__init__`` and ``threatlang check`` can import it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import attrs
+
+_pos = attrs.validators.gt(0)
+_nonneg = attrs.validators.ge(0)
+
+
+class MethodKind(enum.Enum):
+    STANDARD = "standard"
+    PAT = "pat"  # sample-wise pyramid adversarial training with k steps
+    UPAT = "upat"  # universal pyramid adversarial training (Algorithm 5)
+
+
+_METHOD = re.compile(r"^(standard|upat|pat(\d+))((?:_no_clean_loss|_no_pyramid)*)$")
+
+
+@attrs.frozen
+class MethodSpec:
+    """One model trained in a comparison. Ablations: no clean loss (Table 6.5), no pyramid
+    (Table 6.3: a single per-pixel level)."""
+
+    kind: MethodKind
+    steps: int = 1
+    clean_loss: bool = True
+    pyramid: bool = True
+
+    @property
+    def label(self) -> str:
+        base = f"pat{self.steps}" if self.kind is MethodKind.PAT else self.kind.value
+        return (
+            base
+            + ("" if self.clean_loss else "_no_clean_loss")
+            + ("" if self.pyramid else "_no_pyramid")
+        )
+
+    @classmethod
+    def parse(cls, name: str) -> MethodSpec:
+        """``standard``, ``upat``, ``pat<k>``, each optionally ``_no_clean_loss``/``_no_pyramid``."""
+        m = _METHOD.match(name)
+        if m is None or (m.group(1) == "standard" and m.group(3)):
+            raise ValueError(
+                f"unknown method {name!r}: say standard, upat or pat<k> (e.g. pat2), "
+                "optionally with _no_clean_loss or _no_pyramid"
+            )
+        kind = MethodKind.PAT if m.group(2) else MethodKind(m.group(1))
+        steps = int(m.group(2)) if m.group(2) else 1
+        if steps < 1:
+            raise ValueError(f"{name!r}: PAT needs at least one step")
+        return cls(kind, steps, "_no_clean_loss" not in m.group(3), "_no_pyramid" not in m.group(3))
+
+
+def _methods(_inst: object, _attr: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for name in value:
+        MethodSpec.parse(name)
+
+
+@attrs.frozen
+class AdvTrainOptions:
+    """``train standard|pyramid|universal_pyramid { ... }`` knobs beyond epochs, lr, batch, warmup.
+
+    ``compare`` lists the other models trained side by side with the spec's strategy (the
+    baseline is always ``standard``; it is added when missing, since mCE is relative to it).
+    """
+
+    compare: tuple[str, ...] = attrs.field(default=("standard", "pat1"), validator=_methods)
+    steps: int = attrs.field(default=1, validator=_pos)  # k of `train pyramid`
+    pat_radius: float | None = None  # PAT's radius; default: the threat's radius
+    step_size: float | None = None  # UPAT's tau; default radius / 80
+    adv_weight: float = attrs.field(default=1.0, validator=_pos)  # lambda in (6.2)/(6.4)
+    clean_loss: bool = True
+    pyramid: bool = True
+    radius_schedule: bool = False  # (6.5): decay linearly to radius_end
+    radius_end: float | None = None  # default 0.1 * radius
+    schedule_start: int | None = None  # epoch where the decay begins; default 10% of training
+    weight_decay: float = attrs.field(default=0.05, validator=_nonneg)
+    augment: bool = False  # random shifts of up to 2 pixels
+    threads: int = attrs.field(default=1, validator=_pos)  # torch CPU threads during the run
+
+
+@attrs.frozen
+class CorruptionOptions:
+    """``evaluate corruptions { ... }``: which ImageNet-C-style corruptions, which severities."""
+
+    corruptions: tuple[str, ...] = ()  # default: all of them
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    seed: int = 0
+    batch_size: int = attrs.field(default=512, validator=_pos)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities):
+            raise ValueError(f"severities are 1..5, got {self.severities}")
+
+
+class AttackNorm(enum.Enum):
+    LINF = "linf"
+    L2 = "l2"
+
+
+@attrs.frozen
+class AttackOptions:
+    """``attack pgd|ifgsm { ... }`` knobs beyond steps, step_size and restarts."""
+
+    eps: tuple[float, ...] = ()  # default: the threat's radii (l-p ball) or radius (pyramid)
+    norm: AttackNorm | None = None  # default: the threat's norm
+    examples: int | None = None  # attack the first N test examples (default all)

@@ -1,0 +1,136 @@
+"""A small Vision Transformer (patch embedding, pre-norm blocks, class token).
+
+Chapter 6 trains ViT-S/16 on ImageNet; this is the same architecture at a size that trains on
+two CPU cores in minutes (32x32 inputs, 4x4 patches, 64 tokens). Parameters are initialised
+from an explicit ``torch.Generator`` so runs are reproducible without the global RNG.
+Users may bring any ``nn.Module`` classifier instead; timm models are used only if installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@attrs.frozen
+class ViTConfig:
+    image_size: tuple[int, int] = (32, 32)
+    patch_size: int = 4
+    in_channels: int = 1
+    num_classes: int = 10
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+
+    def __attrs_post_init__(self) -> None:
+        h, w = self.image_size
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"image size {self.image_size} is not divisible by patch {self.patch_size}"
+            )
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by {self.heads} heads")
+
+    @property
+    def num_patches(self) -> int:
+        h, w = self.image_size
+        return (h // self.patch_size) * (w // self.patch_size)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + MHA(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """Patch embedding -> [class token; patches] + positions -> blocks -> LN -> head(class token)."""
+
+    def __init__(self, cfg: ViTConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        p = cfg.patch_size
+        self.patch_embed = nn.Conv2d(cfg.in_channels, cfg.dim, kernel_size=p, stride=p)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_patches + 1, cfg.dim))
+        self.blocks = nn.Sequential(
+            *[Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)]
+        )
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes)
+        self.reset_parameters(
+            generator if generator is not None else torch.Generator().manual_seed(0)
+        )
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Truncated-normal(0.02) weights, zero biases, unit LayerNorms, zero head (as in timm)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02, generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02, generator=generator)
+        nn.init.trunc_normal_(self.cls_token, std=0.02, generator=generator)
+        nn.init.zeros_(self.head.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
+def vit_tiny(
+    input_shape: Sequence[int], num_classes: int, generator: torch.Generator | None = None
+) -> ViT:
+    """The default model: 4 blocks, width 64, 4x4 patches (about 0.14M parameters)."""
+    c, h, w = input_shape
+    patch = 4 if h % 4 == 0 and w % 4 == 0 else 1
+    cfg = ViTConfig(image_size=(h, w), patch_size=patch, in_channels=c, num_classes=num_classes)
+    return ViT(cfg, generator)
+
+
+def timm_model(name: str, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """A timm architecture (random init, nothing downloaded); needs timm installed."""
+    if importlib.util.find_spec("timm") is None:
+        raise ModuleNotFoundError(f"model 'timm:{name}' needs the optional package timm")
+    import timm
+
+    c, h, w = input_shape
+    return timm.create_model(
+        name, pretrained=False, num_classes=num_classes, in_chans=c, img_size=(h, w)
+    )

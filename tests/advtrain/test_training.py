@@ -1,0 +1,66 @@
+import torch
+
+from threatlang.backends.advtrain import pyramid as pyr
+from threatlang.backends.advtrain.config import MethodSpec
+from threatlang.backends.advtrain.experiment import Settings, compare
+from threatlang.backends.advtrain.schedule import RadiusSchedule
+from threatlang.backends.advtrain.train import TrainConfig, random_shift
+from threatlang.backends.advtrain.vit import vit_tiny
+
+from .helpers import batch, tiny_vit
+
+
+def test_vit_is_seeded_and_classifies_any_size():
+    a = vit_tiny((3, 16, 16), 7, torch.Generator().manual_seed(3))
+    b = vit_tiny((3, 16, 16), 7, torch.Generator().manual_seed(3))
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert a(torch.rand(2, 3, 16, 16)).shape == (2, 7)
+
+
+def test_random_shift_translates_without_changing_content():
+    x = torch.zeros(3, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))
+
+
+def test_comparison_counts_passes_per_example_for_each_method():
+    x, y = batch(24, classes=3)
+    cfg = pyr.PyramidConfig(scales=(4, 1), multipliers=(2.0, 1.0))
+    settings = Settings(
+        pyramid=cfg,
+        upat_radius=RadiusSchedule.constant(0.03),
+        pat_radius=RadiusSchedule.constant(0.02),
+        upat_step_size=0.005,
+        adv_weight=1.0,
+        train=TrainConfig(epochs=2, batch_size=8, augment=False),
+    )
+    specs = [MethodSpec.parse(n) for n in ("standard", "upat", "pat2", "upat_no_clean_loss")]
+    out = compare(specs, settings, lambda: tiny_vit(), (x, y), (x, y), seed=0)
+    passes = {k: (r.passes_per_step, r.calls_per_step) for k, r in out.items()}
+    assert passes == {
+        "standard": (1.0, 1.0),
+        "upat": (2.0, 1.0),
+        "pat2": (4.0, 3.0),
+        "upat_no_clean_loss": (1.0, 1.0),
+    }
+    assert all(len(r.epoch_seconds) == 2 and 0 <= r.clean_accuracy <= 1 for r in out.values())
+    # same initial weights and batches: methods differ only by their update
+    assert out["standard"].final_loss != out["upat"].final_loss
+
+
+def test_method_names_parse_and_reject_nonsense():
+    spec = MethodSpec.parse("pat3_no_pyramid")
+    assert (spec.steps, spec.pyramid, spec.clean_loss, spec.label) == (
+        3,
+        False,
+        True,
+        "pat3_no_pyramid",
+    )
+    for bad in ("pat", "pat0", "standard_no_pyramid", "fgsm"):
+        try:
+            MethodSpec.parse(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
