@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -49,11 +50,12 @@ class InProcessExecutor:
 
 
 class RayExecutor:
-    """Runs items on Ray workers: an existing cluster (`address`) or a local one started here.
+    """Runs items as Ray tasks: on an existing cluster (`address`) or a local one started here.
 
-    Each worker is an actor that unpickles `fn` once (a model inside `fn` is not re-sent per
-    item) and runs items one at a time; at most `2 × workers` items are in flight, and results
-    are yielded in item order, so a run killed part-way has appended a prefix of the records.
+    `fn` is put in the object store once; each worker process unpickles it once (a model inside
+    `fn` is not re-sent per item) and keeps it for the next items. At most `2 × workers` items
+    are in flight, and results are yielded in item order, so a run killed part-way has appended
+    a prefix of its records.
     """
 
     name = "ray"
@@ -85,28 +87,27 @@ class RayExecutor:
             self._started_here = True
         return ray
 
-    def _pool_size(self, ray) -> int:
+    def _slots(self, ray) -> int:
         if self.workers is not None:
             return self.workers
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         ray = self._ray()
-        worker_cls = ray.remote(num_cpus=1)(_Worker)
-        fn_ref = ray.put(fn)
-        actors = [worker_cls.remote(fn_ref) for _ in range(self._pool_size(ray))]
-        window = 2 * len(actors)
+        task = ray.remote(num_cpus=1, max_retries=0)(_run_item)
+        boxed_fn = [ray.put(fn)]  # boxed: the worker receives the reference, not the value
+        window = 2 * self._slots(ray)
         pending: collections.deque = collections.deque()
         try:
-            for i, item in enumerate(items):
-                pending.append(actors[i % len(actors)].run.remote(item))
+            for item in items:
+                pending.append(task.remote(boxed_fn, item))
                 if len(pending) >= window:
                     yield ray.get(pending.popleft())
             while pending:
                 yield ray.get(pending.popleft())
         finally:
-            for actor in actors:  # also drops the tasks still in flight
-                ray.kill(actor)
+            for ref in pending:
+                ray.cancel(ref)
 
     def close(self) -> None:
         if self._started_here:
@@ -116,18 +117,24 @@ class RayExecutor:
             self._started_here = False
 
 
-class _Worker:
-    """A Ray actor holding the work function; one thread of torch per worker (no oversubscription)."""
+#: In a Ray worker process: the last work function it unpickled, keyed by its object id, so a
+#: run's model is deserialised once per worker rather than once per item.
+_WORKER_FN: dict[str, Callable] = {}
 
-    def __init__(self, fn):
-        import sys
 
+def _run_item(boxed_fn, item):
+    ref = boxed_fn[0]
+    key = ref.hex()
+    fn = _WORKER_FN.get(key)
+    if fn is None:
+        import ray
+
+        fn = ray.get(ref)
+        _WORKER_FN.clear()
+        _WORKER_FN[key] = fn
         if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
-        self.fn = fn
-
-    def run(self, item):
-        return self.fn(item)
+            sys.modules["torch"].set_num_threads(1)  # one core per task: no oversubscription
+    return fn(item)
 
 
 def make_executor(

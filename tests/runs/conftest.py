@@ -1,0 +1,37 @@
+"""Fixtures for run tests: the toy certifying backend, and one local Ray cluster per module."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """The toy backend module, registered as the only backend."""
+    monkeypatch.syspath_prepend(str(HERE))
+    import toy_backend
+
+    from threatlang.backends import base
+
+    monkeypatch.setattr(base, "backends", lambda: (toy_backend.ToyBackend(),))
+    return toy_backend
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local two-worker Ray cluster, shut down after the module's tests."""
+    ray = pytest.importorskip("ray")
+    sys.path.insert(0, str(HERE))
+    import toy_backend
+
+    # the workers cannot import the test helper by name: ship its functions by value
+    ray.cloudpickle.register_pickle_by_value(toy_backend)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    sys.path.remove(str(HERE))
