@@ -181,7 +181,6 @@ def _plot(plan, ctx, records, test) -> list:
 
 
 def run_detection(plan, ctx) -> Summary:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     device = torch.device(ctx.device)
     train, test = load_scenes(plan, ctx)
     num_classes = len(CLASS_NAMES)

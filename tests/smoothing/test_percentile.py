@@ -1,8 +1,8 @@
 """Order statistics of §3.5 against exact integer arithmetic and the closed-form minimum n."""
 
 import math
-from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 from scipy import stats
@@ -19,17 +19,19 @@ from threatlang.backends.smoothing.percentile import (
 )
 
 
-def _exact_pmf_sum(n: int, p: float, ks: range) -> Fraction:
-    """Sum of Bin(n, p) probabilities over ``ks`` with exact rationals (independent of scipy)."""
-    q = Fraction(p)
-    return sum((math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in ks), Fraction(0))
+def _exact_pmf_sum(n: int, p: float, ks: range) -> mpmath.mpf:
+    """Sum of Bin(n, p) probabilities over ``ks`` at 60 digits (independent of scipy)."""
+    with mpmath.workdps(60):
+        q = mpmath.mpf(p)
+        return mpmath.fsum(mpmath.binomial(n, i) * q**i * (1 - q) ** (n - i) for i in ks)
 
 
-def _exact_tail_le(k: int, n: int, p: float) -> Fraction:
+def _exact_tail_le(k: int, n: int, p: float) -> mpmath.mpf:
     """P(Bin(n, p) <= k), summing over whichever tail is shorter."""
     if k < n // 2:
         return _exact_pmf_sum(n, p, range(k + 1))
-    return 1 - _exact_pmf_sum(n, p, range(k + 1, n + 1))
+    with mpmath.workdps(60):
+        return 1 - _exact_pmf_sum(n, p, range(k + 1, n + 1))
 
 
 def test_p_bounds_lemma_3_1_median():
@@ -55,7 +57,7 @@ def test_hand_checked_dissertation_setting():
     assert (s.k_lower, s.k_upper) == (102, 1899)
     assert (s.index_lower, s.index_upper, s.index_median) == (101, 1898, 999)
     # exactness: k_upper is the smallest rank with P(Bin <= k-1) >= c, checked with rationals
-    c = Fraction(0.99999)
+    c = mpmath.mpf(0.99999)
     assert _exact_tail_le(s.k_upper - 1, 2000, s.p_upper) >= c
     assert _exact_tail_le(s.k_upper - 2, 2000, s.p_upper) < c
     # k_lower is the largest rank with P(Bin >= k) >= c
