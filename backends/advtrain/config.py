@@ -86,11 +86,26 @@ class AdvTrainOptions:
     threads: int = attrs.field(default=1, validator=_pos)  # torch CPU threads during the run
 
 
+#: the corruptions of ``corruptions.Corruption`` (kept here so this module stays torch-free)
+CORRUPTION_NAMES = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
+    "gaussian_blur", "defocus_blur", "contrast", "brightness", "pixelate",
+)  # fmt: skip
+
+
+def _corruption_names(_inst: object, _attr: attrs.Attribute, value: tuple[str, ...]) -> None:
+    unknown = [v for v in value if v not in CORRUPTION_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown corruptions {unknown}; choose from {', '.join(CORRUPTION_NAMES)}"
+        )
+
+
 @attrs.frozen
 class CorruptionOptions:
     """``evaluate corruptions { ... }``: which ImageNet-C-style corruptions, which severities."""
 
-    corruptions: tuple[str, ...] = ()  # default: all of them
+    corruptions: tuple[str, ...] = attrs.field(default=(), validator=_corruption_names)  # () = all
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     seed: int = 0
     batch_size: int = attrs.field(default=512, validator=_pos)

@@ -8,7 +8,7 @@ processes spreads over all of them and the time-per-epoch ratios stay comparable
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 import torch
@@ -80,7 +80,7 @@ def compare(
     seed: int,
     device: str = "cpu",
     suite: CorruptionSuite | None = None,
-    on_epoch: Callable[[str, int, float], None] | None = None,
+    track: Callable[[list], Iterable] = iter,
 ) -> dict[str, MethodResult]:
     """Train every method in ``specs`` (interleaved epochs), then evaluate each on ``test``."""
     x, y = train
@@ -96,11 +96,9 @@ def compare(
         )
         for spec in specs
     }
-    for epoch in range(settings.train.epochs):
-        for label, trainer in trainers.items():
-            seconds = trainer.epoch()
-            if on_epoch is not None:
-                on_epoch(label, epoch, seconds)
+    jobs = [(e, label) for e in range(settings.train.epochs) for label in trainers]
+    for _epoch, label in track(jobs):  # `track` may wrap the jobs in a progress bar
+        trainers[label].epoch()
     out = {}
     for label, t in trainers.items():
         fit = t.result()

@@ -115,12 +115,27 @@ class ViT(nn.Module):
 
 
 def vit_tiny(
-    input_shape: Sequence[int], num_classes: int, generator: torch.Generator | None = None
+    input_shape: Sequence[int],
+    num_classes: int,
+    generator: torch.Generator | None = None,
+    *,
+    patch: int | None = None,
+    dim: int = 64,
+    depth: int = 2,
+    heads: int = 4,
+    mlp_ratio: float = 2.0,
 ) -> ViT:
-    """The default model: 4 blocks, width 64, 4x4 patches (about 0.14M parameters)."""
+    """The default model (``model vit_tiny { patch 8  dim 64  depth 2 }``).
+
+    Default patch: a 4x4 grid of tokens (8x8 patches on 32x32 inputs): two blocks of width 64
+    reach about 90% on upsampled digits in ten CPU epochs (four blocks on 4x4 patches train
+    about four times slower and no better there).
+    """
     c, h, w = input_shape
-    patch = 4 if h % 4 == 0 and w % 4 == 0 else 1
-    cfg = ViTConfig(image_size=(h, w), patch_size=patch, in_channels=c, num_classes=num_classes)
+    if patch is None:
+        p = max(1, h // 4)
+        patch = p if h % p == 0 and w % p == 0 else 1
+    cfg = ViTConfig((h, w), patch, c, num_classes, dim, depth, heads, mlp_ratio)
     return ViT(cfg, generator)
 
 

@@ -1,0 +1,95 @@
+"""The `advtrain` backend: pyramid and universal pyramid adversarial training (chapter 6).
+
+Light on purpose: declares capabilities and compiles a spec to a plan without importing torch;
+the plan imports the compute modules (pyramid, pat, upat, vit, corruptions, attacks) when it runs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.ir import Spec
+from threatlang.ir.actions import (
+    Attack,
+    AttackMethod,
+    Evaluate,
+    EvaluateKind,
+    Strategy,
+    Train,
+)
+from threatlang.ir.properties import LabelUnchanged
+from threatlang.ir.threats import LpBall, Norm, Pyramid, Target
+
+from .config import AdvTrainOptions, AttackOptions, CorruptionOptions
+
+__all__ = ["BACKEND", "AdvTrainBackend"]
+
+
+class AdvTrainBackend(Backend):
+    """Trains classifiers (a small ViT by default) with standard, sample-wise pyramid (PAT-k)
+    and universal pyramid (UPAT) adversarial training side by side; reports clean and
+    corrupted accuracy, mCE, time per epoch and passes per step; attacks with IFGSM/PGD."""
+
+    name: ClassVar[str] = "advtrain"
+    threats: ClassVar[frozenset] = frozenset({Pyramid, LpBall, None})
+    properties: ClassVar[frozenset[type]] = frozenset({LabelUnchanged})
+    actions: ClassVar = {
+        Train: frozenset({Strategy.STANDARD, Strategy.PYRAMID, Strategy.UNIVERSAL_PYRAMID}),
+        Attack: frozenset({AttackMethod.IFGSM, AttackMethod.PGD}),
+        Evaluate: frozenset({EvaluateKind.CORRUPTIONS, EvaluateKind.ACCURACY}),
+    }
+    required_modules: ClassVar[tuple[str, ...]] = ("torch", "sklearn", "scipy")
+    architectures: ClassVar = {"vit_tiny": "threatlang.backends.advtrain.vit:vit_tiny"}
+
+    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
+        out = list(super().accepts(spec))
+        threat = spec.threat
+        if isinstance(threat, Pyramid) and threat.norm is not Norm.LINF:
+            out.append(
+                Unsupported(threat, "pyramid perturbations are l-inf (C_B clips each level)")
+            )
+        if isinstance(threat, LpBall) and threat.target is not Target.INPUT:
+            out.append(Unsupported(threat, "attacks and trains around the input only"))
+        if not spec.actions:
+            out.append(Unsupported(spec, "needs an action: train, evaluate or attack"))
+        for action in spec.actions:
+            if not isinstance(action, Train) or action.strategy is Strategy.STANDARD:
+                continue
+            if not isinstance(threat, Pyramid):
+                out.append(
+                    Unsupported(action, f"`train {action.strategy.value}` needs a pyramid threat")
+                )
+                continue
+            universal = action.strategy is Strategy.UNIVERSAL_PYRAMID
+            if threat.universal != universal:
+                want = "universal_pyramid" if threat.universal else "pyramid"
+                out.append(
+                    Unsupported(
+                        action,
+                        f"the threat says universal {str(threat.universal).lower()}: train {want}",
+                    )
+                )
+        return tuple(out)
+
+    def check_options(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
+        for action in spec.actions:
+            if isinstance(action, Train):
+                cls, owner = AdvTrainOptions, f"train {action.strategy.value}"
+            elif isinstance(action, Attack):
+                cls, owner = AttackOptions, f"attack {action.method.value}"
+            elif isinstance(action, Evaluate) and action.kind is EvaluateKind.CORRUPTIONS:
+                cls, owner = CorruptionOptions, "evaluate corruptions"
+            else:
+                continue
+            out.extend(option_problems(cls, action.options, owner, action))
+        return out
+
+    def compile(self, spec: Spec):
+        from .plan import compile_plan
+
+        return compile_plan(spec)
+
+
+BACKEND = AdvTrainBackend()

@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+
+import threatlang
+from threatlang.backends.advtrain import BACKEND
+from threatlang.backends.advtrain.config import CORRUPTION_NAMES
+from threatlang.backends.advtrain.corruptions import Corruption
+from threatlang.compile import select_backend
+from threatlang.parse import parse
+
+SPEC = """threatlang 1
+spec tiny_upat {{
+  model vit_tiny {{ patch 4, dim 16, depth 1, heads 2 }}
+  data digits {{ resize 16, train_limit 96, test_limit 40 }}
+  seed 0
+  threat pyramid {{
+    scales [8, 4, 1]
+    multipliers [4, 2, 1]
+    radius 8/255
+    universal {universal}
+  }}
+  require label_unchanged
+  train {strategy} {{
+    epochs 1
+    batch 32
+    lr 0.003
+    {options}
+  }}
+  evaluate corruptions {{ severities [1], corruptions [gaussian_noise, contrast] }}
+  attack pgd {{ steps 2, eps 2/255, examples 16 }}
+}}
+"""
+
+
+def _spec(universal="true", strategy="universal_pyramid", options="compare [standard, pat1]"):
+    return parse(SPEC.format(universal=universal, strategy=strategy, options=options))
+
+
+def test_corruption_names_match_the_enum():
+    assert CORRUPTION_NAMES == tuple(c.value for c in Corruption)
+
+
+def test_pyramid_spec_compiles_to_a_side_by_side_plan():
+    spec = _spec()
+    assert not BACKEND.accepts(spec)
+    plan = BACKEND.compile(spec)
+    assert [m.label for m in plan.methods] == ["standard", "pat1", "upat"]
+    text = plan.describe()
+    assert "standard, pat1, upat" in text and "corruptions: 2 kinds" in text
+
+
+def test_ablations_and_pat_k_as_the_main_method():
+    plan = BACKEND.compile(_spec(options="compare [standard, upat_no_pyramid]\n clean_loss false"))
+    assert [m.label for m in plan.methods] == ["standard", "upat_no_pyramid", "upat_no_clean_loss"]
+    plan = BACKEND.compile(_spec("false", "pyramid", "steps 3\n compare []"))
+    assert [m.label for m in plan.methods] == ["standard", "pat3"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (lambda: _spec("false"), "train pyramid"),
+        (lambda: _spec(options="compare [standard, fgsm]"), "unknown method"),
+        (lambda: _spec(options="lambda 2"), "unknown option 'lambda'"),
+        (lambda: _spec(options="step_size fast"), "step_size"),
+    ],
+)
+def test_problems_are_reported_with_the_node_they_concern(spec, message):
+    problems = BACKEND.accepts(spec())
+    assert any(message in p.reason for p in problems), [p.reason for p in problems]
+    assert all(getattr(p.node, "span", None) is not None for p in problems)
+
+
+def test_spec_selects_this_backend():
+    assert select_backend(_spec()).name == "advtrain"
+
+
+def test_run_end_to_end_writes_methods_and_cost_ratio(tmp_path):
+    result = threatlang.run(_spec(), output=tmp_path, quiet=True)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["backend"] == "advtrain"
+    methods = summary["methods"]
+    assert set(methods) == {"standard", "pat1", "upat"}
+    for m in methods.values():
+        for key in (
+            "clean_accuracy",
+            "corruption_accuracy",
+            "seconds_per_epoch",
+            "passes_per_step",
+        ):
+            assert isinstance(m[key], float)
+    assert (methods["standard"]["passes_per_step"], methods["upat"]["passes_per_step"]) == (
+        1.0,
+        2.0,
+    )
+    assert methods["pat1"]["passes_per_step"] == 3.0
+    assert summary["upat_cost_ratio"] == pytest.approx(
+        methods["upat"]["seconds_per_epoch"] / methods["standard"]["seconds_per_epoch"]
+    )
+    assert methods["standard"]["mce"] == pytest.approx(1.0)
+    ids = {r.id for r in result.records}
+    assert {"method/upat", "attack/upat/pgd_linf/0.00784314"} <= ids
+    assert all(r.status.value in ("unknown", "falsified") for r in result.records)
+    state = torch.load(tmp_path / "upat.pt", weights_only=True)
+    assert "head.weight" in state
