@@ -74,6 +74,8 @@ def cmd_compile(args) -> int:
         specs = tuple(s for s in specs if s.name == args.spec)
         if not specs:
             raise UsageError(f"{args.file} has no spec named {args.spec!r}.")
+    if args.emit == "vnnlib":
+        return _emit_vnnlib(specs, args)
     if args.emit == "json":
         text = json.dumps(document(specs), indent=2) + "\n"
     elif args.emit == "ir":
@@ -92,6 +94,37 @@ def cmd_compile(args) -> int:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _emit_vnnlib(specs, args) -> int:
+    from .interop.export import export_vnnlib
+
+    if not args.output:
+        raise UsageError("--emit vnnlib writes a directory: add --output DIR.")
+    for spec in specs:
+        out = Path(args.output) / spec.name if len(specs) > 1 else Path(args.output)
+        result = export_vnnlib(
+            spec,
+            out,
+            weights=args.weights,
+            version=args.vnnlib_version,
+            limit=args.limit,
+            allow_code=args.allow_code,
+        )
+        print(
+            f"{spec.name}: {len(result.properties)} properties, {result.onnx}, {result.instances}"
+        )
+    return 0
+
+
+def cmd_import_vnnlib(args) -> int:
+    from .interop.import_vnnlib import import_vnnlib
+    from .parse import load
+
+    path = import_vnnlib(args.path, args.output, onnx=args.onnx, name=args.name)
+    spec = load(path)  # what we wrote must parse and check
+    print(f"wrote {path} (spec {spec.name}) and {path.with_suffix('.npz')}")
     return 0
 
 
@@ -159,10 +192,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="emit the IR, its JSON form, or the backend plan")
     p.add_argument("file")
-    p.add_argument("--emit", choices=["ir", "json", "plan"], default="json")
+    p.add_argument("--emit", choices=["ir", "json", "plan", "vnnlib"], default="json")
     p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
     p.add_argument("--output", "-o", help="write to this file (or directory for vnnlib)")
+    p.add_argument(
+        "--weights", help="vnnlib: state dict for a builtin model (e.g. RUN_DIR/model.pt)"
+    )
+    p.add_argument(
+        "--vnnlib-version",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="vnnlib: 1 = VNN-COMP X_i/Y_j files (default), 2 = VNN-LIB 2.0",
+    )
+    p.add_argument("--limit", type=int, help="vnnlib: only the first N test examples")
+    p.add_argument(
+        "--allow-code", action="store_true", help='allow python("module:function") models'
+    )
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser(
+        "import-vnnlib", help="turn VNN-COMP instances (onnx + box properties) into a spec"
+    )
+    p.add_argument("path", help="instances.csv, or one .vnnlib file with --onnx")
+    p.add_argument("--onnx", help="the network of a single .vnnlib file")
+    p.add_argument("--output", "-o", required=True, help="the .threat file to write (and .npz)")
+    p.add_argument("--name", help="spec name (default: the output file's stem)")
+    p.set_defaults(func=cmd_import_vnnlib)
 
     p = sub.add_parser("run", help="compile a spec for its backend and run it")
     p.add_argument("file")

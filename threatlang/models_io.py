@@ -9,6 +9,8 @@ called as `builder(input_shape, num_classes, **options)` with the `model { ... }
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,8 +96,10 @@ def load_model(
         from .interop.unscript import unscript
 
         try:
-            scripted = torch.jit.load(str(resolve_path(ref)), map_location="cpu")
-        except RuntimeError as err:
+            with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                scripted = torch.jit.load(str(resolve_path(ref)), map_location="cpu")
+        except (RuntimeError, ValueError) as err:
             raise UsageError(f"{ref.name} is not a TorchScript file: {err}") from None
         model = unscript(scripted, input_shape)
     elif kind is ModelKind.ONNX:

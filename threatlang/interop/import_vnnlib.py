@@ -1,0 +1,270 @@
+"""`threatlang import-vnnlib`: VNN-COMP instances (an ONNX model, `X_i`/`Y_j` properties that
+are a box or an `or` of boxes with a label_unchanged output) become a `.threat` spec.
+
+The threat is recognised, then re-generated from the recognised spec and compared box for box
+with the file, so an import either states exactly the same boxes or refuses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from ..errors import UsageError
+from ..ir import AllLocations, Corners, Explicit, LpBall, Mask, PatchSet, Stride, ValueRange
+from ..ir.shapes import Diamond, Line, Orientation, Rectangle, Square
+from .boxes import ball_box, patch_boxes
+from .vnnlib import Box, Query, read, unsafe_label
+
+
+@attrs.frozen(eq=False)
+class Instance:
+    onnx: Path
+    query: Query
+    label: int
+
+
+def read_instances(path: str | Path, onnx: str | Path | None = None) -> list[Instance]:
+    """Instances from an instances.csv (paths relative to it) or one .vnnlib with `onnx`."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        rows = [r for r in csv.reader(path.read_text().splitlines()) if r and r[0].strip()]
+        pairs = [(path.parent / r[0].strip(), path.parent / r[1].strip()) for r in rows]
+    else:
+        if onnx is None:
+            raise UsageError(f"{path} needs its network: pass --onnx MODEL.onnx.")
+        pairs = [(Path(onnx), path)]
+    out = []
+    for model, prop in pairs:
+        text = _read_text(prop)
+        query = read(text, _onnx_input_shape(model))
+        label = unsafe_label(query)
+        if label is None:
+            raise UsageError(
+                f"{prop}: the output constraint is not label_unchanged (an `or` of Y_j >= Y_l)."
+            )
+        out.append(Instance(model, query, label))
+    if not out:
+        raise UsageError(f"{path} lists no instances.")
+    return out
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise UsageError(f"VNN-LIB file {path} not found.")
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(path.read_bytes()).decode()
+    return path.read_text()
+
+
+def _onnx_input_shape(path: Path) -> tuple[int, ...]:
+    import onnx
+
+    if not path.exists():
+        raise UsageError(f"ONNX model {path} not found.")
+    graph = onnx.load(str(path)).graph
+    init = {t.name for t in graph.initializer}
+    dims = [
+        d.dim_value
+        for d in next(i for i in graph.input if i.name not in init).type.tensor_type.shape.dim
+    ]
+    return tuple(dims[1:]) if len(dims) > 1 and dims[0] in (0, 1) else tuple(dims)
+
+
+# ------------------------------------------------------------------------ threat recognition
+def _range(instances) -> tuple[float, float]:
+    lo = min(float(b.lo.min()) for i in instances for b in i.query.boxes)
+    hi = max(float(b.hi.max()) for i in instances for b in i.query.boxes)
+    return lo, hi
+
+
+def _tidy(v: float) -> float:
+    return float(f"{v:.12g}")
+
+
+def recognise_ball(box: Box, low: float, high: float) -> tuple[np.ndarray, float]:
+    """(centre, radius) of a clipped linf ball equal to `box`, or `UsageError`."""
+    eps = _tidy(float((box.hi - box.lo).max()) / 2)
+    centre = np.where(
+        box.lo <= low, box.hi - eps, np.where(box.hi >= high, box.lo + eps, (box.lo + box.hi) / 2)
+    )
+    again = ball_box(centre.astype(np.float32), eps, low, high)
+    if not (np.allclose(again.lo, box.lo, atol=1e-7) and np.allclose(again.hi, box.hi, atol=1e-7)):
+        raise UsageError("VNN-LIB: the input box is not an linf ball around one point.")
+    return centre, eps
+
+
+def _shape_of(mask: np.ndarray):
+    h, w = mask.shape
+    if mask.all():
+        if h == w:
+            return Square(h)
+        if h == 1 or w == 1:
+            return Line(max(h, w), Orientation.HORIZONTAL if h == 1 else Orientation.VERTICAL)
+        return Rectangle(h, w)
+    rows = tuple(tuple(bool(v) for v in row) for row in mask)
+    candidates = [Line(h, o) for o in (Orientation.DIAGONAL, Orientation.ANTIDIAGONAL)]
+    candidates.append(Diamond(int(mask.sum())))
+    for shape in candidates:
+        if shape.mask() == rows:
+            return shape
+    return Mask(rows)
+
+
+def recognise_patch(boxes, shape) -> tuple[np.ndarray, PatchSet]:
+    """(centre image, patch threat) whose boxes are exactly `boxes`, or `UsageError`."""
+    c_h_w = shape if len(shape) == 3 else (1, *shape[-2:])
+    lows = {float(v) for b in boxes for v in b.lo[b.lo != b.hi]}
+    highs = {float(v) for b in boxes for v in b.hi[b.lo != b.hi]}
+    if len(lows) != 1 or len(highs) != 1:
+        raise UsageError("VNN-LIB: the boxes free pixels to different ranges; not one patch set.")
+    values = ValueRange(lows.pop(), highs.pop())
+    centre = np.full(int(np.prod(c_h_w)), np.nan)
+    placements: dict = {}
+    for b in boxes:
+        fixed = b.lo == b.hi
+        clash = fixed & ~np.isnan(centre) & (centre != b.lo)
+        if clash.any():
+            raise UsageError("VNN-LIB: the boxes do not share one centre image; not a patch set.")
+        centre[fixed] = b.lo[fixed]
+        free = (~fixed).reshape(c_h_w)
+        if not (free == free[0]).all():
+            raise UsageError("VNN-LIB: a patch must free every channel of its pixels.")
+        rows, cols = np.flatnonzero(free[0].any(1)), np.flatnonzero(free[0].any(0))
+        mask = free[0][rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        placements.setdefault(_shape_of(mask), set()).add((int(rows[0]), int(cols[0])))
+    centre = np.where(np.isnan(centre), values.low, centre).reshape(c_h_w)
+    shapes = tuple(placements)
+    threat = None
+    for loc in _location_candidates(c_h_w[-2:], placements):
+        candidate = PatchSet(shapes, loc, values)
+        if _same(patch_boxes(centre, candidate), boxes):
+            threat = candidate
+            break
+    if threat is None:
+        raise UsageError("VNN-LIB: these boxes are not the placements of one patch set.")
+    return centre.reshape(shape), threat
+
+
+def _location_candidates(hw, placements):
+    yield AllLocations()
+    yield Corners()
+    for k in range(2, max(hw) + 1):
+        yield Stride(k)
+    points = {p for ps in placements.values() for p in ps}
+    yield Explicit(tuple(sorted(points)))
+
+
+def _same(a, b) -> bool:
+    key = lambda box: (box.lo.tobytes(), box.hi.tobytes())  # noqa: E731
+    return len(a) == len(b) and {key(x) for x in a} == {key(x) for x in b}
+
+
+# ------------------------------------------------------------------------------ spec writing
+def import_vnnlib(
+    path: str | Path, output: str | Path, *, onnx: str | Path | None = None, name: str | None = None
+) -> Path:
+    """Write OUTPUT (.threat) and OUTPUT.npz (the centre images and labels) for the instances."""
+    instances = read_instances(path, onnx)
+    models = {i.onnx.resolve() for i in instances}
+    if len(models) != 1:
+        raise UsageError("the instances use several networks; import one network at a time.")
+    shape = instances[0].query.input_shape
+    low, high = _range(instances)
+    output = Path(output)
+    name = name or output.stem.replace("-", "_")
+    if all(len(i.query.boxes) == 1 for i in instances):
+        centres, radii = [], []
+        for inst in instances:
+            centre, eps = recognise_ball(inst.query.boxes[0], low, high)
+            centres.append(centre)
+            radii.append(eps)
+        threat = LpBall("input", "linf", tuple(sorted(set(radii))))
+        xs, ys = _group(centres, [i.label for i in instances])
+        block = f"threat linf_ball {{ {_radius(threat.radii)} }}"
+    else:
+        results = [recognise_patch(i.query.boxes, shape) for i in instances]
+        threats = {repr(t) for _, t in results}
+        if len(threats) != 1:
+            raise UsageError("the instances state different patch threats; import them apart.")
+        threat = results[0][1]
+        xs, ys = _group([c for c, _ in results], [i.label for i in instances])
+        block = _patch_text(threat)
+    data = output.with_suffix(".npz")
+    x = np.stack(xs).astype(np.float32).reshape(len(xs), *shape)
+    y = np.asarray(ys, dtype=np.int64)
+    np.savez(data, x_train=x, y_train=y, x_test=x, y_test=y)
+    model = os.path.relpath(next(iter(models)), output.parent.resolve())
+    dims = ", ".join(str(d) for d in shape)
+    text = f"""threatlang 1
+
+# Imported from {Path(path).name}: {len(instances)} VNN-LIB properties, label_unchanged.
+spec {name} {{
+  model onnx("{model}")
+  data npz {{ path "{data.resolve()}" }}
+  input {{
+    shape ({dims})
+    range [{low!r}, {high!r}]
+  }}
+  {block}
+  require label_unchanged
+  certify ibp
+}}
+"""
+    output.write_text(text)
+    return output
+
+
+def _group(centres, labels):
+    """Distinct (centre, label) examples in first-seen order (a ball file per radius repeats)."""
+    xs, ys, seen = [], [], []
+    for c, y in zip(centres, labels, strict=True):
+        if any(np.array_equal(c, s) and y == sy for s, sy in seen):
+            continue
+        seen.append((c, y))
+        xs.append(c)
+        ys.append(y)
+    return xs, ys
+
+
+def _radius(radii) -> str:
+    if len(radii) == 1:
+        return f"radius {radii[0]!r}"
+    return "radii [" + ", ".join(repr(r) for r in radii) + "]"
+
+
+def _shape_text(shape) -> str:
+    if isinstance(shape, Square):
+        return f"square({shape.n})"
+    if isinstance(shape, Rectangle):
+        return f"rectangle({shape.height}, {shape.width})"
+    if isinstance(shape, Line):
+        return f"line({shape.n}, {shape.orientation.value})"
+    if isinstance(shape, Diamond):
+        return f"diamond({shape.pixels})"
+    rows = ", ".join('"' + "".join("#" if v else "." for v in row) + '"' for row in shape.rows)
+    return f"mask({rows})"
+
+
+def _patch_text(threat: PatchSet) -> str:
+    loc = threat.locations
+    if isinstance(loc, AllLocations):
+        where = "all"
+    elif isinstance(loc, Corners):
+        where = "corners"
+    elif isinstance(loc, Stride):
+        where = f"stride({loc.k})"
+    else:
+        where = "[" + ", ".join(f"({r}, {c})" for r, c in loc.points) + "]"
+    shapes = "\n".join(f"    shape {_shape_text(s)}" for s in threat.shapes)
+    v = threat.values
+    return (
+        f"threat patch {{\n{shapes}\n    locations {where}\n"
+        f"    values [{v.low!r}, {v.high!r}]\n  }}"
+    )
