@@ -34,14 +34,14 @@ def interval_bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor) -> Bound
     return out
 
 
-def _relu_relaxation(l: torch.Tensor, u: torch.Tensor):
+def _relu_relaxation(lo: torch.Tensor, u: torch.Tensor):
     """Slopes/intercepts of the upper line and slope of the lower line of relu on ``[l, u]``."""
-    unstable = (l < 0) & (u > 0)
-    active = l >= 0
-    denom = torch.where(unstable, u - l, torch.ones_like(u))
+    unstable = (lo < 0) & (u > 0)
+    active = lo >= 0
+    denom = torch.where(unstable, u - lo, torch.ones_like(u))
     up_slope = torch.where(unstable, u / denom, active.to(u.dtype))
-    up_icpt = torch.where(unstable, -l * u / denom, torch.zeros_like(u))
-    low_slope = torch.where(unstable, (u >= -l).to(u.dtype), active.to(u.dtype))
+    up_icpt = torch.where(unstable, -lo * u / denom, torch.zeros_like(u))
+    low_slope = torch.where(unstable, (u >= -lo).to(u.dtype), active.to(u.dtype))
     return up_slope, up_icpt, low_slope
 
 
@@ -97,5 +97,5 @@ def stability_penalty(layers: Layers, lo: torch.Tensor, hi: torch.Tensor) -> tor
     Differentiable; interval bounds over the box. Mean over the batch.
     """
     bounds = interval_bounds(layers, lo, hi)[:-1]
-    total = sum(-torch.tanh(1 + u * l).sum(dim=-1) for l, u in bounds)
+    total = sum(-torch.tanh(1 + u * lo_).sum(dim=-1) for lo_, u in bounds)
     return total.mean()

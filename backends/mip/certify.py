@@ -11,7 +11,6 @@ bound) until the bound meets the utility of the best misreport found, evaluated 
 
 from __future__ import annotations
 
-import heapq
 import time
 
 import attrs
@@ -22,6 +21,7 @@ from .bounds import BoundMethod
 from .formulation import Formulation, formulate
 from .mechanisms import Mechanism, utilities
 from .solvers import SolveResult, SolverKind, SolverOptions, SolveStatus, solve
+from .spatial import spatial_branch_and_bound
 
 
 @attrs.frozen
@@ -30,7 +30,7 @@ class CertifyConfig:
     bounds: BoundMethod = BoundMethod.LINEAR
     time_limit: float = 60.0  # seconds per (profile, agent), all boxes together
     gap: float = 1e-6  # absolute optimality gap of one MIP
-    branch_gap: float = 1e-5  # absolute gap at which spatial branching stops
+    branch_gap: float = 1e-4  # absolute gap at which spatial branching stops
     max_boxes: int = 400
 
 
@@ -85,74 +85,56 @@ def certify_agent(
     start = time.perf_counter()
     items = mech.config.items
     truthful, _, _ = _utility(mech, profile, agent, np.asarray(profile[agent], dtype=np.float64))
-    best_u, best_b, fallback, solver_name = truthful, None, None, ""
-    residual, stats, boxes = float("nan"), {}, 0
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+    lo, hi = np.full(items, float(low)), np.full(items, float(high))
+    form = formulate(mech, profile, agent, lo, hi, config.bounds)
+    best = {"u": truthful, "b": None}
+    notes: dict = {"fallback": None, "solver": "", "residual": float("nan")}
 
-    def solve_box(lo: np.ndarray, hi: np.ndarray) -> SolveResult:
-        nonlocal best_u, best_b, fallback, solver_name, residual, stats, boxes
-        form = formulate(mech, profile, agent, lo, hi, config.bounds)
-        left = max(0.1, config.time_limit - (time.perf_counter() - start))
-        opts = SolverOptions(time_limit=left, mip_gap=config.gap)
-        res, why = solve(form.model, config.solver, opts, limited_licence)
-        fallback, solver_name, boxes = fallback or why, res.solver, boxes + 1
-        stats = stats or {
-            **form.model.stats(),
-            "unstable_relus": form.unstable,
-            "relus": form.relus,
-        }
-        if res.x is not None:
+    def evaluate(x: np.ndarray) -> float:
+        bids = np.clip(x[form.bid_vars], lo, hi)
+        u, _, _ = _utility(mech, profile, agent, bids)
+        if u > best["u"]:
+            best["u"], best["b"] = u, bids
+        return u
+
+    def solve_fn(model, left: float) -> SolveResult:
+        opts = SolverOptions(time_limit=max(1e-3, left), mip_gap=config.gap)
+        res, why = solve(model, config.solver, opts, limited_licence)
+        notes["fallback"] = notes["fallback"] or why
+        notes["solver"] = res.solver
+        if res.status is SolveStatus.OPTIMAL:
             bids = np.clip(res.x[form.bid_vars], lo, hi)
-            u, _, _ = _utility(mech, profile, agent, bids)
-            if u > best_u:
-                best_u, best_b = u, bids
-            if res.status is SolveStatus.OPTIMAL:
-                residual = max(
-                    np.nan_to_num(residual), _residual(mech, profile, agent, form, res, bids)
-                )
+            r = _residual(mech, profile, agent, form, res, bids)
+            notes["residual"] = max(np.nan_to_num(notes["residual"]), r)
         return res
 
-    def done(bound: float, certified: bool, reason: str | None) -> AgentCertificate:
-        notes = "; ".join(r for r in (reason, fallback) if r) or None
-        regret = bound - truthful if certified else None
+    def done(bound: float, certified: bool, reason: str | None, boxes: int = 1) -> AgentCertificate:
+        why = "; ".join(r for r in (reason, notes["fallback"]) if r) or None
+        stats = {**form.model.stats(), "unstable_relus": form.unstable, "relus": form.relus}
         return AgentCertificate(
             agent,
             truthful,
             bound,
-            best_u,
-            best_b,
-            regret,
+            best["u"],
+            best["b"],
+            bound - truthful if certified else None,
             time.perf_counter() - start,
-            solver_name,
+            notes["solver"],
             boxes,
-            notes,
-            residual,
+            why,
+            notes["residual"],
             stats,
         )
 
-    lo0, hi0 = np.full(items, float(low)), np.full(items, float(high))
-    res = solve_box(lo0, hi0)
+    res = solve_fn(form.model, config.time_limit)
+    if res.x is not None:
+        evaluate(res.x)
     if res.status is not SolveStatus.OPTIMAL:
         return done(res.bound if np.isfinite(res.bound) else float("inf"), False, res.reason)
     if not res.relaxed:
         return done(res.bound, True, None)
-    heapq.heappush(heap, (-res.bound, 0, lo0, hi0))
-    counter = 1
-    while heap:
-        neg_ub, _, lo, hi = heapq.heappop(heap)
-        if -neg_ub <= best_u + config.branch_gap:
-            return done(max(-neg_ub, best_u), True, None)
-        if boxes >= config.max_boxes or time.perf_counter() - start > config.time_limit:
-            return done(-neg_ub, False, f"spatial branching stopped after {boxes} boxes, gap open")
-        axis = int(np.argmax(hi - lo))
-        mid = (lo[axis] + hi[axis]) / 2
-        for part in range(2):
-            c_lo, c_hi = lo.copy(), hi.copy()
-            (c_hi if part == 0 else c_lo)[axis] = mid
-            r = solve_box(c_lo, c_hi)
-            if r.status is not SolveStatus.OPTIMAL:
-                bound = max([-neg_ub] + [-h[0] for h in heap])
-                return done(bound, False, r.reason)
-            heapq.heappush(heap, (-r.bound, counter, c_lo, c_hi))
-            counter += 1
-    raise AssertionError("unreachable: the heap never empties before the bound closes")
+    left = config.time_limit - (time.perf_counter() - start)
+    sbb = spatial_branch_and_bound(
+        form.model, res, solve_fn, evaluate, config.branch_gap, left, config.max_boxes
+    )
+    return done(sbb.bound, sbb.certified, sbb.reason, sbb.nodes)

@@ -122,8 +122,8 @@ def formulate(
         torch.from_numpy(hi_in.reshape(1, -1)),
         method,
     )
-    bounds = [(l[0].numpy(), u[0].numpy()) for l, u in bounds]
-    bounds = [(l - _PAD * (1 + np.abs(l)), u + _PAD * (1 + np.abs(u))) for l, u in bounds]
+    bounds = [(lo[0].numpy(), hi[0].numpy()) for lo, hi in bounds]
+    bounds = [(lo - _PAD * (1 + np.abs(lo)), hi + _PAD * (1 + np.abs(hi))) for lo, hi in bounds]
 
     model = MipModel()
     bid_vars = model.vars(np.asarray(box_lo, float), np.asarray(box_hi, float))
@@ -132,7 +132,7 @@ def formulate(
     c_in = lo_in.reshape(-1).copy()
     c_in[agent * n_items : (agent + 1) * n_items] = 0.0
     h, unstable, relus = Expr(a_in, c_in), 0, 0
-    for (w, b), (lo, hi) in zip(layers[:-1], bounds[:-1]):
+    for (w, b), (lo, hi) in zip(layers[:-1], bounds[:-1], strict=True):
         z = _affine(h, w.numpy(), b.numpy(), model.n)
         h, u = _relu(model, z, lo, hi)
         unstable, relus = unstable + u, relus + len(lo)

@@ -53,7 +53,9 @@ class Mechanism(nn.Module):
         self.config = config
         self.clip_payments = False
         sizes = (config.agents * config.items, *config.hidden)
-        self.trunk = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.trunk = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.alloc_head = nn.Linear(sizes[-1], (config.agents + 1) * config.items)
         self.pay_head = nn.Linear(sizes[-1], config.agents)
         if generator is not None:

@@ -55,7 +55,7 @@ class MipModel:
         return self.n - 1
 
     def vars(self, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
-        return np.array([self.var(lo, hi) for lo, hi in zip(lb, ub)], dtype=np.int64)
+        return np.array([self.var(lo, hi) for lo, hi in zip(lb, ub, strict=True)], dtype=np.int64)
 
     def add_row(self, coefs: np.ndarray, lo: float, hi: float) -> None:
         """``lo <= coefs @ x <= hi`` with ``coefs`` dense over the first ``len(coefs)`` variables."""

@@ -1,13 +1,14 @@
 """Interval and linear bounds contain every sampled pre-activation; linear is no looser."""
 
 import torch
+
 from threatlang.backends.mip.bounds import BoundMethod, layer_bounds, stability_penalty
 from threatlang.backends.mip.mechanisms import Mechanism, MechanismConfig
 
 
 def _activations(layers, x):
     outs, h = [], x
-    for k, (w, b) in enumerate(layers):
+    for w, b in layers:
         z = h @ w.T + b
         outs.append(z)
         h = torch.relu(z)
@@ -26,7 +27,7 @@ def test_bounds_contain_samples_and_linear_is_tighter() -> None:
         3, 500, 4, generator=gen, dtype=torch.float64
     )
     acts = _activations(layers, x)
-    for (il, iu), (ll, lu), z in zip(ib, lb, acts):
+    for (il, iu), (ll, lu), z in zip(ib, lb, acts, strict=True):
         assert (z >= ll.unsqueeze(1) - 1e-9).all() and (z <= lu.unsqueeze(1) + 1e-9).all()
         assert (ll >= il - 1e-9).all() and (lu <= iu + 1e-9).all()
     # the last layer's linear bounds are strictly tighter somewhere
@@ -37,7 +38,8 @@ def test_stability_penalty_is_differentiable() -> None:
     mech = Mechanism(MechanismConfig(1, 2, hidden=(8,)), generator=torch.Generator().manual_seed(1))
     lo, hi = torch.zeros(2, 2), torch.ones(2, 2)
     pen = stability_penalty(
-        [(l.weight, l.bias) for l in mech.trunk] + [(mech.pay_head.weight, mech.pay_head.bias)],
+        [(lin.weight, lin.bias) for lin in mech.trunk]
+        + [(mech.pay_head.weight, mech.pay_head.bias)],
         lo,
         hi,
     )

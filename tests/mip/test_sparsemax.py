@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+
 from threatlang.backends.mip.sparsemax import sparsemax, sparsemax_threshold
 
 

@@ -1,0 +1,95 @@
+"""Soundness of the certified regret: it is >= the regret of a dense grid search over the
+misreport support and equal to it within the grid's resolution; it is >= PGD regret; the MIP's
+allocation, payment and utility at the optimum match the network's forward pass to 1e-5."""
+
+import numpy as np
+import pytest
+import torch
+
+from threatlang.backends.mip.certify import CertifyConfig, certify_agent
+from threatlang.backends.mip.formulation import formulate
+from threatlang.backends.mip.mechanisms import Mechanism, MechanismConfig, PaymentKind, utilities
+from threatlang.backends.mip.regret import AttackConfig, empirical_regret
+from threatlang.backends.mip.solvers import SolverKind
+from threatlang.backends.mip.valuations import SupportBox, sample_profiles
+
+GRID = 201
+
+
+def _mech(agents: int, hidden: tuple[int, ...], payment: PaymentKind, seed: int) -> Mechanism:
+    mech = Mechanism(
+        MechanismConfig(agents, 2, hidden, payment=payment),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    mech.clip_payments = payment is PaymentKind.FREE
+    return mech.double().eval()
+
+
+def _grid_regret(mech: Mechanism, profile: np.ndarray, agent: int) -> float:
+    """Max utility over a GRID x GRID lattice of misreports, minus the truthful utility."""
+    g = torch.linspace(0, 1, GRID, dtype=torch.float64)
+    bids = torch.cartesian_prod(g, g)
+    prof = torch.from_numpy(profile)
+    profiles = prof.expand(len(bids), *prof.shape).clone()
+    profiles[:, agent] = bids
+    with torch.no_grad():
+        u, _, _ = utilities(mech, profiles, prof.expand_as(profiles))
+        truth, _, _ = utilities(mech, prof[None], prof[None])
+    return float(u[:, agent].max() - truth[0, agent])
+
+
+CASES = [
+    (1, (8,), PaymentKind.FREE, SolverKind.HIGHS),
+    (1, (8,), PaymentKind.FRACTIONAL, SolverKind.GUROBI),
+    pytest.param(1, (8,), PaymentKind.FRACTIONAL, SolverKind.HIGHS, marks=pytest.mark.slow),
+    (2, (8, 8), PaymentKind.FREE, SolverKind.GUROBI),
+    pytest.param(2, (8, 8), PaymentKind.FRACTIONAL, SolverKind.GUROBI, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("agents", "hidden", "payment", "solver"), CASES)
+def test_certified_regret_matches_grid_search_and_bounds_pgd(
+    agents, hidden, payment, solver
+) -> None:
+    mech = _mech(agents, hidden, payment, seed=3)
+    box = SupportBox(agents, 2)
+    values = sample_profiles(box, 2, torch.Generator().manual_seed(0), dtype=torch.float64)
+    pgd, _ = empirical_regret(
+        mech, values, box, AttackConfig(50, 0.02, 2), torch.Generator().manual_seed(1)
+    )
+    cfg = CertifyConfig(solver=solver, time_limit=30.0, branch_gap=1e-5, max_boxes=2000)
+    # the utility is Lipschitz in the misreport: a lattice point is within h/sqrt(2) of the optimum
+    for k in range(len(values)):
+        for agent in range(agents):
+            profile = values[k].numpy()
+            cert = certify_agent(mech, profile, agent, 0.0, 1.0, cfg)
+            assert cert.certified_regret is not None, cert.reason
+            grid = _grid_regret(mech, profile, agent)
+            assert cert.certified_regret >= grid - 1e-7
+            assert cert.certified_regret >= float(pgd[k, agent]) - 1e-7
+            assert cert.certified_regret <= grid + 2e-3  # equal within the grid's resolution
+            assert cert.residual <= 1e-5
+            # the counterexample is real: the network gives it the regret we found
+            assert cert.regret_found <= cert.certified_regret + 1e-7
+            assert cert.regret_found >= cert.certified_regret - cfg.branch_gap - 1e-6
+
+
+def test_time_limit_gives_no_certificate() -> None:
+    mech = _mech(2, (64, 64), PaymentKind.FREE, seed=0)
+    profile = np.array([[0.3, 0.7], [0.6, 0.2]])
+    cert = certify_agent(
+        mech, profile, 0, 0.0, 1.0, CertifyConfig(solver=SolverKind.HIGHS, time_limit=1e-3)
+    )
+    assert cert.certified_regret is None
+    assert cert.reason and "time limit" in cert.reason
+    assert cert.utility_bound >= cert.best_utility
+
+
+def test_licence_too_small_falls_back_to_highs() -> None:
+    mech = _mech(1, (256,), PaymentKind.FRACTIONAL, seed=0)
+    profile = np.array([[0.4, 0.9]])
+    form = formulate(mech, profile, 0, np.zeros(2), np.ones(2))
+    assert form.model.n > 200 and form.model.bilinear  # over the pip licence's quadratic limit
+    cert = certify_agent(mech, profile, 0, 0.0, 1.0, CertifyConfig(time_limit=2.0))
+    assert cert.solver == "highs"
+    assert cert.reason and "size-limited" in cert.reason
