@@ -68,7 +68,11 @@ def certify_samples(
     n = len(a)
     rows = []
     for radius in radii:
-        stats = order_statistic_bounds(n, eps_over_sigma=radius / sigma, confidence=confidence)
+        try:
+            stats = order_statistic_bounds(n, eps_over_sigma=radius / sigma, confidence=confidence)
+        except ValueError as err:  # ε/σ so large that Φ(−ε/σ) underflows: no n would do
+            rows.append(RadiusCertificate(float(radius), None, reason=str(err)))
+            continue
         if isinstance(stats, InsufficientSamples):
             rows.append(RadiusCertificate(float(radius), None, reason=stats.reason))
         else:

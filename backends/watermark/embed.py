@@ -74,14 +74,14 @@ def _noisy_trigger_loss(
         logits = noisy_logits(module, live, noise, x, strategy)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(n))
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
     total = 0.0
     for i in range(n):  # one graph at a time keeps memory flat
         draw = {k: v[i : i + 1] for k, v in noise.items()}
         logits = noisy_logits(module, live, draw, x, strategy)[0]
         loss = F.cross_entropy(logits, y) / n
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
     return total
 
 
@@ -122,7 +122,7 @@ def embed_watermark(
             loss = F.cross_entropy(module(mixed_x[idx]), mixed_y[idx])
             loss.backward()
             optimizer.step()
-            train_loss += float(loss) / len(batches)
+            train_loss += float(loss.detach()) / len(batches)
         trigger_loss = 0.0
         if config.noise and epoch >= config.warmup_epochs:
             groups = [sigmas]
