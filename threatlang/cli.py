@@ -157,23 +157,35 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from rich.console import Console
 
+    from .plots import record_tables, render_plots
+    from .records import read_records
     from .render import print_table
     from .report import Table
 
     run_dir = Path(args.run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
+    summary_path, records_path = run_dir / "summary.json", run_dir / "records.jsonl"
+    if not records_path.exists() and not summary_path.exists():
         raise UsageError(
-            f"{run_dir} has no summary.json; pass the --output directory of a finished run."
+            f"{run_dir} has no records.jsonl or summary.json; pass the --output directory of a run."
         )
-    data = json.loads(summary_path.read_text())
     console = Console()
-    for table in data.get("tables", []):
-        print_table(console, Table.from_json(table))
-    headline = {
-        k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    console.print(", ".join(f"{k} = {v:.4g}" for k, v in headline.items()))
+    if summary_path.exists():
+        data = json.loads(summary_path.read_text())
+        for table in data.get("tables", []):
+            print_table(console, Table.from_json(table))
+        headline = {
+            k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        if headline:
+            console.print(", ".join(f"{k} = {v:.4g}" for k, v in headline.items()))
+    if records_path.exists():
+        records = read_records(records_path)
+        for table in record_tables(records):
+            print_table(console, table)
+        if not args.no_plots:
+            out = Path(args.plots) if args.plots else run_dir / "report"
+            for path in render_plots(records, out):
+                console.print(f"plot: {path}")
     return 0
 
 
@@ -241,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="re-render a finished run's tables from its directory")
+    p = sub.add_parser("report", help="re-render a run's tables and plots from its records")
     p.add_argument("run_dir")
+    p.add_argument("--plots", help="where to write the PNGs (default RUN_DIR/report)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
     p.set_defaults(func=cmd_report)
     return parser
 
