@@ -4,7 +4,7 @@ Per noisy sample, detections above an objectness threshold are split into bins (
 cell of a ``grid x grid`` location grid over the box centre, both, or none), sorted inside each
 bin (by objectness, or by location), and written into ``slots_per_bin`` slots of 5 coordinates
 ``(x1, y1, x2, y2, label)``; unused slots hold the sentinel ``+inf``.  Everything is batched over
-the ``N`` samples: stable sorts, a cumulative count for the rank inside a bin, and one scatter.
+the ``N`` samples: stable sorts, a running maximum for the rank inside a bin, and one scatter.
 Detections beyond a bin's capacity are dropped (the capacity is part of the encoding ``r``, so
 this is still a fixed function of the detector output and the certificate is unaffected).
 """
@@ -12,13 +12,23 @@ this is still a fixed function of the detector output and the certificate is una
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 import attrs
 import torch
 
 from .types import Detections
 
-__all__ = ["Binning", "EncodingConfig", "Sorting", "SENTINEL", "encode", "num_bins"]
+__all__ = [
+    "Binning",
+    "EncodingConfig",
+    "Sorting",
+    "SENTINEL",
+    "encode",
+    "encode_active",
+    "encode_thresholds",
+    "num_bins",
+]
 
 SENTINEL = float("inf")
 
@@ -86,25 +96,75 @@ def _sort_keys(d: Detections, cfg: EncodingConfig) -> list[torch.Tensor]:
 
 def encode(d: Detections, threshold: float, cfg: EncodingConfig) -> torch.Tensor:
     """``(N, bins * slots_per_bin, 5)`` regression vectors with ``+inf`` sentinel padding."""
+    return encode_thresholds(d, (threshold,), cfg)[0]
+
+
+def _slots(
+    d: Detections, thresholds: Sequence[float], cfg: EncodingConfig
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Slot index ``(T, N, D)`` of every detection (``dump`` when dropped) and its 5 values.
+
+    The within-bin order and the bin of each detection do not depend on the threshold, so they
+    are computed once; the thresholds only change which detections are valid, and are stacked
+    along the sample axis for a single bin sort and rank.
+    """
     n, width = d.valid.shape
+    t_count = len(thresholds)
     bins = num_bins(cfg)
-    valid = d.valid & (d.scores >= threshold)
-    order = torch.arange(width, device=d.boxes.device).expand(n, width)
+    dev = d.boxes.device
+    order = torch.arange(width, device=dev).expand(n, width)
     for key in _sort_keys(d, cfg):
         idx = torch.sort(key.gather(1, order), dim=1, stable=True).indices
         order = order.gather(1, idx)
-    bin_id = torch.where(valid, _bin_ids(d, cfg), torch.full_like(d.labels, bins))
-    idx = torch.sort(bin_id.gather(1, order), dim=1, stable=True).indices
-    order = order.gather(1, idx)
-    sorted_bins = bin_id.gather(1, order)
-    counts = torch.nn.functional.one_hot(sorted_bins, bins + 1).sum(dim=1)
-    starts = counts.cumsum(dim=1) - counts
-    rank = torch.arange(width, device=d.boxes.device) - starts.gather(1, sorted_bins)
-    keep = (sorted_bins < bins) & (rank < cfg.slots_per_bin)
-    dump = bins * cfg.slots_per_bin
-    slot = torch.where(keep, sorted_bins * cfg.slots_per_bin + rank, torch.full_like(rank, dump))
     values = torch.cat([d.boxes, d.labels.unsqueeze(-1).to(d.boxes.dtype)], dim=-1)
     values = values.gather(1, order.unsqueeze(-1).expand(-1, -1, 5))
-    out = torch.full((n, dump + 1, 5), SENTINEL, dtype=d.boxes.dtype, device=d.boxes.device)
-    out.scatter_(1, slot.unsqueeze(-1).expand(-1, -1, 5), values)
-    return out[:, :dump]
+    bin_id = _bin_ids(d, cfg).gather(1, order)
+    score = d.scores.gather(1, order)
+    valid = d.valid.gather(1, order)
+    thr = torch.as_tensor(thresholds, dtype=score.dtype, device=dev).view(-1, 1, 1)
+    keep = valid.unsqueeze(0) & (score.unsqueeze(0) >= thr)  # (T, N, D)
+    bin_id = torch.where(keep, bin_id.unsqueeze(0), torch.full_like(bin_id, bins)).flatten(0, 1)
+    sorted_bins, idx = torch.sort(bin_id, dim=1, stable=True)
+    # rank inside a bin: position minus the position where the bin's run starts
+    pos = torch.arange(width, device=dev).expand_as(sorted_bins)
+    starts = torch.ones_like(sorted_bins, dtype=torch.bool)
+    starts[:, 1:] = sorted_bins[:, 1:] != sorted_bins[:, :-1]
+    rank = pos - torch.where(starts, pos, torch.zeros_like(pos)).cummax(dim=1).values
+    ok = (sorted_bins < bins) & (rank < cfg.slots_per_bin)
+    dump = bins * cfg.slots_per_bin
+    slot = torch.where(ok, sorted_bins * cfg.slots_per_bin + rank, torch.full_like(rank, dump))
+    src = values.repeat(t_count, 1, 1).gather(1, idx.unsqueeze(-1).expand(-1, -1, 5))
+    return slot.view(t_count, n, width), src.view(t_count, n, width, 5), dump
+
+
+def encode_thresholds(
+    d: Detections, thresholds: Sequence[float], cfg: EncodingConfig
+) -> torch.Tensor:
+    """:func:`encode` at several objectness thresholds at once: ``(T, N, slots, 5)``."""
+    slot, src, dump = _slots(d, thresholds, cfg)
+    t_count, n, width = slot.shape
+    out = torch.full((t_count * n, dump + 1, 5), SENTINEL, dtype=src.dtype, device=src.device)
+    out.scatter_(1, slot.view(-1, width, 1).expand(-1, -1, 5), src.view(-1, width, 5))
+    return out[:, :dump].reshape(t_count, n, dump, 5)
+
+
+def encode_active(
+    d: Detections, thresholds: Sequence[float], cfg: EncodingConfig
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per threshold, the slots filled in at least one sample and their columns ``(N, A, 5)``.
+
+    Every other slot is the sentinel in every sample; leaving it out is what keeps the cost of
+    ``r`` small next to the detector (most of the 81 slots of a 3x3 grid x labels stay empty).
+    """
+    slot, src, dump = _slots(d, thresholds, cfg)
+    out = []
+    for s, v in zip(slot, src, strict=True):
+        active = torch.unique(s[s < dump])
+        lut = torch.full((dump + 1,), len(active), dtype=torch.long, device=s.device)
+        lut[active] = torch.arange(len(active), device=s.device)
+        cols = torch.full(
+            (s.shape[0], len(active) + 1, 5), SENTINEL, dtype=v.dtype, device=v.device
+        )
+        cols.scatter_(1, lut[s].unsqueeze(-1).expand(-1, -1, 5), v)
+        out.append((active, cols[:, : len(active)]))
+    return out
