@@ -74,8 +74,8 @@ def cmd_compile(args) -> int:
         specs = tuple(s for s in specs if s.name == args.spec)
         if not specs:
             raise UsageError(f"{args.file} has no spec named {args.spec!r}.")
-    if args.emit == "vnnlib":
-        return _emit_vnnlib(specs, args)
+    if args.emit in ("vnnlib", "abcrown"):
+        return _emit_files(specs, args)
     if args.emit == "json":
         text = json.dumps(document(specs), indent=2) + "\n"
     elif args.emit == "ir":
@@ -97,21 +97,20 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _emit_vnnlib(specs, args) -> int:
+def _emit_files(specs, args) -> int:
+    from .interop.abcrown import export_abcrown
     from .interop.export import export_vnnlib
 
     if not args.output:
-        raise UsageError("--emit vnnlib writes a directory: add --output DIR.")
+        raise UsageError(f"--emit {args.emit} writes a directory: add --output DIR.")
     for spec in specs:
         out = Path(args.output) / spec.name if len(specs) > 1 else Path(args.output)
-        result = export_vnnlib(
-            spec,
-            out,
-            weights=args.weights,
-            version=args.vnnlib_version,
-            limit=args.limit,
-            allow_code=args.allow_code,
-        )
+        common = {"weights": args.weights, "limit": args.limit, "allow_code": args.allow_code}
+        if args.emit == "abcrown":
+            done = export_abcrown(spec, out, **common)
+            print(f"{spec.name}: {len(done.configs)} alpha-beta-CROWN configs in {out}")
+            continue
+        result = export_vnnlib(spec, out, version=args.vnnlib_version, **common)
         print(
             f"{spec.name}: {len(result.properties)} properties, {result.onnx}, {result.instances}"
         )
@@ -204,11 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="emit the IR, its JSON form, or the backend plan")
     p.add_argument("file")
-    p.add_argument("--emit", choices=["ir", "json", "plan", "vnnlib"], default="json")
+    p.add_argument("--emit", choices=["ir", "json", "plan", "vnnlib", "abcrown"], default="json")
     p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
     p.add_argument("--output", "-o", help="write to this file (or directory for vnnlib)")
     p.add_argument(
-        "--weights", help="vnnlib: state dict for a builtin model (e.g. RUN_DIR/model.pt)"
+        "--weights", help="vnnlib/abcrown: state dict for a builtin model (e.g. RUN_DIR/model.pt)"
     )
     p.add_argument(
         "--vnnlib-version",
@@ -217,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="vnnlib: 1 = VNN-COMP X_i/Y_j files (default), 2 = VNN-LIB 2.0",
     )
-    p.add_argument("--limit", type=int, help="vnnlib: only the first N test examples")
+    p.add_argument("--limit", type=int, help="vnnlib/abcrown: only the first N test examples")
     p.add_argument(
         "--allow-code", action="store_true", help='allow python("module:function") models'
     )
