@@ -190,7 +190,7 @@ def order_statistic_bounds(
             min_n=min_n,
             reason=(
                 f"{n} samples cannot bound percentiles {p_lower:.4g}/{p_upper:.4g} "
-                f"(eps/sigma={eps_over_sigma:.4g}) at confidence {confidence}; "
+                f"(eps/sigma={eps_over_sigma:.4g}) at confidence {confidence:.10g}; "
                 f"need n >= {min_n}"
             ),
         )

@@ -180,19 +180,37 @@ def _plot(plan, ctx, records, test) -> list:
     ]
 
 
+def _insufficient(ctx, stats: InsufficientSamples, images: int) -> Summary:
+    for i in range(images):
+        values = {"min_samples": stats.min_n}
+        ctx.records.append(Record(f"image-{i}", Status.UNKNOWN, values, reason=stats.reason))
+    metrics = {
+        "ap50": None,
+        "smoothed_ap50": None,
+        "certified_ap50": None,
+        "status": "unknown",
+        "reason": stats.reason,
+        "samples": stats.n,
+        "min_samples": stats.min_n,
+    }
+    return Summary(metrics)
+
+
 def run_detection(plan, ctx) -> Summary:
     device = torch.device(ctx.device)
     train, test = load_scenes(plan, ctx)
     num_classes = len(CLASS_NAMES)
+    s = plan.smooth
+    stats = detection_stats(s.samples, plan.eps, s.sigma, s.confidence)
+    if isinstance(stats, InsufficientSamples):  # unknown for every image, before any compute
+        return _insufficient(ctx, stats, len(test))
     detector = build_detector(plan, ctx, train, num_classes)
     denoiser = build_denoiser(plan, ctx, train)
     size = tuple(test.images.shape[-2:])
     encodings = encodings_for(
-        [Sorting(s.value) for s in plan.sorts], [_BINS[b.value] for b in plan.bins],
+        [Sorting(o.value) for o in plan.sorts], [_BINS[b.value] for b in plan.bins],
         num_classes, size, plan.slots_per_bin, plan.grid,
     )  # fmt: skip
-    s = plan.smooth
-    stats = detection_stats(s.samples, plan.eps, s.sigma, s.confidence)
     thresholds = tuple(plan.options.thresholds)
     base = _base_detections(detector, test, device)
     targets = [
@@ -211,18 +229,6 @@ def run_detection(plan, ctx) -> Summary:
         "confidence": s.confidence,
         "iou_tau": plan.tau,
     }
-    if isinstance(stats, InsufficientSamples):
-        for i in range(len(test)):
-            ctx.records.append(
-                Record(
-                    f"image-{i}", Status.UNKNOWN, {"min_samples": stats.min_n}, 0.0, stats.reason
-                )
-            )
-        metrics.update(
-            smoothed_ap50=None, certified_ap50=None, status="unknown", reason=stats.reason,
-            min_samples=stats.min_n,
-        )  # fmt: skip
-        return Summary(metrics)
     setup = SmoothingSetup(
         detector, denoiser, s.sigma, stats, encodings, thresholds, plan.tau, s.batch_size
     )

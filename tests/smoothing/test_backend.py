@@ -1,0 +1,108 @@
+"""The smoothing backend as the language sees it: capabilities, options, plan, runs."""
+
+import json
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+import threatlang
+from threatlang.api import plan
+from threatlang.backends.smoothing import BACKEND
+from threatlang.ir.threats import Norm, Target
+
+SPEC = """\
+threatlang 1
+spec det_small {
+  model scene_detector
+  data scenes { test_limit 3; train_count 200 }
+  seed 0
+  threat l2_ball { around input; radius 0.36 }
+  require iou_at_least(0.5)
+  train standard { epochs 2; lr 0.003; noise 0.35 }
+  smooth median {
+    sigma 0.25
+    samples SAMPLES samples
+    confidence 99.999%
+    batch 250
+    encoding { sort [location, objectness]; bin [label_location, none]; max_boxes 3 }
+  }
+  attack smoothing_aware { steps 2; noise_samples 2; images 1 }
+}
+"""
+
+
+def _spec(tmp_path, samples=250, text=SPEC):
+    path = tmp_path / "det.threat"
+    path.write_text(text.replace("SAMPLES", str(samples)))
+    return threatlang.load(path)
+
+
+def test_importing_the_backend_pulls_in_no_torch():
+    code = (
+        "import sys, threatlang.backends.smoothing as s, threatlang.backends.smoothing.percentile;"
+        "print(s.BACKEND.name, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["smoothing", "False"]
+
+
+def test_shipped_spec_is_accepted_and_planned():
+    spec = threatlang.load("specs/detection_smoothing.threat")
+    assert BACKEND.accepts(spec) == ()
+    text = plan(spec).describe()
+    for piece in (
+        "2000 Gaussian samples",
+        "confidence 0.99999",
+        "headline location/label_location",
+    ):
+        assert piece in text
+
+
+def test_what_the_backend_cannot_run_is_named(tmp_path):
+    spec = _spec(tmp_path)
+    assert BACKEND.accepts(spec) == ()
+    ball = spec.threat
+    cases = {
+        "around input": attrs.evolve(spec, threat=attrs.evolve(ball, target=Target.PARAMETERS)),
+        "l2 balls only": attrs.evolve(spec, threat=attrs.evolve(ball, norm=Norm.LINF)),
+        "data scenes": attrs.evolve(spec, data=attrs.evolve(spec.data, source="digits")),
+    }
+    for message, bad in cases.items():
+        reasons = " ".join(u.reason for u in BACKEND.accepts(bad))
+        assert message in reasons, (message, reasons)
+
+
+def test_unknown_option_is_reported(tmp_path):
+    bad = SPEC.replace("noise_samples 2;", "noise_samples 2; bogus 3;")
+    problems = BACKEND.accepts(_spec(tmp_path, text=bad))
+    assert any("bogus" in u.reason for u in problems)
+
+
+def test_too_few_samples_is_unknown_with_the_smallest_n_and_no_training(tmp_path):
+    result = threatlang.run(_spec(tmp_path, samples=100), output=tmp_path / "run", quiet=True)
+    m = result.summary.metrics
+    assert m["status"] == "unknown" and m["min_samples"] == 148 and m["certified_ap50"] is None
+    assert {r.status.value for r in result.records} == {"unknown"} and len(result.records) == 3
+    assert not (tmp_path / "run" / "detector.pt").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_run_writes_records_summary_and_plot(tmp_path):
+    out = tmp_path / "run"
+    result = threatlang.run(_spec(tmp_path), output=out, quiet=True)
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("ap50", "smoothed_ap50", "certified_ap50", "combinations", "attack_recall"):
+        assert key in summary
+    assert set(summary["combinations"]) == {
+        "label_location/location",
+        "label_location/objectness",
+        "none/location",
+        "none/objectness",
+    }
+    for combo in summary["combinations"].values():
+        assert combo["certified_ap50"] <= combo["smoothed_ap50"] + 1e-9
+    assert len(result.records) == 3 and (out / "certified_boxes.png").exists()
+    rec = result.records[0].values
+    assert len(rec["lower"]) == len(rec["upper"]) == len(rec["worst_case_iou"])
