@@ -42,6 +42,16 @@ class PoisonOutcome:
     val_accuracy: float
     steps: int
 
+    @classmethod
+    def from_json(cls, d) -> PoisonOutcome:
+        return cls(
+            int(d["samples"]),
+            int(d["trial"]),
+            float(d["train_accuracy"]),
+            float(d["val_accuracy"]),
+            int(d["steps"]),
+        )
+
 
 def trial_seed(seed: int, samples: int, trial: int) -> int:
     """Independent, reproducible seeds per (spec seed, training-set size, trial)."""

@@ -10,7 +10,7 @@ import torch
 from threatlang.report import Summary
 
 from .config import GreedyOptions, GuessCheckOptions, PatternSearchOptions, SGDOptions
-from .experiment import OptimizerConfig, run_poison, run_trial, trial_seed
+from .experiment import OptimizerConfig, PoisonOutcome, run_poison, run_trial, trial_seed
 from .greedy import GreedyConfig
 from .guess_check import GuessCheckConfig
 from .levels import windows_from_edges
@@ -106,6 +106,10 @@ def _volume(plan: LandscapePlan, ctx):
                 ctx.records.append(trial_record(o, (time.perf_counter() - start) / len(fresh)))
             outcomes += fresh
         if v.poison:
+            cached = ctx.records.get(f"poison/n{n}/t{t}") if ctx.resume else None
+            if cached is not None:
+                poisons.append(PoisonOutcome.from_json(cached.values))
+                continue
             start = time.perf_counter()
             p = run_poison(fm, data, v.poison_val, v.poison_steps, n, t, seed)
             ctx.records.append(poison_record(p, time.perf_counter() - start))
@@ -136,7 +140,9 @@ def _wedge(plan: LandscapePlan, ctx):
     for b in boundaries:
         k = counts.get((b.method, b.width), 0)
         counts[(b.method, b.width)] = k + 1
-        ctx.records.append(wedge_record(b, k))
+        record = wedge_record(b, k)
+        if not (ctx.resume and ctx.records.get(record.id) is not None):
+            ctx.records.append(record)  # the wedge is cheap and seeded: rerun, log once
     path = ctx.artifact("wedge_boundaries.png")
     plot_wedge(boundaries, data, w.widths, path)
     table, metrics = wedge_table(boundaries, w.widths)

@@ -51,9 +51,7 @@ def sgd(
     start = time.perf_counter()
     tracker = LevelTracker(windows)
     theta = theta0.detach().clone().requires_grad_(True)
-    opt = torch.optim.SGD(
-        [theta], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    velocity = torch.zeros_like(theta)
     n = len(y)
     losses: list[float] = []
     best, best_step = float("inf"), 0
@@ -81,9 +79,11 @@ def sgd(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x, y
-        opt.zero_grad()
-        F.cross_entropy(fm.logits_one(theta, xb), yb).backward()
-        opt.step()
+        (grad,) = torch.autograd.grad(F.cross_entropy(fm.logits_one(theta, xb), yb), theta)
+        with torch.no_grad():  # torch.optim.SGD's update, without importing torch.optim
+            grad = grad + config.weight_decay * theta
+            velocity.mul_(config.momentum).add_(grad)
+            theta.sub_(config.lr * velocity)
     return SearchResult(
         tracker.result(),
         theta.detach(),

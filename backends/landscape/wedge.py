@@ -106,7 +106,7 @@ def run_wedge(
                         acc(theta, xpop, ypop),
                     )
                 )
-    data = {"train": (xtr, ytr), "test": (xte, yte)}
+    data = {"train": (xtr, ytr), "test": (xte, yte), "population": (xpop[:400], ypop[:400])}
     return tuple(out), data
 
 
@@ -143,6 +143,9 @@ def plot_wedge(boundaries: tuple[Boundary, ...], data: dict, widths: tuple[int, 
                     ax.contour(
                         gx, gy, margin, levels=[0.0], colors=[colours[k % 10]], linewidths=1.2
                     )
+            if "population" in data:
+                xp = data["population"][0].cpu().numpy()
+                ax.scatter(xp[:, 0], xp[:, 1], c="0.85", s=3, zorder=0)
             for x, y, marker in ((xtr, ytr, "o"), (xte, yte, "x")):
                 x, y = x.cpu().numpy(), y.cpu().numpy()
                 ax.scatter(
