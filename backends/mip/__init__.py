@@ -1,0 +1,94 @@
+"""The `mip` backend: certifying strategyproof auction networks (dissertation chapter 4).
+
+A bid support is the threat, a RegretNet-style mechanism (sparsemax allocation, fractional-IR
+or free payment) is the model, and `regret_at_most(r)` is the property: per held-out profile
+and agent, a mixed-integer program maximises the agent's utility over its misreport, giving
+the certified regret (sound or silent: time-outs are `unknown`); the optimal misreport is the
+counterexample. Gurobi first; HiGHS (open source) when Gurobi is missing or its licence is too
+small. Light on purpose: no torch or solver import here.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.ir import Spec
+from threatlang.ir.actions import (
+    Attack,
+    AttackMethod,
+    Certify,
+    CertifyMethod,
+    Solver,
+    Strategy,
+    Train,
+)
+from threatlang.ir.properties import RegretAtMost
+from threatlang.ir.refs import DataSource, ModelKind
+from threatlang.ir.threats import BidSupport
+
+from .config import MipCertifyOptions, RegretNetTrainOptions, ValuationOptions
+
+__all__ = ["BACKEND", "MipBackend"]
+
+_PAYMENTS = ("fractional", "free")
+
+
+class MipBackend(Backend):
+    """Train `regretnet`, attack `misreport` (PGD regret), certify `mip` (certified regret)."""
+
+    name: ClassVar[str] = "mip"
+    threats: ClassVar[frozenset] = frozenset({BidSupport})
+    properties: ClassVar[frozenset] = frozenset({RegretAtMost})
+    actions: ClassVar = {
+        Train: frozenset({Strategy.REGRETNET}),
+        Attack: frozenset({AttackMethod.MISREPORT}),
+        Certify: frozenset({CertifyMethod.MIP}),
+    }
+    required_modules: ClassVar[tuple[str, ...]] = ("torch", "highspy")
+    architectures: ClassVar = {"regretnet": "threatlang.backends.mip.architectures:regretnet"}
+
+    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
+        out = list(super().accepts(spec))
+        model = spec.model
+        if model is not None:
+            if model.architecture not in (None, "regretnet"):
+                out.append(Unsupported(model, "builtin models: regretnet"))
+            if model.kind not in (ModelKind.BUILTIN, ModelKind.STATE_DICT):
+                out.append(Unsupported(model, "needs `regretnet` (builtin or a state dict of it)"))
+            payment = {o.name: o.value for o in model.options}.get("payment", "fractional")
+            if payment not in _PAYMENTS:
+                out.append(Unsupported(model, f"payment is one of {', '.join(_PAYMENTS)}"))
+        if spec.data is not None and spec.data.source is not DataSource.VALUATIONS:
+            out.append(Unsupported(spec.data, "auctions read `data valuations`"))
+        for action in spec.actions:
+            if isinstance(action, Certify) and action.solver is Solver.SCIP:
+                out.append(
+                    Unsupported(
+                        action, "solver scip is not wired in: use highs (open source) or gurobi"
+                    )
+                )
+        if not any(isinstance(a, Certify | Attack) for a in spec.actions):
+            out.append(Unsupported(spec, "needs `certify mip` or `attack misreport`"))
+        return tuple(out)
+
+    def check_options(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
+        for action in spec.actions:
+            if isinstance(action, Train):
+                out += option_problems(RegretNetTrainOptions, action.options, "train", action)
+            elif isinstance(action, Certify):
+                out += option_problems(MipCertifyOptions, action.options, "certify", action)
+        if spec.data is not None and spec.data.source is DataSource.VALUATIONS:
+            out += option_problems(
+                ValuationOptions, spec.data.options, "data valuations", spec.data
+            )
+        return out
+
+    def compile(self, spec: Spec):
+        from .plan import compile_plan
+
+        return compile_plan(spec)
+
+
+BACKEND = MipBackend()

@@ -32,6 +32,7 @@ class CertifyConfig:
     gap: float = 1e-6  # absolute optimality gap of one MIP
     branch_gap: float = 1e-4  # absolute gap at which spatial branching stops
     max_boxes: int = 400
+    threads: int = 1
 
 
 @attrs.frozen
@@ -98,7 +99,7 @@ def certify_agent(
         return u
 
     def solve_fn(model, left: float) -> SolveResult:
-        opts = SolverOptions(time_limit=max(1e-3, left), mip_gap=config.gap)
+        opts = SolverOptions(time_limit=max(1e-3, left), mip_gap=config.gap, threads=config.threads)
         res, why = solve(model, config.solver, opts, limited_licence)
         notes["fallback"] = notes["fallback"] or why
         notes["solver"] = res.solver

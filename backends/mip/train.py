@@ -61,8 +61,12 @@ def train_mechanism(
     generator: torch.Generator,
     teacher: Mechanism | None = None,
     on_step: Callable[[TrainLog], None] | None = None,
+    profiles: torch.Tensor | None = None,
 ) -> list[TrainLog]:
-    """Train ``mech`` in place; returns a log every 100 steps. Deterministic given ``generator``."""
+    """Train ``mech`` in place; returns a log every 100 steps. Deterministic given ``generator``.
+
+    Batches are fresh samples from the support, or drawn from ``profiles`` (a fixed training set).
+    """
     agents = box.agents
     opt = torch.optim.Adam(mech.parameters(), lr=config.lr)
     lam = torch.full((agents,), config.lambda_init)
@@ -74,7 +78,12 @@ def train_mechanism(
         (mech.pay_head.weight, mech.pay_head.bias)
     ]
     for step in range(1, config.steps + 1):
-        values = sample_profiles(box, config.batch_size, generator)
+        if profiles is None:
+            values = sample_profiles(box, config.batch_size, generator)
+        else:
+            values = profiles[
+                torch.randint(len(profiles), (config.batch_size,), generator=generator)
+            ]
         mech.eval()
         misreports, _ = find_misreports(mech, values, box, config.attack, generator)
         mech.train()
@@ -104,7 +113,11 @@ def train_mechanism(
             rho_ir += config.rho_ir_increment
         if step % 100 == 0 or step == config.steps:
             log = TrainLog(
-                step, float(pay.sum(-1).mean()), float(rgt.mean()), float(irv.mean()), float(stab)
+                step,
+                float(pay.detach().sum(-1).mean()),
+                float(rgt.detach().mean()),
+                float(irv.detach().mean()),
+                float(stab.detach()),
             )
             logs.append(log)
             if on_step is not None:

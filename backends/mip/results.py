@@ -1,0 +1,151 @@
+"""Records, tables (Tables 4.1 and 4.4) and the misreport plot (Figure 4.1) of an auction run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from threatlang.report import Record, Status, Table
+
+from .certify import AgentCertificate
+
+
+def certificate_record(
+    rid: str, profile: np.ndarray, cert: AgentCertificate, pgd_regret: float, limit: float | None
+) -> Record:
+    """``certified`` only with a proven regret within ``limit``; ``falsified`` only with a real
+    misreport (evaluated by the network) whose regret exceeds it; ``unknown`` otherwise."""
+    proven = cert.certified_regret
+    values = {
+        "profile": profile,
+        "agent": cert.agent,
+        "truthful_utility": cert.truthful_utility,
+        "certified_regret": proven,
+        "regret_upper_bound": cert.utility_bound - cert.truthful_utility,
+        "regret_found": cert.regret_found,
+        "empirical_regret": pgd_regret,
+        "solver": cert.solver,
+        "nodes": cert.boxes,
+        "residual": cert.residual,
+        **cert.stats,
+    }
+    counter = None
+    if cert.misreport is not None:
+        counter = {
+            "agent": cert.agent,
+            "truthful": profile[cert.agent],
+            "misreport": cert.misreport,
+            "regret": cert.regret_found,
+        }
+    if limit is not None and cert.regret_found > limit:
+        return Record(rid, Status.FALSIFIED, values, cert.seconds, counter, cert.reason)
+    if proven is not None and (limit is None or proven <= limit):
+        return Record(rid, Status.CERTIFIED, values, cert.seconds, counter, cert.reason)
+    if proven is not None:
+        reason = f"certified regret {proven:.6f} exceeds {limit:g}; best misreport found {cert.regret_found:.6f}"
+    else:
+        reason = cert.reason or "not proven optimal"
+    return Record(rid, Status.UNKNOWN, values, cert.seconds, counter, reason)
+
+
+def _mean_std(xs) -> str:
+    xs = np.asarray([x for x in xs if x is not None], dtype=float)
+    return "-" if len(xs) == 0 else f"{xs.mean():.4f} ({xs.std():.4f})"
+
+
+def regret_table(
+    setting: str, ir: bool, stability: float, revenue: float, records, agents
+) -> Table:
+    """Table 4.1 per agent: solve time, revenue, empirical and certified regret, their ratio."""
+    rows = []
+    for agent in agents:
+        recs = [r for r in records if r.values.get("agent") == agent]
+        proven = [r for r in recs if r.values.get("certified_regret") is not None]
+        emp = [r.values["empirical_regret"] for r in proven]
+        cert = [r.values["certified_regret"] for r in proven]
+        ratio = f"{np.mean(emp) / np.mean(cert):.3f}" if proven and np.mean(cert) > 0 else "-"
+        rows.append(
+            (
+                setting + ("" if agent == 0 else f" (agent {agent})"),
+                "yes" if ir else "no",
+                f"{stability:g}",
+                _mean_std([r.seconds for r in recs]),
+                f"{revenue:.3f}" if agent == agents[0] else "-",
+                _mean_std([r.values["empirical_regret"] for r in recs]),
+                _mean_std(cert),
+                ratio,
+                f"{len(recs) - len(proven)}",
+            )
+        )
+    columns = (
+        "setting",
+        "IR",
+        "ReLU reg.",
+        "solve time s",
+        "revenue",
+        "empirical regret",
+        "certified regret",
+        "emp./cert.",
+        "unknown",
+    )
+    return Table("Certified regret (cf. Table 4.1)", columns, rows)
+
+
+def ir_table(setting: str, econ) -> Table:
+    columns = (
+        "setting",
+        "IR-violating %",
+        "max violation",
+        "mean violation",
+        "revenue",
+        "revenue after IR",
+    )
+    row = (
+        setting,
+        f"{100 * econ.ir_violation_rate:.2f}",
+        f"{econ.ir_violation_max:.4f}",
+        f"{econ.ir_violation_mean:.5f}",
+        f"{econ.revenue:.4f}",
+        f"{econ.revenue_after_ir:.4f}",
+    )
+    return Table("IR violations (cf. Table 4.4)", columns, [row])
+
+
+def plot_misreports(
+    records, path: Path, lims: tuple[float, float], agent: int = 0, min_regret: float = 0.0
+) -> Path | None:
+    """Figure 4.1: truthful bids (circles) with arrows to the certifier's optimal misreport."""
+    pts = [
+        r
+        for r in records
+        if r.counterexample
+        and r.values.get("agent") == agent
+        and r.counterexample["regret"] >= min_regret
+    ]
+    if not pts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    regrets = np.array([r.counterexample["regret"] for r in pts])
+    scale = 20 + 200 * regrets / max(regrets.max(), 1e-12)
+    for r, s in zip(pts, scale, strict=True):
+        t, m = r.counterexample["truthful"], r.counterexample["misreport"]
+        ax.annotate("", xy=m, xytext=t, arrowprops={"arrowstyle": "->", "color": "gray", "lw": 0.8})
+        ax.scatter(*t, s=s, facecolors="none", edgecolors="tab:blue")
+        ax.scatter(*m, s=s, color="tab:red")
+    ax.set(
+        xlabel="value of item 1",
+        ylabel="value of item 2",
+        xlim=lims,
+        ylim=lims,
+        title=f"truthful -> optimal misreport (agent {agent}); max regret {regrets.max():.4f}",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
