@@ -13,30 +13,39 @@ from typing import ClassVar
 from threatlang.backends.base import Backend, Unsupported, option_problems
 from threatlang.ir import Spec
 from threatlang.ir.actions import Attack, AttackMethod, Smooth, SmoothKind, Strategy, Train
-from threatlang.ir.properties import IoUAtLeast
+from threatlang.ir.properties import IoUAtLeast, LabelUnchanged
 from threatlang.ir.refs import DataSource
 from threatlang.ir.threats import LpBall, Norm, Target
 
-from .config import DagOptions, DetectionSmoothOptions, DetectorTrainOptions, SceneDataOptions
+from .config import (
+    ClassifierTrainOptions,
+    ClassifySmoothOptions,
+    DagOptions,
+    DetectionSmoothOptions,
+    DetectorTrainOptions,
+    SceneDataOptions,
+)
 
 __all__ = ["BACKEND", "SmoothingBackend"]
 
 
 class SmoothingBackend(Backend):
     """Certified object detection by median smoothing (§3.3-3.5): every box coordinate and
-    label of the smoothed detector gets a certified interval for l2 input perturbations."""
+    label of the smoothed detector gets a certified interval for l2 input perturbations; and
+    the classic smoothed classifier (``smooth classify``) for comparison on classification."""
 
     name: ClassVar[str] = "smoothing"
     threats: ClassVar[frozenset[type]] = frozenset({LpBall})
-    properties: ClassVar[frozenset[type]] = frozenset({IoUAtLeast})
+    properties: ClassVar[frozenset[type]] = frozenset({IoUAtLeast, LabelUnchanged})
     actions: ClassVar = {
         Train: frozenset({Strategy.STANDARD}),
-        Smooth: frozenset({SmoothKind.MEDIAN}),
+        Smooth: frozenset({SmoothKind.MEDIAN, SmoothKind.CLASSIFY}),
         Attack: frozenset({AttackMethod.SMOOTHING_AWARE}),
     }
     required_modules: ClassVar[tuple[str, ...]] = ("torch", "scipy", "matplotlib")
     architectures: ClassVar = {
-        "scene_detector": "threatlang.backends.smoothing.detection.models:TinyDetector"
+        "scene_detector": "threatlang.backends.smoothing.detection.models:TinyDetector",
+        "smoothed_cnn": "threatlang.backends.smoothing.classifier_model:smoothed_cnn",
     }
 
     def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
@@ -51,24 +60,55 @@ class SmoothingBackend(Backend):
             out.append(Unsupported(spec, "needs an l2 ball around the input"))
         smooths = [a for a in spec.actions if isinstance(a, Smooth)]
         if len(smooths) != 1:
-            out.append(Unsupported(spec, "needs exactly one `smooth median` action"))
-        elif smooths[0].encoding is None:
-            out.append(Unsupported(smooths[0], "detection smoothing needs an `encoding { ... }`"))
+            out.append(Unsupported(spec, "needs exactly one `smooth` action"))
+            return tuple(out)
+        if smooths[0].kind is SmoothKind.CLASSIFY:
+            out += self._accepts_classify(spec)
+        else:
+            out += self._accepts_detection(spec, smooths[0])
+        return tuple(out)
+
+    def _accepts_detection(self, spec: Spec, smooth: Smooth) -> list[Unsupported]:
+        out = []
+        if smooth.encoding is None:
+            out.append(Unsupported(smooth, "detection smoothing needs an `encoding { ... }`"))
+        if spec.require is not None and not isinstance(spec.require, IoUAtLeast):
+            out.append(Unsupported(spec.require, "detection certifies `iou_at_least(tau)`"))
         model = spec.model
-        if model is not None and model.architecture not in (None, *self.architectures):
-            out.append(Unsupported(model, f"builtin detectors: {', '.join(self.architectures)}"))
+        if model is not None and model.architecture not in (None, "scene_detector"):
+            out.append(Unsupported(model, "the builtin detector is `scene_detector`"))
         data = spec.data
         if data is not None and data.source is not DataSource.SCENES:
             out.append(Unsupported(data, "detection runs on `data scenes` (or data via the API)"))
-        return tuple(out)
+        return out
+
+    def _accepts_classify(self, spec: Spec) -> list[Unsupported]:
+        out = []
+        if not isinstance(spec.require, LabelUnchanged):
+            out.append(
+                Unsupported(spec.require or spec, "smooth classify certifies label_unchanged")
+            )
+        model = spec.model
+        if model is not None and model.architecture not in (None, "smoothed_cnn"):
+            out.append(Unsupported(model, "the builtin smoothed classifier is `smoothed_cnn`"))
+        if spec.data is not None and spec.data.source is DataSource.SCENES:
+            out.append(Unsupported(spec.data, "classification needs an image dataset"))
+        if any(isinstance(a, Attack) for a in spec.actions):
+            out.append(Unsupported(spec, "attacks are for detection smoothing only"))
+        return out
 
     def check_options(self, spec: Spec) -> list[Unsupported]:
         out: list[Unsupported] = []
+        classify = any(
+            isinstance(a, Smooth) and a.kind is SmoothKind.CLASSIFY for a in spec.actions
+        )
         for action in spec.actions:
             if isinstance(action, Smooth):
-                out += option_problems(DetectionSmoothOptions, action.options, "smooth", action)
+                cls = ClassifySmoothOptions if classify else DetectionSmoothOptions
+                out += option_problems(cls, action.options, "smooth", action)
             elif isinstance(action, Train):
-                out += option_problems(DetectorTrainOptions, action.options, "train", action)
+                cls = ClassifierTrainOptions if classify else DetectorTrainOptions
+                out += option_problems(cls, action.options, "train", action)
             elif isinstance(action, Attack):
                 out += option_problems(DagOptions, action.options, "attack", action)
         if spec.data is not None and spec.data.source is DataSource.SCENES:

@@ -10,6 +10,8 @@ import enum
 import attrs
 
 __all__ = [
+    "ClassifierTrainOptions",
+    "ClassifySmoothOptions",
     "DagOptions",
     "DetectionSmoothOptions",
     "DetectorTrainOptions",
@@ -87,3 +89,19 @@ class DagOptions:
 
     noise_samples: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     images: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen
+class ClassifierTrainOptions:
+    """``train standard { ... }`` for the builtin smoothed classifier: Gaussian augmentation
+    with standard deviation ``noise`` (default: the smoothing sigma, as Cohen et al. train)."""
+
+    noise: float | None = None
+
+
+@attrs.frozen
+class ClassifySmoothOptions:
+    """``smooth classify { ... }``: ``n0`` selection samples that pick the top class before the
+    ``samples`` estimation draws bound its probability (kept apart, as CERTIFY requires)."""
+
+    n0: int = attrs.field(default=100, validator=attrs.validators.ge(1))

@@ -6,12 +6,14 @@ import attrs
 
 from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, Smooth, Train
+from threatlang.ir.actions import Attack, Smooth, SmoothKind, Train
 from threatlang.ir.properties import IoUAtLeast
 from threatlang.ir.refs import DataSource
 
 from .config import (
     Bin,
+    ClassifierTrainOptions,
+    ClassifySmoothOptions,
     DagOptions,
     DetectionSmoothOptions,
     DetectorTrainOptions,
@@ -19,7 +21,7 @@ from .config import (
     Sort,
 )
 
-__all__ = ["DetectionPlan", "compile_plan"]
+__all__ = ["ClassifyPlan", "DetectionPlan", "compile_plan"]
 
 
 @attrs.frozen
@@ -87,9 +89,61 @@ class DetectionPlan(Plan):
         return run_detection(self, ctx)
 
 
-def compile_plan(spec: Spec) -> DetectionPlan:
+@attrs.frozen
+class ClassifyPlan(Plan):
+    """Train (or take) a classifier under noise; certify l2 radii with CERTIFY (Cohen et al.)."""
+
+    spec: Spec
+    radii: tuple[float, ...]
+    smooth: Smooth
+    n0: int
+    train: Train | None
+    train_noise: float | None
+
+    def describe(self) -> str:
+        s = self.smooth
+        lines = [f"smoothing plan for spec {self.spec.name}: smoothed classifier (Cohen et al.)"]
+        if self.train is not None:
+            noise = s.sigma if self.train_noise is None else self.train_noise
+            lines.append(
+                f"  train classifier: {self.train.epochs} epochs, lr {self.train.lr:g}, "
+                f"Gaussian augmentation {noise:g}"
+            )
+        lines.append(
+            f"  certify: {self.n0} selection + {s.samples} estimation samples at sigma "
+            f"{s.sigma:g}, Clopper-Pearson at confidence {s.confidence:g}; radii "
+            + ", ".join(f"{r:g}" for r in self.radii)
+        )
+        return "\n".join(lines)
+
+    def run(self, ctx):
+        from .classify_run import run_classify
+
+        return run_classify(self, ctx)
+
+
+def _compile_classify(spec: Spec, smooth: Smooth) -> ClassifyPlan:
+    train = next((a for a in spec.actions if isinstance(a, Train)), None)
+    train_opts = (
+        bind_options(ClassifierTrainOptions, train.options, "train standard")
+        if train is not None
+        else ClassifierTrainOptions()
+    )
+    return ClassifyPlan(
+        spec=spec,
+        radii=tuple(spec.threat.radii),
+        smooth=smooth,
+        n0=bind_options(ClassifySmoothOptions, smooth.options, "smooth classify").n0,
+        train=train,
+        train_noise=train_opts.noise,
+    )
+
+
+def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan:
     """Bind options; the backend's ``accepts`` has already vetted the spec."""
     smooth = next(a for a in spec.actions if isinstance(a, Smooth))
+    if smooth.kind is SmoothKind.CLASSIFY:
+        return _compile_classify(spec, smooth)
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     attack = next((a for a in spec.actions if isinstance(a, Attack)), None)
     enc = smooth.encoding

@@ -106,3 +106,36 @@ def test_end_to_end_run_writes_records_summary_and_plot(tmp_path):
     assert len(result.records) == 3 and (out / "certified_boxes.png").exists()
     rec = result.records[0].values
     assert len(rec["lower"]) == len(rec["upper"]) == len(rec["worst_case_iou"])
+
+
+CLASSIFY = """\
+threatlang 1
+spec smoothed_digits {
+  model smoothed_cnn
+  data digits { test_limit 8 }
+  seed 0
+  threat l2_ball { around input; radii [0.1, 0.5] }
+  require label_unchanged
+  train standard { epochs 2; lr 0.003 }
+  smooth classify { sigma 0.25; samples 200 samples; confidence 99.9%; n0 20 }
+}
+"""
+
+
+def test_classify_spec_is_accepted_and_planned(tmp_path):
+    spec = _spec(tmp_path, text=CLASSIFY)
+    assert BACKEND.accepts(spec) == ()
+    text = plan(spec).describe()
+    assert "20 selection + 200 estimation samples" in text and "augmentation 0.25" in text
+    bad = attrs.evolve(spec, require=threatlang.load("specs/detection_smoothing.threat").require)
+    assert any("label_unchanged" in u.reason for u in BACKEND.accepts(bad))
+
+
+@pytest.mark.slow
+def test_classify_end_to_end(tmp_path):
+    result = threatlang.run(_spec(tmp_path, text=CLASSIFY), output=tmp_path / "run", quiet=True)
+    m = result.summary.metrics
+    assert set(m["certified_accuracy_at"]) == {"0.1", "0.5"}
+    assert m["certified_accuracy_at"]["0.5"] <= m["certified_accuracy_at"]["0.1"]
+    assert m["certified_accuracy_at"]["0.1"] <= m["smoothed_accuracy"]
+    assert len(result.records) == 8
