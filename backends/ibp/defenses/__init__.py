@@ -1,0 +1,21 @@
+"""The broken patch defences of §2.3: input preprocessing put in front of a classifier.
+
+Local Gradient Smoothing (LGS, (2.2)) damps pixels where the *image* gradient is large;
+Digital Watermarking (DW) masks the densest region of large *loss* gradients (saliency). Both
+are `nn.Module`s wrapping the classifier, so patch attacks run against the defended pipeline.
+"""
+
+from .dw import DigitalWatermark, DWConfig, Fill
+from .lgs import LGSConfig, LocalGradientSmoothing, image_gradient
+from .wrap import Defended, GradientMode
+
+__all__ = [
+    "DWConfig",
+    "Defended",
+    "DigitalWatermark",
+    "Fill",
+    "GradientMode",
+    "LGSConfig",
+    "LocalGradientSmoothing",
+    "image_gradient",
+]
