@@ -35,8 +35,15 @@ class TrainConfig:
     epochs: int = attrs.field(default=20, validator=attrs.validators.ge(1))
     lr: float = attrs.field(default=5e-4, validator=attrs.validators.gt(0.0))
     batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
-    warmup_fraction: float = 0.61
-    halve_every_fraction: float = 0.1
+    warmup_epochs: int | None = None  # None: §2.7.1's 61% of the epochs
+    halve_every: int | None = None  # None: §2.7.1's 10% of the epochs
+    plain_epochs: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    # weight of the natural loss after the warm-up (Gowal et al.'s kappa: it starts at 1 and
+    # falls linearly with the patch size); None, as in the chapter, trains on the bound alone.
+    natural: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.le(1.0)]),
+    )
     chunk: int = attrs.field(default=1024, validator=attrs.validators.ge(1))
 
 
@@ -95,7 +102,13 @@ def train(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     net = BoundedNetwork(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = Schedule(cfg.epochs, cfg.warmup_fraction, cfg.halve_every_fraction)
+    default = Schedule.chapter(cfg.epochs)
+    sched = Schedule(
+        cfg.epochs,
+        default.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs,
+        default.halve_every if cfg.halve_every is None else cfg.halve_every,
+        cfg.plain_epochs,
+    )
     n = x.shape[0]
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     logs = []
@@ -113,6 +126,9 @@ def train(
             else:
                 scale = sched.scale(epoch, step, steps)
                 loss = certificate_loss(net, xb, yb, threat, cfg, scale, gen)
+                if cfg.natural is not None:
+                    kappa = 1.0 - (1.0 - cfg.natural) * scale
+                    loss = kappa * F.cross_entropy(model(xb), yb) + (1 - kappa) * loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,64 @@
+"""Backend options a spec may give in action blocks, bound by ``bind_options`` (no torch here)."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Engine(enum.Enum):
+    """Patch bound engine: receptive-field windows, dense boxes, or chosen by image size."""
+
+    AUTO = "auto"
+    LOCAL = "local"
+    DENSE = "dense"
+
+    def flag(self) -> bool | None:
+        return {Engine.AUTO: None, Engine.LOCAL: True, Engine.DENSE: False}[self]
+
+
+class Slope(enum.Enum):
+    """CROWN's lower ReLU slope: ``zero`` is never looser than IBP, ``adaptive`` often tighter."""
+
+    ZERO = "zero"
+    ADAPTIVE = "adaptive"
+
+
+class Intermediate(enum.Enum):
+    """Pre-activation bounds CROWN relaxes ReLUs with: back-substituted, or IBP (CROWN-IBP)."""
+
+    CROWN = "crown"
+    IBP = "ibp"
+
+
+def _pos(instance, attribute, value) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+@attrs.frozen
+class TrainOptions:
+    patch: int | None = attrs.field(default=None, validator=_pos)  # train on square(patch)
+    halve_every: int | None = attrs.field(default=None, validator=_pos)  # epochs; §2.7.1: 10%
+    chunk: int = attrs.field(default=1024, validator=_pos)
+
+
+@attrs.frozen
+class CertifyOptions:
+    chunk: int = attrs.field(default=256, validator=_pos)  # placements bounded at once
+    batch: int = attrs.field(default=64, validator=_pos)
+    engine: Engine = Engine.AUTO
+    slope: Slope = Slope.ZERO
+    intermediate: Intermediate = Intermediate.CROWN
+
+
+@attrs.frozen
+class AttackOptions:
+    max_locations: int | None = attrs.field(default=None, validator=_pos)
+    chunk: int = attrs.field(default=64, validator=_pos)
+
+
+@attrs.frozen
+class ModelOptions:
+    width: float = 1.0  # scales the builtin architecture's channels and neurons

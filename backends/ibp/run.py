@@ -1,0 +1,319 @@
+"""Running a compiled ibp plan: data, model, then train / attack / certify, then records."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from threatlang.backends.base import Record, RunContext, Status, Summary, Table
+from threatlang.errors import UsageError
+from threatlang.ir.actions import CertifyMethod, Strategy
+from threatlang.ir.threats import LpBall, Norm, PatchSet
+
+from .attack import AttackConfig, AttackMethod, LocationSearch, patch_attack
+from .bounds import LowerSlope, UnsupportedLayer
+from .certify import CertifyConfig, Outcome, certify_patches
+from .config import Intermediate, Slope
+from .engine import BoundConfig, BoundedNetwork, Method
+from .lpball import certify_ball, predict
+from .modelref import build_model
+from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
+from .plot import write_plot
+from .threat import patch_threat
+from .train import Strategy as TrainStrategy
+from .train import TrainConfig, train
+
+_STRATEGY = {
+    Strategy.STANDARD: TrainStrategy.STANDARD,
+    Strategy.ALL_PATCH: TrainStrategy.ALL_PATCH,
+    Strategy.RANDOM_PATCH: TrainStrategy.RANDOM,
+}
+
+
+def _data(plan: IbpPlan, ctx: RunContext):
+    if ctx.data is not None:
+        return ctx.data
+    if plan.spec.data is None:
+        raise UsageError("the spec names no data and none was passed to run()")
+    from threatlang.data import load_dataset
+
+    return load_dataset(plan.spec.data, seed=ctx.seed)
+
+
+def _method(step: CertifyStep) -> BoundConfig:
+    if step.action.method is CertifyMethod.IBP:
+        return BoundConfig(Method.IBP)
+    crown = Method.CROWN if step.options.intermediate is Intermediate.CROWN else Method.CROWN_IBP
+    slope = LowerSlope.ADAPTIVE if step.options.slope is Slope.ADAPTIVE else LowerSlope.ZERO
+    return BoundConfig(crown, slope)
+
+
+def _train(
+    plan: IbpPlan, step: TrainStep, model, xs: Tensor, ys: Tensor, ctx: RunContext
+) -> list[float]:
+    checkpoint = ctx.artifact("model.pt")
+    if ctx.resume and checkpoint.exists():
+        model.load_state_dict(torch.load(checkpoint, weights_only=True))
+        ctx.console.print(f"[ibp] resumed trained weights from {checkpoint}")
+        return []
+    a, o = step.action, step.options
+    threat = plan.spec.threat
+    pt = patch_threat(threat, o.patch) if isinstance(threat, PatchSet) else None
+    cfg = TrainConfig(
+        strategy=_STRATEGY[a.strategy],
+        k=a.k or 1,
+        epochs=a.epochs,
+        lr=a.lr,
+        batch_size=a.batch_size,
+        warmup_epochs=a.warmup,
+        halve_every=o.halve_every,
+        chunk=o.chunk,
+    )
+    losses: list[float] = []
+    bar = iter(
+        ctx.progress.track(range(a.epochs), total=a.epochs, description=f"train {a.strategy.value}")
+    )
+
+    def on_epoch(log) -> None:
+        losses.append(log.loss)
+        next(bar, None)
+
+    start = time.perf_counter()
+    train(model, xs, ys, pt, cfg, seed=ctx.seed, on_epoch=on_epoch)
+    ctx.console.print(
+        f"[ibp] trained {a.strategy.value} for {a.epochs} epochs in {time.perf_counter() - start:.1f}s (final loss {losses[-1]:.3f})"
+    )
+    torch.save(model.state_dict(), checkpoint)
+    return losses
+
+
+def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
+    spec = plan.spec
+    data = _data(plan, ctx)
+    dev = torch.device(ctx.device)
+    xs, ys = torch.as_tensor(data.train.x, device=dev), torch.as_tensor(data.train.y, device=dev)
+    xt, yt = torch.as_tensor(data.test.x, device=dev), torch.as_tensor(data.test.y, device=dev)
+    torch.manual_seed(ctx.seed)
+    model = ctx.model
+    if model is None:
+        model = build_model(
+            spec.model, data.input_shape, data.num_classes, plan.model_options, ctx.allow_code
+        )
+    model = model.to(dev)
+    timings: dict[str, float] = {}
+    losses: list[float] = []
+    done = ctx.records.done_ids() if ctx.resume else frozenset()
+    todo = [i for i in range(len(yt)) if f"test-{i}" not in done]
+    idx = torch.tensor(todo, dtype=torch.long, device=dev)
+    per: dict[str, Any] = {}
+    for step in plan.steps:
+        start = time.perf_counter()
+        if isinstance(step, TrainStep):
+            losses = _train(plan, step, model, xs, ys, ctx)
+            timings["train_seconds"] = time.perf_counter() - start
+            continue
+        model.eval()
+        if not todo:
+            continue
+        if isinstance(step, AttackStep):
+            per["attack"] = _attack(plan, step, model, xt[idx], yt[idx], ctx)
+            timings["attack_seconds"] = time.perf_counter() - start
+        elif isinstance(step, CertifyStep):
+            per["certify"] = _certify(plan, step, model, xt[idx], yt[idx], ctx)
+            timings["certify_seconds"] = time.perf_counter() - start
+    model.eval()
+    pred = predict(model, xt[idx]) if todo else torch.zeros(0, dtype=torch.long)
+    n_items = max(1, len(todo))
+    for j, i in enumerate(todo):
+        ctx.records.append(
+            _record(i, j, int(yt[i]), int(pred[j]), per, sum(timings.values()) / n_items)
+        )
+    return _summary(plan, ctx, timings, losses)
+
+
+def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: RunContext) -> dict:
+    a, o = step.action, step.options
+    threat = patch_threat(plan.spec.threat)
+    cfg = AttackConfig(
+        method=AttackMethod(a.method.value),
+        search=LocationSearch(a.locations.value)
+        if a.locations is not None
+        else LocationSearch.ANYWHERE,
+        steps=a.steps,
+        step_size=a.step_size or 0.25,
+        restarts=a.restarts,
+        max_locations=o.max_locations,
+        chunk=o.chunk,
+    )
+    res = patch_attack(model, x, y, threat, cfg, seed=ctx.seed)
+    return {
+        "success": res.success.cpu(),
+        "location": res.location.cpu(),
+        "shape": res.shape_index.cpu(),
+        "adv": res.adversarial.cpu(),
+        "threat": threat,
+    }
+
+
+def _certify(
+    plan: IbpPlan, step: CertifyStep, model, x: Tensor, y: Tensor, ctx: RunContext
+) -> dict:
+    threat, o = plan.spec.threat, step.options
+    bcfg = _method(step)
+    if isinstance(threat, LpBall):
+        try:
+            net = BoundedNetwork(model)
+        except UnsupportedLayer as err:
+            return {"unsupported": str(err)}
+        ok, m = [], []
+        for s in ctx.progress.track(
+            range(0, len(y), o.batch), description=f"certify {bcfg.method.value}"
+        ):
+            c, mm = certify_ball(
+                net,
+                x[s : s + o.batch],
+                y[s : s + o.batch],
+                threat.radii,
+                threat.norm is Norm.L2,
+                bcfg,
+            )
+            ok.append(c.cpu())
+            m.append(mm.cpu())
+        return {"ball_ok": torch.cat(ok), "ball_margin": torch.cat(m), "radii": threat.radii}
+    cfg = CertifyConfig(
+        method=bcfg.method, chunk=o.chunk, batch_size=o.batch, local=o.engine.flag()
+    )
+    pt = patch_threat(threat)
+    certs = []
+    for s in ctx.progress.track(
+        range(0, len(y), o.batch), description=f"certify {bcfg.method.value}"
+    ):
+        part = certify_patches(model, x[s : s + o.batch], y[s : s + o.batch], pt, cfg)
+        certs += [attrs_evolve_index(c, s) for c in part]
+    return {"certs": certs}
+
+
+def attrs_evolve_index(cert, offset: int):
+    import attrs
+
+    return attrs.evolve(cert, index=cert.index + offset)
+
+
+def _record(i: int, j: int, label: int, pred: int, per: dict, seconds: float) -> Record:
+    values: dict[str, Any] = {"label": label, "predicted": pred, "clean_correct": pred == label}
+    cert = per.get("certify")
+    att = per.get("attack")
+    certified, reason = False, "no certify action in the spec"
+    if cert is not None and "certs" in cert:
+        c = cert["certs"][j]
+        values.update(
+            margin_lower=c.margin,
+            runner_up=c.runner_up,
+            worst_location=list(c.location),
+            worst_shape=c.shape_index,
+        )
+        certified = c.outcome is Outcome.CERTIFIED
+        if c.outcome is Outcome.UNSUPPORTED:
+            reason = c.reason
+        elif not certified:
+            reason = f"margin lower bound {c.margin:.4g} <= 0 against class {c.runner_up} (bound inconclusive)"
+    elif cert is not None and "ball_ok" in cert:
+        ok = cert["ball_ok"][j]
+        values.update(
+            radii=list(cert["radii"]),
+            certified_at=ok.tolist(),
+            margin_lower=cert["ball_margin"][j].tolist(),
+        )
+        certified = bool(ok.all()) and pred == label
+        reason = "margin lower bound <= 0 at the largest radius (bound inconclusive)"
+    elif cert is not None:
+        reason = cert["unsupported"]
+    values["certified"] = certified
+    counter = None
+    if att is not None:
+        values["attack_success"] = bool(att["success"][j])
+        if att["success"][j] and pred == label:
+            counter = _patch_counterexample(att, j)
+    if pred != label:
+        return Record(
+            f"test-{i}", Status.FALSIFIED, values, seconds, {"kind": "clean", "predicted": pred}
+        )
+    if certified and counter is not None:
+        return Record(
+            f"test-{i}",
+            Status.ERROR,
+            values,
+            seconds,
+            counter,
+            "attack broke a certified example: the bound is unsound",
+        )
+    if certified:
+        return Record(f"test-{i}", Status.CERTIFIED, values, seconds)
+    if counter is not None:
+        return Record(f"test-{i}", Status.FALSIFIED, values, seconds, counter)
+    return Record(f"test-{i}", Status.UNKNOWN, values, seconds, None, reason)
+
+
+def _patch_counterexample(att: dict, j: int) -> dict:
+    threat = att["threat"]
+    s = int(att["shape"][j])
+    r, c = (int(v) for v in att["location"][j])
+    mask = np.array(threat.masks[s], dtype=bool)
+    h, w = mask.shape
+    content = att["adv"][j][:, r : r + h, c : c + w].numpy()
+    return {
+        "kind": "patch",
+        "shape": s,
+        "location": [r, c],
+        "mask": mask.astype(int).tolist(),
+        "content": np.round(content, 6).tolist(),
+    }
+
+
+def _summary(
+    plan: IbpPlan, ctx: RunContext, timings: dict[str, float], losses: list[float]
+) -> Summary:
+    records = ctx.records.all()
+    n = max(1, len(records))
+    clean = sum(bool(r.values.get("clean_correct")) for r in records) / n
+    metrics: dict[str, Any] = {"examples": len(records), "clean_accuracy": clean}
+    acc = {"clean": clean}
+    kinds = {type(s) for s in plan.steps}
+    if AttackStep in kinds:
+        metrics["empirical_accuracy"] = acc["empirical"] = (
+            sum(
+                bool(r.values.get("clean_correct")) and not r.values.get("attack_success")
+                for r in records
+            )
+            / n
+        )
+    if CertifyStep in kinds:
+        metrics["certified_accuracy"] = acc["certified"] = (
+            sum(r.status is Status.CERTIFIED for r in records) / n
+        )
+    metrics["unsound"] = sum(r.status is Status.ERROR for r in records)
+    metrics.update({k: round(v, 3) for k, v in timings.items()})
+    rows = [(k, f"{v:.1%}") for k, v in acc.items()] + [
+        (k, f"{v:.1f}s") for k, v in timings.items()
+    ]
+    tables = [
+        Table(
+            f"{plan.spec.name}: patch robustness ({len(records)} test images)",
+            ("metric", "value"),
+            rows,
+        )
+    ]
+    if losses:
+        tables.append(
+            Table(
+                "certificate training",
+                ("epoch", "loss"),
+                [(i + 1, round(v, 4)) for i, v in enumerate(losses)],
+            )
+        )
+    plot = write_plot(ctx.artifact("accuracy.png"), acc, losses, plan.spec.name)
+    return Summary(metrics, tuple(tables), (plot,))

@@ -1,0 +1,89 @@
+"""The receptive-field engine computes exactly the dense boxes, in bounded chunks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from threatlang.backends.ibp.engine import BoundedNetwork
+from threatlang.backends.ibp.margins import patch_margins, worst_margins
+from threatlang.backends.ibp.models import ARCHITECTURES
+from threatlang.backends.ibp.patches import (
+    LocationKind,
+    Locations,
+    PatchThreat,
+    mask_tensor,
+    offsets,
+    square,
+)
+
+from .helpers import conv_net
+
+DIAMOND = ((False, True, False), (True, True, True), (False, True, False))
+
+
+@pytest.mark.parametrize("mask", [square(1), square(2), square(5), DIAMOND, ((True, False, True),)])
+@pytest.mark.parametrize("size", [12, 15])
+def test_local_equals_dense(mask, size: int) -> None:
+    model = conv_net(size)
+    x = torch.rand(3, 1, size, size, generator=torch.Generator().manual_seed(size))
+    y = model(x).argmax(1)
+    net = BoundedNetwork(model)
+    m = mask_tensor(mask)
+    offs = offsets(Locations(), (size, size), tuple(m.shape))
+    with torch.no_grad():
+        local = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=True)
+        dense = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=False)
+    assert torch.allclose(local, dense, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["mlp255", "small_cnn", "large_cnn"])
+def test_local_equals_dense_builtin(arch: str) -> None:
+    model = ARCHITECTURES[arch]((1, 16, 16), 10, 0.5).eval()
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([3, 7])
+    net = BoundedNetwork(model)
+    m = mask_tensor(square(3))
+    offs = offsets(Locations(LocationKind.STRIDE, stride=2), (16, 16), (3, 3))
+    with torch.no_grad():
+        local = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=True, scale=0.7)
+        dense = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=False, scale=0.7)
+    assert torch.allclose(local, dense, atol=1e-4)
+
+
+def test_per_image_placements_match_shared() -> None:
+    model = conv_net(12)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 1, 12, 12, generator=gen)
+    y = model(x).argmax(1)
+    net = BoundedNetwork(model)
+    m = mask_tensor(square(2))
+    per_image = torch.randint(0, 11, (3, 5, 2), generator=gen)
+    with torch.no_grad():
+        got = patch_margins(net, x, y, m, per_image, 0.0, 1.0, local=True)
+        for i in range(3):
+            ref = patch_margins(
+                net, x[i : i + 1], y[i : i + 1], m, per_image[i], 0.0, 1.0, local=False
+            )
+            assert torch.allclose(got[i], ref[0], atol=1e-4)
+
+
+def test_chunking_does_not_change_worst_case() -> None:
+    model = conv_net(12)
+    x = torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    y = model(x).argmax(1)
+    net = BoundedNetwork(model)
+    threat = PatchThreat((square(2), DIAMOND))
+    with torch.no_grad():
+        small = worst_margins(net, x, y, threat, chunk=7)
+        large = worst_margins(net, x, y, threat, chunk=10_000)
+    assert torch.allclose(small.margins, large.margins, atol=1e-5)
+    # the recorded worst placement attains the worst margin
+    worst, cls = small.runner_up(y)
+    for i in range(4):
+        s = int(small.shape_index[i, cls[i]])
+        loc = small.location[i, cls[i]][None]
+        m = patch_margins(
+            net, x[i : i + 1], y[i : i + 1], mask_tensor(threat.masks[s]), loc, 0.0, 1.0
+        )
+        assert torch.isclose(m[0, 0, cls[i]], worst[i], atol=1e-5)
