@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -109,6 +110,43 @@ def _attack_fn(step: AttackStep, eps: float, seed: int):
     return run
 
 
+def _save_rows(rows: dict[str, Row], path) -> None:
+    """What a resumed run needs to skip training: every row's figures (models are saved apart)."""
+    out = {
+        label: {
+            "clean_accuracy": r.clean_accuracy,
+            "corruption_errors": [[k.value, s, e] for (k, s), e in r.corruption_errors.items()],
+            "seconds_per_epoch": r.seconds_per_epoch,
+            "passes_per_step": r.passes_per_step,
+            "calls_per_step": r.calls_per_step,
+        }
+        for label, r in rows.items()
+    }
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _resume(plan: AdvTrainPlan, ctx, new_model):
+    """Rows, models and plots of a finished training phase, or None if anything is missing."""
+    saved = ctx.out_dir / "methods.json"
+    labels = [m.label for m in plan.methods]
+    if not saved.exists() or any(not (ctx.out_dir / f"{lb}.pt").exists() for lb in labels):
+        return None
+    data = json.loads(saved.read_text())
+    if sorted(data) != sorted(labels):
+        return None
+    rows, models = {}, {}
+    for label in labels:
+        d = data[label]
+        errors = {(Corruption(k), int(s)): float(e) for k, s, e in d["corruption_errors"]}
+        rows[label] = Row(label, d["clean_accuracy"], errors, d["seconds_per_epoch"],
+                          d["passes_per_step"], d["calls_per_step"])  # fmt: skip
+        model = new_model()
+        model.load_state_dict(torch.load(ctx.out_dir / f"{label}.pt", weights_only=True))
+        models[label] = model.eval()
+    plots = sorted(ctx.out_dir.glob("*_pattern.png"))
+    return rows, models, plots
+
+
 def _run(plan: AdvTrainPlan, ctx) -> Summary:
     device = ctx.device
     data = _load_data(plan, ctx)
@@ -129,7 +167,10 @@ def _run(plan: AdvTrainPlan, ctx) -> Summary:
     rows: dict[str, Row] = {}
     models: dict[str, nn.Module] = {}
     plots = []
-    if plan.train is not None:
+    resumed = _resume(plan, ctx, new_model) if plan.train is not None and ctx.resume else None
+    if resumed is not None:
+        rows, models, plots = resumed
+    elif plan.train is not None:
         settings = _settings(plan, plan.train.epochs)
         jobs = len(plan.methods) * plan.train.epochs
 
@@ -147,6 +188,7 @@ def _run(plan: AdvTrainPlan, ctx) -> Summary:
             if isinstance(r.method, UPAT):
                 path = ctx.artifact(f"{label}_pattern.png")
                 plots.append(plot_pattern(r.method.pattern, r.method.cfg.pyramid.scales, path))
+        _save_rows(rows, ctx.artifact("methods.json"))
     else:
         model = new_model().eval()
         errors = corruption_errors(model, *test, suite) if suite is not None else {}

@@ -43,6 +43,18 @@ class ViTConfig:
         return (h // self.patch_size) * (w // self.patch_size)
 
 
+def patchify(x: Tensor, p: int) -> Tensor:
+    """(B, C, H, W) -> (B, H/p * W/p, C*p*p) non-overlapping patches, row-major.
+
+    A linear layer on these equals a stride-p convolution, but its input gradient is a plain
+    matrix product: on CPUs the convolution's input backward costs more than the rest of the
+    model, and UPAT's free gradient needs exactly that input gradient.
+    """
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(b, (h // p) * (w // p), c * p * p)
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -80,7 +92,7 @@ class ViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         p = cfg.patch_size
-        self.patch_embed = nn.Conv2d(cfg.in_channels, cfg.dim, kernel_size=p, stride=p)
+        self.patch_embed = nn.Linear(cfg.in_channels * p * p, cfg.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_patches + 1, cfg.dim))
         self.blocks = nn.Sequential(
@@ -96,7 +108,7 @@ class ViT(nn.Module):
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Truncated-normal(0.02) weights, zero biases, unit LayerNorms, zero head (as in timm)."""
         for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02, generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -108,7 +120,7 @@ class ViT(nn.Module):
         nn.init.zeros_(self.head.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        tokens = self.patch_embed(patchify(x, self.cfg.patch_size))
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed
         return self.head(self.norm(self.blocks(tokens))[:, 0])

@@ -105,3 +105,15 @@ def test_run_end_to_end_writes_methods_and_cost_ratio(tmp_path):
     assert all(r.status.value in ("unknown", "falsified") for r in result.records)
     state = torch.load(tmp_path / "upat.pt", weights_only=True)
     assert "head.weight" in state
+
+
+def test_resume_reuses_the_trained_models_and_figures(tmp_path):
+    spec = _spec(options="compare [standard]")
+    first = json.loads(
+        (threatlang.run(spec, output=tmp_path, quiet=True).out_dir / "summary.json").read_text()
+    )
+    (tmp_path / "records.jsonl").unlink()  # the records are rewritten, the training is not
+    again = threatlang.run(spec, output=tmp_path, quiet=True, resume=True)
+    second = json.loads((again.out_dir / "summary.json").read_text())
+    assert second["methods"] == first["methods"]
+    assert {r.id for r in again.records} >= {"method/standard", "method/upat"}

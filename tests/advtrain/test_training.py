@@ -64,3 +64,26 @@ def test_method_names_parse_and_reject_nonsense():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_patch_embedding_equals_a_stride_p_convolution():
+    from threatlang.backends.advtrain.vit import patchify
+
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    conv = torch.nn.Conv2d(3, 5, 4, 4)
+    lin = torch.nn.Linear(48, 5)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.reshape(5, -1))
+        lin.bias.copy_(conv.bias)
+    torch.testing.assert_close(lin(patchify(x, 4)), conv(x).flatten(2).transpose(1, 2))
+
+
+def test_a_few_standard_steps_fit_a_small_batch():
+    from threatlang.backends.advtrain.standard import Standard
+
+    model, (x, y) = tiny_vit(), batch(12, classes=3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = Standard().step(model, x, y, opt, 0.0)
+    for _ in range(40):
+        last = Standard().step(model, x, y, opt, 0.0)
+    assert last < 0.5 * first
