@@ -12,14 +12,20 @@ HERE = Path(__file__).parent
 
 @pytest.fixture
 def toy(monkeypatch):
-    """The toy backend module, registered as the only backend."""
+    """The toy backend module, registered as the only backend; torch on one thread (as in a
+    Ray worker: the same arithmetic, and no spinning threads on a busy 2-core machine)."""
+    import torch
+
     monkeypatch.syspath_prepend(str(HERE))
     import toy_backend
 
     from threatlang.backends import base
 
     monkeypatch.setattr(base, "backends", lambda: (toy_backend.ToyBackend(),))
-    return toy_backend
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield toy_backend
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
