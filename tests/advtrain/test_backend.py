@@ -117,3 +117,39 @@ def test_resume_reuses_the_trained_models_and_figures(tmp_path):
     second = json.loads((again.out_dir / "summary.json").read_text())
     assert second["methods"] == first["methods"]
     assert {r.id for r in again.records} >= {"method/standard", "method/upat"}
+
+
+def _fake_cifar(directory, per_batch=8):
+    """CIFAR-10 python batches in the official layout (random pixels), for the RGB path."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3 * 32 * 32), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+        }
+        (directory / name).write_bytes(pickle.dumps(batch))
+
+
+def test_cifar10_from_user_files_runs_in_colour(tmp_path):
+    data = tmp_path / "cifar"
+    data.mkdir()
+    _fake_cifar(data)
+    text = (
+        SPEC.format(universal="true", strategy="universal_pyramid", options="compare [standard]")
+        .replace("digits {{ resize 16, train_limit 96, test_limit 40 }}".replace("{{", "{").replace("}}", "}"),
+                 f'cifar10 {{ path "{data}" }}')
+        .replace("corruptions [gaussian_noise, contrast]", "corruptions [brightness, defocus_blur]")
+        .replace("scales [8, 4, 1]", "scales [16, 4, 1]")
+    )  # fmt: skip
+    spec = parse(text)
+    assert spec.data.source.value == "cifar10"
+    result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
+    methods = result.summary.metrics["methods"]
+    assert set(methods) == {"standard", "upat"}
+    assert methods["upat"]["corruption_accuracy"] is not None
+    state = torch.load(tmp_path / "run" / "upat.pt", weights_only=True)
+    assert state["patch_embed.weight"].shape[1] == 3 * 4 * 4  # RGB 4x4 patches
