@@ -156,18 +156,38 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from rich.console import Console
 
+    from .plots import compare_runs
+    from .render import print_table
+
+    console = Console()
+    runs = []
+    for run_dir in map(Path, args.run_dirs):
+        if len(args.run_dirs) > 1:
+            console.rule(str(run_dir))
+        runs.append((run_dir, _report_one(console, run_dir, args)))
+    if len(runs) > 1:
+        out = Path(args.plots) if args.plots else runs[0][0] / "report"
+        with_records = [(d, r) for d, r in runs if r is not None]
+        tables, plots = compare_runs(with_records, out)
+        for table in tables:
+            print_table(console, table)
+        for path in plots if not args.no_plots else ():
+            console.print(f"plot: {path}")
+    return 0
+
+
+def _report_one(console, run_dir: Path, args):
+    """Print one run's saved summary and its record-derived tables; write its plots."""
     from .plots import record_tables, render_plots
     from .records import read_records
     from .render import print_table
     from .report import Table
 
-    run_dir = Path(args.run_dir)
     summary_path, records_path = run_dir / "summary.json", run_dir / "records.jsonl"
     if not records_path.exists() and not summary_path.exists():
         raise UsageError(
             f"{run_dir} has no records.jsonl or summary.json; pass the --output directory of a run."
         )
-    console = Console()
     if summary_path.exists():
         data = json.loads(summary_path.read_text())
         for table in data.get("tables", []):
@@ -177,15 +197,17 @@ def cmd_report(args) -> int:
         }
         if headline:
             console.print(", ".join(f"{k} = {v:.4g}" for k, v in headline.items()))
-    if records_path.exists():
-        records = read_records(records_path)
-        for table in record_tables(records):
-            print_table(console, table)
-        if not args.no_plots:
-            out = Path(args.plots) if args.plots else run_dir / "report"
-            for path in render_plots(records, out):
-                console.print(f"plot: {path}")
-    return 0
+    if not records_path.exists():
+        return None
+    records = read_records(records_path)
+    for table in record_tables(records):
+        print_table(console, table)
+    if not args.no_plots:
+        many = len(args.run_dirs) > 1
+        out = run_dir / "report" if not args.plots or many else Path(args.plots)
+        for path in render_plots(records, out):
+            console.print(f"plot: {path}")
+    return records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,9 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="re-render a run's tables and plots from its records")
-    p.add_argument("run_dir")
-    p.add_argument("--plots", help="where to write the PNGs (default RUN_DIR/report)")
+    p = sub.add_parser("report", help="re-render runs' tables and plots from their records")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one run, or several to compare")
+    p.add_argument(
+        "--plots",
+        help="where to write the PNGs (default RUN_DIR/report; with several runs, "
+        "the comparison goes here and each run's own plots to RUN_DIR/report)",
+    )
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.set_defaults(func=cmd_report)
     return parser

@@ -148,3 +148,58 @@ def render_plots(records: Sequence[Record], out_dir: Path) -> tuple[Path, ...]:
         ax.set_ylabel("items")
         save(fig, "seconds.png")
     return tuple(written)
+
+
+def run_axis(run_dir: Path) -> tuple[str, float] | None:
+    """('patch size', side) or ('radius', eps) of a run, from the spec.json it saved."""
+    import json
+
+    from .ir import LpBall, PatchSet
+    from .serialize import load_document
+
+    path = run_dir / "spec.json"
+    if not path.exists():
+        return None
+    try:
+        (spec,) = load_document(json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+    if isinstance(spec.threat, PatchSet):
+        return "patch size", float(max(spec.threat.largest()))
+    if isinstance(spec.threat, LpBall):
+        return "radius", float(spec.threat.eps)
+    return None
+
+
+def compare_runs(runs: Sequence[tuple[Path, Sequence[Record]]], out_dir: Path):
+    """Certified fraction per run against each run's patch size or radius (one table and one
+    PNG per axis); runs whose spec has neither are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_axis: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for run_dir, records in runs:
+        axis = run_axis(run_dir)
+        if axis is None or not records:
+            continue
+        cert = sum(r.status is Status.CERTIFIED for r in records) / len(records)
+        by_axis[axis[0]].append((axis[1], cert, run_dir.name))
+    tables, plots = [], []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for axis, points in by_axis.items():
+        points.sort()
+        tables.append(Table(f"certified accuracy by {axis}", (axis, "certified", "run"), points))
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("certified accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        path = out_dir / f"compare_certified_vs_{axis.replace(' ', '_')}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        plots.append(path)
+    return tuple(tables), tuple(plots)

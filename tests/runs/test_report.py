@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from threatlang.cli import main
 from threatlang.plots import patch_curve, radius_curve, record_tables
 from threatlang.records import RecordLog
@@ -69,3 +71,40 @@ def test_report_rebuilds_tables_and_plots_from_records(tmp_path, capsys):
 def test_report_of_an_empty_directory_is_a_usage_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "records.jsonl" in capsys.readouterr().err
+
+
+def test_report_compares_runs_by_patch_size(tmp_path, capsys):
+    import json
+
+    from threatlang.parse import parse
+    from threatlang.serialize import document
+
+    text = """spec p{n} {{
+  model small_cnn
+  data digits
+  threat patch {{ shape square({n}) }}
+  require label_unchanged
+  train all_patch
+  certify ibp
+}}
+"""
+    dirs = []
+    for n, certified in ((2, 8), (4, 5), (6, 1)):
+        run = tmp_path / f"p{n}"
+        run.mkdir()
+        (run / "spec.json").write_text(json.dumps(document([parse(text.format(n=n))])))
+        log = RecordLog(run / "records.jsonl")
+        for i in range(10):
+            status = Status.CERTIFIED if i < certified else Status.UNKNOWN
+            log.append(Record(f"t{i}", status, {}, reason=None if i < certified else "bound"))
+        dirs.append(str(run))
+    assert main(["report", *dirs, "--plots", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "certified accuracy by patch size" in out
+    assert (tmp_path / "cmp" / "compare_certified_vs_patch_size.png").read_bytes()[:8] == PNG
+    from threatlang.plots import compare_runs
+    from threatlang.records import read_records
+
+    runs = [(p, read_records(p / "records.jsonl")) for p in map(Path, dirs)]
+    (table,), _ = compare_runs(runs, tmp_path / "again")
+    assert [row[:2] for row in table.rows] == [(2.0, 0.8), (4.0, 0.5), (6.0, 0.1)]
