@@ -72,7 +72,7 @@ class DetectionSmoothOptions:
     thresholds: tuple[float, ...] = (0.1, 0.2, 0.4, 0.6, 0.8)
     headline_sort: Sort | None = None
     headline_bin: Bin | None = None
-    plot_images: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    plot_images: int = attrs.field(default=4, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if not self.thresholds or any(not 0.0 <= t <= 1.0 for t in self.thresholds):

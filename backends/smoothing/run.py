@@ -161,7 +161,7 @@ def _plot(plan, ctx, records, test) -> list:
     n = min(plan.options.plot_images, len(records))
     if n == 0:
         return []
-    images, certs = [], []
+    images, certs, gts = [], [], []
     for r in records[:n]:
         v = r.values
         med = torch.tensor([[float(a) for a in row] for row in v["median"]]).reshape(-1, 5)
@@ -171,12 +171,15 @@ def _plot(plan, ctx, records, test) -> list:
         ok = torch.isfinite(hi).all(-1) & (lo[:, 4] == hi[:, 4]) & (wc >= plan.tau)
         images.append(torch.from_numpy(test.images[int(r.id.split("-")[1])]))
         certs.append((med, lo, hi, ok))
+        gts.append(torch.tensor(v["gt_boxes"], dtype=torch.float32).reshape(-1, 4))
     title = (
-        f"{plan.headline[1].value}/{plan.headline[0].value}: sigma={plan.smooth.sigma:g}, "
-        f"||delta||<{plan.eps:g}; red X = not certified"
+        f"bin {plan.headline[1].value}, sort {plan.headline[0].value}: sigma {plan.smooth.sigma:g},"
+        f" ||delta|| < {plan.eps:g}; green: certified, red X: not certified"
     )
     return [
-        plot_certified_boxes(ctx.artifact("certified_boxes.png"), images, certs, CLASS_NAMES, title)
+        plot_certified_boxes(
+            ctx.artifact("certified_boxes.png"), images, certs, CLASS_NAMES, title, gts
+        )
     ]
 
 

@@ -1,6 +1,6 @@
 """Figure 3.1: certified boxes on an image.
 
-Solid: the smoothed (median) box.  Dotted: the farthest the box can move (outer and inner
+Solid: the smoothed (median) box; thin white dashes: the ground truth.  Dotted: the farthest the box can move (outer and inner
 extremes of the certified coordinate bounds).  A red X marks a box that is not certified
 (it may vanish, its label may change, or its worst-case IoU falls below tau).
 """
@@ -28,8 +28,10 @@ def plot_certified_boxes(
     certificates: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
     class_names: tuple[str, ...],
     title: str,
+    ground_truth: list[torch.Tensor] | None = None,
 ) -> Path:
-    """``certificates``: per image ``(median, lower, upper, certified_mask)`` over slots."""
+    """``certificates``: per image ``(median, lower, upper, certified_mask)`` over slots;
+    ``ground_truth``: per image ``(m, 4)`` boxes, drawn thin and white."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,9 +39,12 @@ def plot_certified_boxes(
 
     cols = len(images)
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.4), squeeze=False)
-    for ax, img, (med, lo, hi, ok) in zip(axes[0], images, certificates, strict=True):
+    gts = ground_truth if ground_truth is not None else [torch.zeros(0, 4)] * cols
+    for ax, img, (med, lo, hi, ok), gt in zip(axes[0], images, certificates, gts, strict=True):
         ax.imshow(np.clip(img.cpu().numpy().transpose(1, 2, 0), 0, 1))
         ax.set_axis_off()
+        for box in gt:
+            _rect(ax, box, edgecolor="white", linewidth=0.6, linestyle="--")
         for s in range(med.shape[0]):
             if not torch.isfinite(med[s]).all():
                 continue
@@ -58,7 +63,7 @@ def plot_certified_boxes(
                 cx = float(med[s, 0] + med[s, 2]) / 2
                 cy = float(med[s, 1] + med[s, 3]) / 2
                 ax.plot([cx], [cy], marker="x", color="red", markersize=8)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -20,8 +20,8 @@ class SceneConfig:
     size: int = 32
     min_objects: int = 1
     max_objects: int = 3
-    min_side: int = 8
-    max_side: int = 14
+    min_side: int = 10
+    max_side: int = 16
     max_overlap_iou: float = 0.05
 
 
