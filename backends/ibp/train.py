@@ -100,7 +100,7 @@ def train(
     """Train ``model`` in place on tensors already on its device; returns per-epoch logs."""
     device = x.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    net = BoundedNetwork(model)
+    net = None if cfg.strategy is Strategy.STANDARD else BoundedNetwork(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     default = Schedule.chapter(cfg.epochs)
     sched = Schedule(
