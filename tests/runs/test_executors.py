@@ -34,6 +34,23 @@ def test_in_process_and_ray_give_identical_records(toy, local_ray, tmp_path):
     assert [line.split('"')[3] for line in lines] == [r.id for r in here.records]
 
 
+def test_a_run_cut_short_in_process_resumes_on_ray(toy, local_ray, tmp_path):
+    """Executors are interchangeable across a resume: half the records from one, half from
+    the other, the same records as one uninterrupted run."""
+    from threatlang.api import run
+    from threatlang.parse import parse
+
+    spec = parse(toy.SPEC)
+    whole = run(spec, output=tmp_path / "whole", quiet=True)
+    cut = tmp_path / "cut"
+    run(spec, output=cut, quiet=True)
+    lines = (cut / "records.jsonl").read_text().splitlines(keepends=True)
+    (cut / "records.jsonl").write_text("".join(lines[:17]))
+    resumed = run(spec, output=cut, quiet=True, resume=True, executor="ray", workers=2)
+    assert _key(resumed.records) == _key(whole.records)
+    assert resumed.summary.metrics == whole.summary.metrics
+
+
 def test_ray_map_keeps_item_order_with_more_items_than_slots(local_ray):
     ex = RayExecutor(workers=2)
     assert list(ex.map(_square, range(23))) == [i * i for i in range(23)]
