@@ -106,5 +106,10 @@ def run(
     finally:
         if owned:
             the_executor.close()
+    if getattr(the_executor, "used", True) is False:
+        console.print(
+            f"[yellow]note:[/] backend {backend.name} ran its work in this process; "
+            f"--executor {the_executor.name} had no work items to distribute."
+        )
     write_summary(out_dir / "summary.json", summary, spec.name, backend.name)
     return RunResult(summary, log.all(), out_dir, backend.name)

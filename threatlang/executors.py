@@ -65,6 +65,7 @@ class RayExecutor:
             raise UsageError(f"--workers needs at least 1 worker, got {workers}.")
         self.address = address
         self.workers = workers
+        self.used = False  # whether any plan sent work here (some backends loop in-process)
         self._started_here = False
 
     def _ray(self):
@@ -93,6 +94,7 @@ class RayExecutor:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        self.used = True
         ray = self._ray()
         task = ray.remote(num_cpus=1, max_retries=0)(_run_item)
         boxed_fn = [ray.put(fn)]  # boxed: the worker receives the reference, not the value
