@@ -12,5 +12,9 @@ from threatlang.backends import base  # noqa: E402
 from threatlang.cli import main  # noqa: E402
 
 torch.set_num_threads(1)
+if "--executor" in sys.argv:  # Ray workers cannot import this helper by name: ship it by value
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(toy_backend)
 base.backends = lambda: (toy_backend.ToyBackend(),)
 sys.exit(main(sys.argv[1:]))

@@ -51,6 +51,34 @@ def test_a_run_cut_short_in_process_resumes_on_ray(toy, local_ray, tmp_path):
     assert resumed.summary.metrics == whole.summary.metrics
 
 
+@pytest.mark.slow  # a second driver process and fresh workers for its job: ~10-20 s
+def test_cli_joins_an_existing_cluster_with_address(toy, local_ray, tmp_path):
+    """`--executor ray --address` connects a new driver process to a running cluster."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from threatlang.api import run
+    from threatlang.parse import parse
+
+    spec = tmp_path / "toy.threat"
+    spec.write_text(toy.SPEC)
+    address = local_ray.get_runtime_context().gcs_address
+    driver = Path(__file__).with_name("driver.py")
+    cmd = [sys.executable, str(driver), "run", str(spec), "-o", str(tmp_path / "remote"), "-q"]
+    proc = subprocess.run(
+        [*cmd, "--executor", "ray", "--address", address], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    here = run(parse(toy.SPEC), output=tmp_path / "here", quiet=True)
+    remote = [json.loads(line) for line in (tmp_path / "remote" / "records.jsonl").open()]
+    assert [(r["id"], r["status"], r["values"]) for r in remote] == [
+        (r.id, r.status.value, dict(r.values)) for r in here.records
+    ]
+    assert local_ray.is_initialized()  # the remote driver left the shared cluster running
+
+
 def test_ray_map_keeps_item_order_with_more_items_than_slots(local_ray):
     ex = RayExecutor(workers=2)
     assert list(ex.map(_square, range(23))) == [i * i for i in range(23)]
