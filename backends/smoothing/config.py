@@ -67,12 +67,16 @@ class DetectionSmoothOptions:
     ``thresholds``: objectness thresholds for (certified) precision/recall (§3.6).
     ``headline_sort`` / ``headline_bin``: the combination reported as ``smoothed_ap50`` and
     ``certified_ap50`` (default: the first listed sort and bin).
+    ``simultaneous``: the spec's confidence covers every bound of an image at once (all slots,
+    coordinates, sides, thresholds and encodings, by a union bound) instead of each bound on its
+    own as in §3.5.
     """
 
     thresholds: tuple[float, ...] = (0.1, 0.2, 0.4, 0.6, 0.8)
     headline_sort: Sort | None = None
     headline_bin: Bin | None = None
     plot_images: int = attrs.field(default=4, validator=attrs.validators.ge(0))
+    simultaneous: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.thresholds or any(not 0.0 <= t <= 1.0 for t in self.thresholds):

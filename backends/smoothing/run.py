@@ -19,7 +19,7 @@ from .detection.plot import plot_certified_boxes
 from .detection.scenes import CLASS_NAMES
 from .detection.types import Detections, from_torchvision
 from .models_io import build_denoiser, build_detector, load_scenes
-from .percentile import InsufficientSamples
+from .percentile import InsufficientSamples, per_side_confidence
 from .sampling import make_generator
 
 __all__ = ["run_detection"]
@@ -199,12 +199,28 @@ def _insufficient(ctx, stats: InsufficientSamples, images: int) -> Summary:
     return Summary(metrics)
 
 
+def _bounds_per_image(plan, num_classes: int) -> int:
+    """Every one-sided bound one image reports: slots x 5 coordinates x 2 sides, per threshold
+    and encoding (a union bound over all of them gives the simultaneous confidence)."""
+    cells = plan.grid * plan.grid
+    per_bin = {
+        "none": 1,
+        "label": num_classes,
+        "location": cells,
+        "label_location": cells * num_classes,
+    }
+    slots = sum(per_bin[b.value] for b in plan.bins) * plan.slots_per_bin * len(plan.sorts)
+    return slots * 5 * 2 * len(plan.options.thresholds)
+
+
 def run_detection(plan, ctx) -> Summary:
     device = torch.device(ctx.device)
     train, test = load_scenes(plan, ctx)
     num_classes = len(CLASS_NAMES)
     s = plan.smooth
-    stats = detection_stats(s.samples, plan.eps, s.sigma, s.confidence)
+    bounds = _bounds_per_image(plan, num_classes) if plan.options.simultaneous else 2
+    per_bound = per_side_confidence(s.confidence, bounds) if bounds > 2 else s.confidence
+    stats = detection_stats(s.samples, plan.eps, s.sigma, per_bound)
     if isinstance(stats, InsufficientSamples):  # unknown for every image, before any compute
         return _insufficient(ctx, stats, len(test))
     detector = build_detector(plan, ctx, train, num_classes)
@@ -230,6 +246,8 @@ def run_detection(plan, ctx) -> Summary:
         "eps": plan.eps,
         "samples": s.samples,
         "confidence": s.confidence,
+        "confidence_per_bound": per_bound,
+        "simultaneous": plan.options.simultaneous,
         "iou_tau": plan.tau,
     }
     setup = SmoothingSetup(
