@@ -98,6 +98,16 @@ def _attack(plan: MipPlan) -> AttackConfig:
 
 
 def run_plan(plan: MipPlan, ctx) -> Summary:
+    """Small networks and single-threaded solvers: one torch thread is faster and fair."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(plan, ctx)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(plan: MipPlan, ctx) -> Summary:
     s = plan.support
     box = SupportBox(s.agents, s.items, s.low, s.high)
     gen = torch.Generator().manual_seed(ctx.seed + plan.spec.seed)
