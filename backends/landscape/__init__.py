@@ -39,6 +39,7 @@ class LandscapeBackend(Backend):
                 Strategy.RANDOM_GREEDY,
                 Strategy.STANDARD,
             }
+            | ({Strategy.SGD} if hasattr(Strategy, "SGD") else set())
         ),
         Evaluate: frozenset({EvaluateKind.VOLUME, EvaluateKind.WEDGE}),
     }

@@ -24,6 +24,8 @@ STRATEGY_OPTIONS = {
     Strategy.RANDOM_GREEDY: (GreedyOptions, "random_greedy"),
     Strategy.STANDARD: (SGDOptions, "sgd"),
 }
+if hasattr(Strategy, "SGD"):  # `train sgd`, once the language names the strategy
+    STRATEGY_OPTIONS[Strategy.SGD] = (SGDOptions, "sgd")
 
 
 @attrs.frozen
