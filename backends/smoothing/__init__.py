@@ -44,7 +44,7 @@ class SmoothingBackend(Backend):
     }
     required_modules: ClassVar[tuple[str, ...]] = ("torch", "scipy", "matplotlib")
     architectures: ClassVar = {
-        "scene_detector": "threatlang.backends.smoothing.detection.models:TinyDetector",
+        "scene_detector": "threatlang.backends.smoothing.detection.models:scene_detector",
         "smoothed_cnn": "threatlang.backends.smoothing.classifier_model:smoothed_cnn",
     }
 

@@ -13,6 +13,7 @@ from threatlang.runloop import run_items
 
 from .classifier_model import NoisyTrainConfig, smoothed_cnn, train_noisy_classifier
 from .classify import ABSTAIN, ClassifyConfig, certify
+from .models_io import model_from_spec
 from .sampling import make_generator
 
 __all__ = ["run_classify"]
@@ -29,6 +30,9 @@ def _data(plan, ctx):
 def _model(plan, ctx, splits):
     if ctx.model is not None:
         return ctx.model.to(ctx.device).eval()
+    loaded = model_from_spec(ctx, plan.spec.model, splits.input_shape, splits.num_classes)
+    if loaded is not None:
+        return loaded
     torch.manual_seed(ctx.seed)  # parameter init only
     model = smoothed_cnn(splits.input_shape, splits.num_classes)
     path = ctx.artifact("classifier.pt")

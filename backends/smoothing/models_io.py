@@ -11,7 +11,7 @@ from .detection.models import DnCNN, TinyDetector
 from .detection.scenes import SceneConfig, Scenes, make_scenes
 from .detection.training import TrainConfig, train_denoiser, train_detector
 
-__all__ = ["load_scenes", "build_detector", "build_denoiser"]
+__all__ = ["build_denoiser", "build_detector", "load_scenes", "model_from_spec"]
 
 
 def load_scenes(plan, ctx) -> tuple[Scenes, Scenes]:
@@ -42,9 +42,25 @@ def _train_cfg(plan, ctx, epochs: int | None = None) -> TrainConfig:
     )
 
 
+def model_from_spec(ctx, ref, input_shape, num_classes):
+    """A model the spec names by file or code (not a builtin to train), else None."""
+    from threatlang.ir import ModelKind
+    from threatlang.models_io import load_model
+
+    if ref is None or ref.kind is ModelKind.BUILTIN:
+        return None
+    return load_model(
+        ref, input_shape, num_classes, allow_code=ctx.allow_code, device=str(ctx.device)
+    )
+
+
 def build_detector(plan, ctx, train: Scenes, num_classes: int):
+    """The API's model, else the spec's model file/code, else the builtin detector, trained."""
     if ctx.model is not None:
         return ctx.model
+    loaded = model_from_spec(ctx, plan.spec.model, tuple(train.images.shape[1:]), num_classes)
+    if loaded is not None:
+        return loaded
     path = ctx.artifact("detector.pt")
     if path.exists() and ctx.resume:
         model = TinyDetector(num_classes=num_classes)

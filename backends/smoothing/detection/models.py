@@ -14,7 +14,7 @@ from torch import nn
 from .boxes import batched_nms
 from .types import Detections
 
-__all__ = ["DnCNN", "TinyDetector"]
+__all__ = ["DnCNN", "TinyDetector", "scene_detector"]
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -89,3 +89,10 @@ class DnCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.net(x)).clamp(0.0, 1.0)
+
+
+def scene_detector(input_shape: tuple[int, ...], num_classes: int, **options) -> TinyDetector:
+    """Builtin architecture ``scene_detector`` (called as ``builder(input_shape, classes)``)."""
+    if input_shape[0] != 3:
+        raise ValueError(f"scene_detector takes RGB images, got input shape {input_shape}")
+    return TinyDetector(num_classes=num_classes, **options)
