@@ -24,7 +24,7 @@ from .bounds import (
     forward,
     propagate,
 )
-from .bounds.affine import BoundLinear
+from .bounds.affine import BoundBatchNorm, BoundConv2d, BoundFlatten, BoundIdentity, BoundLinear
 from .bounds.nonlinear import BoundReLU
 from .inputs import InputSet
 
@@ -118,7 +118,7 @@ class BoundedNetwork:
         box = inputs.through_first(self.body[0], trace)
         for i in range(1, len(self.body)):
             op = self.body[i]
-            if isinstance(op, BoundReLU):
+            if isinstance(op, BoundReLU) and not _ibp_exact(self.body[:i]):
                 box = _intersect(box, self._crown_box(inputs, self.body[:i], box, trace, opts))
             trace[id(op)] = box
             box = op.interval(box, trace)
@@ -135,6 +135,17 @@ class BoundedNetwork:
         bounds = inputs.concretize(a_in, bias)
         lo, neg_hi = bounds[:, :d], bounds[:, d:]
         return Box.from_bounds(lo.reshape(n, *shape), (-neg_hi).reshape(n, *shape))
+
+
+def _ibp_exact(prefix: list[BoundOp]) -> bool:
+    """IBP is already exact per neuron after one affine layer (plus per-element maps) on a box,
+    so back-substituting through such a prefix would only repeat it, at a large cost."""
+    weighted = [op for op in prefix if isinstance(op, BoundLinear | BoundConv2d)]
+    elementwise = all(
+        isinstance(op, BoundLinear | BoundConv2d | BoundBatchNorm | BoundFlatten | BoundIdentity)
+        for op in prefix
+    )
+    return elementwise and len(weighted) <= 1
 
 
 def _intersect(a: Box, b: Box) -> Box:

@@ -12,6 +12,9 @@ from .inputs import BoxInput
 from .local import local_body_box
 from .patches import PatchThreat, chunks, dense_box, placements
 
+CROWN_BUDGET = 1 << 24
+"""Coefficients (floats) a CROWN chunk may hold for the final specs; sets its placements."""
+
 
 def _elide(net: BoundedNetwork, box: Box, y: Tensor, n_loc: int) -> Tensor:
     """Margin lower bounds (B, L, K) from body boxes (B * L, D) with the last layer merged."""
@@ -93,6 +96,8 @@ def worst_margins(
     """``min over placements`` of the margin bounds (2.11), never holding more than ``chunk``
     placements (times the batch) in memory at once. ``local=None`` picks the engine."""
     local = use_local(tuple(x.shape[-2:])) if local is None else local
+    if cfg.method is not Method.IBP:  # linear bounds hold (rows, specs, inputs) coefficients
+        chunk = max(1, min(chunk, CROWN_BUDGET // (x.shape[0] * x[0].numel() * 16)))
     best = where_shape = where_loc = None
     for s_idx, (mask, offs) in enumerate(placements(threat, tuple(x.shape[-2:]), x.device)):
         for part in chunks(offs, chunk):
