@@ -219,3 +219,28 @@ def test_patch_boxes_free_every_channel():
     assert len(boxes) == 9
     free = (boxes[0].lo != boxes[0].hi).reshape(3, 4, 4)
     assert (free == free[0]).all() and free[0].sum() == 4
+
+
+def test_import_of_a_flat_network_with_two_radii(tmp_path):
+    """A VNN-COMP style benchmark written by hand: a 5-input network, one box per radius."""
+    from torch import nn
+
+    from threatlang.interop.import_vnnlib import import_vnnlib
+    from threatlang.interop.onnx_export import export_onnx
+    from threatlang.interop.vnnlib import Box, Query, label_unsafe, write_v1
+
+    export_onnx(
+        nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).eval(), (5,), tmp_path / "f.onnx"
+    )
+    x = np.array([0.2, 0.5, 0.9, 0.3, 0.6])
+    rows = []
+    for i, eps in enumerate([0.1, 0.2]):
+        query = Query((5,), 3, (Box(x - eps, x + eps),), label_unsafe(1, 3))
+        (tmp_path / f"p{i}.vnnlib").write_text(write_v1(query))
+        rows.append(f"f.onnx,p{i}.vnnlib,10")
+    (tmp_path / "instances.csv").write_text("\n".join(rows) + "\n")
+    spec = load(import_vnnlib(tmp_path / "instances.csv", tmp_path / "flat.threat"))
+    assert spec.threat.radii == (0.1, 0.2) and spec.domain.shape == (5,)
+    data = np.load(tmp_path / "flat.npz")
+    np.testing.assert_allclose(data["x_test"], [x], atol=1e-7)
+    assert data["y_test"].tolist() == [1]

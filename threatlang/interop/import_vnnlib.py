@@ -201,7 +201,7 @@ def import_vnnlib(
     y = np.asarray(ys, dtype=np.int64)
     np.savez(data, x_train=x, y_train=y, x_test=x, y_test=y)
     model = os.path.relpath(next(iter(models)), output.parent.resolve())
-    dims = ", ".join(str(d) for d in shape)
+    dims = f"({', '.join(str(d) for d in shape)})" if len(shape) > 1 else str(shape[0])
     text = f"""threatlang 1
 
 # Imported from {Path(path).name}: {len(instances)} VNN-LIB properties, label_unchanged.
@@ -209,7 +209,7 @@ spec {name} {{
   model onnx("{model}")
   data npz {{ path "{data.resolve()}" }}
   input {{
-    shape ({dims})
+    shape {dims}
     range [{low!r}, {high!r}]
   }}
   {block}
