@@ -68,13 +68,15 @@ class AdvTrainPlan(Plan):
                 f"  train side by side ({t.epochs} epochs, batch {t.batch_size}, AdamW lr {t.lr:g}, "
                 f"wd {o.weight_decay:g}): {', '.join(m.label for m in self.methods)}"
             )
+        if any(m.kind is not MethodKind.STANDARD for m in self.methods):
+            o = self.options
             lines.append(
                 f"  pyramid: scales {list(self.scales)}, multipliers {list(self.multipliers)}; "
                 f"UPAT radius {self.radius:.4g} (tau {self.step_size:.3g}), PAT radius "
                 f"{self.pat_radius:.4g} (step radius/k); lambda {o.adv_weight:g}"
                 + ("; radius schedule (6.5)" if o.radius_schedule else "")
             )
-        else:
+        if self.train is None:
             lines.append("  evaluate the given model (no training)")
         if self.corruptions is not None:
             kinds = self.corruptions.corruptions or CORRUPTION_NAMES

@@ -153,3 +153,41 @@ def test_cifar10_from_user_files_runs_in_colour(tmp_path):
     assert methods["upat"]["corruption_accuracy"] is not None
     state = torch.load(tmp_path / "run" / "upat.pt", weights_only=True)
     assert state["patch_embed.weight"].shape[1] == 3 * 4 * 4  # RGB 4x4 patches
+
+
+ATTACK_SPEC = """threatlang 1
+spec any_classifier {{
+  model state_dict("{weights}") {{ arch vit_tiny }}
+  data digits {{ test_limit 40 }}
+  threat l2_ball {{ around input, radii [0.0, 3.0] }}
+  require label_unchanged
+  evaluate accuracy
+  attack pgd {{ steps 10, restarts 2 }}
+}}
+"""
+
+
+def test_l2_pgd_attacks_a_saved_classifier_without_training(tmp_path):
+    from threatlang.backends.advtrain.standard import Standard
+    from threatlang.backends.advtrain.train import TrainConfig, fit
+    from threatlang.backends.advtrain.vit import vit_tiny
+    from threatlang.data import load_dataset
+
+    spec = parse(ATTACK_SPEC.format(weights=tmp_path / "vit.pt"))
+    plan = BACKEND.compile(spec)
+    assert plan.train is None and plan.attacks[0].norm.value == "l2"
+    data = load_dataset(spec.data)
+    model = vit_tiny((1, 8, 8), 10, torch.Generator().manual_seed(0))
+    x, y = torch.from_numpy(data.train.x[:480]), torch.from_numpy(data.train.y[:480])
+    cfg = TrainConfig(epochs=4, batch_size=24, lr=3e-3, augment=False)
+    fit(model, Standard(), x, y, cfg, torch.Generator().manual_seed(0))
+    torch.save(model.state_dict(), tmp_path / "vit.pt")
+    result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
+    robust = result.summary.metrics["robust_accuracy"]["model"]
+    clean = result.summary.metrics["clean_accuracy"]
+    assert clean > 0.3
+    assert robust["pgd_l2@0"] == pytest.approx(clean)
+    assert robust["pgd_l2@3"] < clean
+    statuses = {r.id: r.status.value for r in result.records}
+    assert statuses["attack/model/pgd_l2/3"] == "falsified"
+    assert statuses["attack/model/pgd_l2/0"] == "unknown"
