@@ -225,6 +225,7 @@ def _group(centres, labels):
     """Distinct (centre, label) examples in first-seen order (a ball file per radius repeats)."""
     xs, ys, seen = [], [], []
     for c, y in zip(centres, labels, strict=True):
+        c = np.asarray(c, dtype=np.float32)  # the data's precision: equal up to round-off
         if any(np.array_equal(c, s) and y == sy for s, sy in seen):
             continue
         seen.append((c, y))
