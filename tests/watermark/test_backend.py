@@ -97,3 +97,28 @@ def test_the_shipped_spec_runs_and_certifies(tmp_path):
     assert certified["0.1"] >= 0.5  # the certified watermark survives the smallest radius
     base = result.summary.metrics["baseline"]["certified_trigger_accuracy"]
     assert certified["0.1"] > base["0.1"]
+
+
+def test_colour_images_and_resume(tmp_path):
+    """3-channel data (CIFAR-like, here random) with unrelated triggers (the bundled digits);
+    a resumed run reloads both checkpoints and appends nothing twice."""
+    import numpy as np
+
+    from threatlang.data import ArrayDataset, DataSplits
+
+    rng = np.random.default_rng(0)
+    split = lambda n: ArrayDataset(  # noqa: E731
+        rng.uniform(size=(n, 3, 16, 16)).astype(np.float32), rng.integers(0, 10, n)
+    )
+    data = DataSplits("random", split(120), split(40), 10)
+    text = SPEC.replace("trigger_size 16", 'trigger_size 16; trigger "unrelated"').replace(
+        "attack parameter_pgd { steps 2; noise_samples 2; test_examples 32 }\n", ""
+    )
+    spec = _spec(tmp_path, text)
+    first = threatlang.run(spec, data=data, output=tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "certified.pt").exists() and (
+        tmp_path / "run" / "baseline.pt"
+    ).exists()
+    again = threatlang.run(spec, data=data, output=tmp_path / "run", quiet=True, resume=True)
+    assert [r.id for r in again.records] == [r.id for r in first.records]
+    assert again.summary.metrics["test_accuracy"] == first.summary.metrics["test_accuracy"]
