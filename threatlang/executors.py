@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
@@ -76,7 +77,11 @@ class RayExecutor:
                 "--executor ray needs Ray: pip install -e '.[dist]' (or use --executor inprocess)."
             ) from None
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,  # Ray's start-up chatter is not the user's news
+            }
             if self.address is not None:
                 kwargs["address"] = self.address
             elif self.workers is not None:
