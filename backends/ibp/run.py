@@ -5,24 +5,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
+import attrs
 import torch
 from torch import Tensor
 
-from threatlang.backends.base import Record, RunContext, Status, Summary, Table
+from threatlang.backends.base import RunContext, Summary
 from threatlang.errors import UsageError
 from threatlang.ir.actions import CertifyMethod, Strategy
 from threatlang.ir.threats import LpBall, Norm, PatchSet
 
 from .attack import AttackConfig, AttackMethod, LocationSearch, patch_attack
 from .bounds import LowerSlope, UnsupportedLayer
-from .certify import CertifyConfig, Outcome, certify_patches
+from .certify import CertifyConfig, certify_patches
 from .config import Intermediate, Slope
 from .engine import BoundConfig, BoundedNetwork, Method
 from .lpball import certify_ball, predict
 from .modelref import build_model
+from .outcomes import make_record, summarize
 from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
-from .plot import write_plot
 from .threat import patch_threat
 from .train import Strategy as TrainStrategy
 from .train import TrainConfig, train
@@ -130,9 +130,9 @@ def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
     n_items = max(1, len(todo))
     for j, i in enumerate(todo):
         ctx.records.append(
-            _record(i, j, int(yt[i]), int(pred[j]), per, sum(timings.values()) / n_items)
+            make_record(i, j, int(yt[i]), int(pred[j]), per, sum(timings.values()) / n_items)
         )
-    return _summary(plan, ctx, timings, losses)
+    return summarize(plan, ctx, timings, losses)
 
 
 def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: RunContext) -> dict:
@@ -193,127 +193,5 @@ def _certify(
         range(0, len(y), o.batch), description=f"certify {bcfg.method.value}"
     ):
         part = certify_patches(model, x[s : s + o.batch], y[s : s + o.batch], pt, cfg)
-        certs += [attrs_evolve_index(c, s) for c in part]
+        certs += [attrs.evolve(c, index=c.index + s) for c in part]
     return {"certs": certs}
-
-
-def attrs_evolve_index(cert, offset: int):
-    import attrs
-
-    return attrs.evolve(cert, index=cert.index + offset)
-
-
-def _record(i: int, j: int, label: int, pred: int, per: dict, seconds: float) -> Record:
-    values: dict[str, Any] = {"label": label, "predicted": pred, "clean_correct": pred == label}
-    cert = per.get("certify")
-    att = per.get("attack")
-    certified, reason = False, "no certify action in the spec"
-    if cert is not None and "certs" in cert:
-        c = cert["certs"][j]
-        values.update(
-            margin_lower=c.margin,
-            runner_up=c.runner_up,
-            worst_location=list(c.location),
-            worst_shape=c.shape_index,
-        )
-        certified = c.outcome is Outcome.CERTIFIED
-        if c.outcome is Outcome.UNSUPPORTED:
-            reason = c.reason
-        elif not certified:
-            reason = f"margin lower bound {c.margin:.4g} <= 0 against class {c.runner_up} (bound inconclusive)"
-    elif cert is not None and "ball_ok" in cert:
-        ok = cert["ball_ok"][j]
-        values.update(
-            radii=list(cert["radii"]),
-            certified_at=ok.tolist(),
-            margin_lower=cert["ball_margin"][j].tolist(),
-        )
-        certified = bool(ok.all()) and pred == label
-        reason = "margin lower bound <= 0 at the largest radius (bound inconclusive)"
-    elif cert is not None:
-        reason = cert["unsupported"]
-    values["certified"] = certified
-    counter = None
-    if att is not None:
-        values["attack_success"] = bool(att["success"][j])
-        if att["success"][j] and pred == label:
-            counter = _patch_counterexample(att, j)
-    if pred != label:
-        return Record(
-            f"test-{i}", Status.FALSIFIED, values, seconds, {"kind": "clean", "predicted": pred}
-        )
-    if certified and counter is not None:
-        return Record(
-            f"test-{i}",
-            Status.ERROR,
-            values,
-            seconds,
-            counter,
-            "attack broke a certified example: the bound is unsound",
-        )
-    if certified:
-        return Record(f"test-{i}", Status.CERTIFIED, values, seconds)
-    if counter is not None:
-        return Record(f"test-{i}", Status.FALSIFIED, values, seconds, counter)
-    return Record(f"test-{i}", Status.UNKNOWN, values, seconds, None, reason)
-
-
-def _patch_counterexample(att: dict, j: int) -> dict:
-    threat = att["threat"]
-    s = int(att["shape"][j])
-    r, c = (int(v) for v in att["location"][j])
-    mask = np.array(threat.masks[s], dtype=bool)
-    h, w = mask.shape
-    content = att["adv"][j][:, r : r + h, c : c + w].numpy()
-    return {
-        "kind": "patch",
-        "shape": s,
-        "location": [r, c],
-        "mask": mask.astype(int).tolist(),
-        "content": np.round(content, 6).tolist(),
-    }
-
-
-def _summary(
-    plan: IbpPlan, ctx: RunContext, timings: dict[str, float], losses: list[float]
-) -> Summary:
-    records = ctx.records.all()
-    n = max(1, len(records))
-    clean = sum(bool(r.values.get("clean_correct")) for r in records) / n
-    metrics: dict[str, Any] = {"examples": len(records), "clean_accuracy": clean}
-    acc = {"clean": clean}
-    kinds = {type(s) for s in plan.steps}
-    if AttackStep in kinds:
-        metrics["empirical_accuracy"] = acc["empirical"] = (
-            sum(
-                bool(r.values.get("clean_correct")) and not r.values.get("attack_success")
-                for r in records
-            )
-            / n
-        )
-    if CertifyStep in kinds:
-        metrics["certified_accuracy"] = acc["certified"] = (
-            sum(r.status is Status.CERTIFIED for r in records) / n
-        )
-    metrics["unsound"] = sum(r.status is Status.ERROR for r in records)
-    metrics.update({k: round(v, 3) for k, v in timings.items()})
-    rows = [(k, f"{v:.1%}") for k, v in acc.items()] + [
-        (k, f"{v:.1f}s") for k, v in timings.items()
-    ]
-    tables = [
-        Table(
-            f"{plan.spec.name}: patch robustness ({len(records)} test images)",
-            ("metric", "value"),
-            rows,
-        )
-    ]
-    if losses:
-        tables.append(
-            Table(
-                "certificate training",
-                ("epoch", "loss"),
-                [(i + 1, round(v, 4)) for i, v in enumerate(losses)],
-            )
-        )
-    plot = write_plot(ctx.artifact("accuracy.png"), acc, losses, plan.spec.name)
-    return Summary(metrics, tuple(tables), (plot,))
