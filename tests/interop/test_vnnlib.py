@@ -15,7 +15,8 @@ from threatlang.cli import main  # noqa: E402
 from threatlang.errors import UsageError  # noqa: E402
 from threatlang.interop.boxes import patch_boxes, refuse_unless_boxes  # noqa: E402
 from threatlang.interop.export import export_vnnlib  # noqa: E402
-from threatlang.interop.vnnlib import read, unsafe_label  # noqa: E402
+from threatlang.interop.vnnlib import unsafe_label  # noqa: E402
+from threatlang.interop.vnnlib_read import read  # noqa: E402
 from threatlang.parse import load, load_all, parse  # noqa: E402
 
 ROOT = Path(__file__).parents[2]
@@ -227,7 +228,8 @@ def test_import_of_a_flat_network_with_two_radii(tmp_path):
 
     from threatlang.interop.import_vnnlib import import_vnnlib
     from threatlang.interop.onnx_export import export_onnx
-    from threatlang.interop.vnnlib import Box, Query, label_unsafe, write_v1
+    from threatlang.interop.vnnlib import Box, Query, label_unsafe
+    from threatlang.interop.vnnlib_write import write_v1
 
     export_onnx(
         nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).eval(), (5,), tmp_path / "f.onnx"

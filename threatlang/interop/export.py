@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import UsageError
 from ..ir import Certify, ModelKind, ModelRef, Spec
 from .boxes import example_queries, refuse_unless_boxes
-from .vnnlib import Query, label_unsafe, write_v1, write_v2
+from .vnnlib import Query, label_unsafe
+from .vnnlib_write import write_v1, write_v2
 
 DEFAULT_TIMEOUT = 60.0
 

@@ -18,7 +18,8 @@ from ..errors import UsageError
 from ..ir import AllLocations, Corners, Explicit, LpBall, Mask, PatchSet, Stride, ValueRange
 from ..ir.shapes import Diamond, Line, Orientation, Rectangle, Square
 from .boxes import ball_box, patch_boxes
-from .vnnlib import Box, Query, read, unsafe_label
+from .vnnlib import Box, Query, unsafe_label
+from .vnnlib_read import read
 
 
 @attrs.frozen(eq=False)
