@@ -66,7 +66,7 @@ def make_method(
         method: Method = UPAT(cfg, input_shape, device)
     else:
         cfg = PATConfig(pyramid, s.pat_radius, spec.steps, s.adv_weight, spec.clean_loss)
-        method = PAT(cfg, torch.Generator(device).manual_seed(seed + 2))
+        method = PAT(cfg, torch.Generator().manual_seed(seed + 2))
     method.name = spec.label
     return method
 
@@ -85,6 +85,7 @@ def compare(
     """Train every method in ``specs`` (interleaved epochs), then evaluate each on ``test``."""
     x, y = train
     shape = tuple(x.shape[1:])
+    # CPU generators on every device: draws are made there and moved, so runs match across devices
     trainers = {
         spec.label: Trainer(
             new_model().to(device),
@@ -92,7 +93,7 @@ def compare(
             x,
             y,
             settings.train,
-            torch.Generator(device).manual_seed(seed + 1),
+            torch.Generator().manual_seed(seed + 1),
         )
         for spec in specs
     }
