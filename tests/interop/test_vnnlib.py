@@ -246,3 +246,56 @@ def test_import_of_a_flat_network_with_two_radii(tmp_path):
     data = np.load(tmp_path / "flat.npz")
     np.testing.assert_allclose(data["x_test"], [x], atol=1e-7)
     assert data["y_test"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "threat",
+    [
+        "patch { shape square(2)\n locations all }",
+        "patch { shape rectangle(2, 3)\n shape diamond(5)\n locations stride(2)\n values [0.25, 0.75] }",
+        "patch { shape line(3, antidiagonal)\n locations corners }",
+    ],
+)
+def test_vnnlib_states_the_placements_the_ibp_backend_bounds(threat):
+    """The exported union of boxes and the ibp backend's dense patch boxes free the same pixel
+    sets to the same range: the complete verifier is asked exactly what ibp certifies."""
+    pytest.importorskip("threatlang.backends.ibp.threat")
+    from threatlang.backends.ibp.patches import dense_box, placements
+    from threatlang.backends.ibp.threat import patch_threat
+
+    spec = parse(
+        f'spec s {{\n model onnx("m.onnx")\n data digits\n threat {threat}\n'
+        " require label_unchanged\n certify ibp\n}\n"
+    )
+    x = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    ours = patch_boxes(x, spec.threat)
+    ibp_threat = patch_threat(spec.threat)
+    theirs = []
+    for mask, offs in placements(ibp_threat, (8, 8)):
+        box = dense_box(torch.from_numpy(x)[None], mask, offs, ibp_threat.low, ibp_threat.high)
+        lo, hi = _bounds(box)
+        theirs += list(
+            zip(
+                lo.reshape(len(lo), -1).double().numpy(),
+                hi.reshape(len(hi), -1).double().numpy(),
+                strict=True,
+            )
+        )
+
+    def free_sets(pairs):
+        return {frozenset(np.flatnonzero(np.abs(h - lo_) > 1e-6).tolist()) for lo_, h in pairs}
+
+    assert free_sets([(b.lo, b.hi) for b in ours]) == free_sets(theirs)
+    v = spec.threat.values
+    for lo_, hi_ in theirs:
+        free = np.abs(hi_ - lo_) > 1e-6
+        np.testing.assert_allclose(lo_[free], v.low, atol=1e-6)
+        np.testing.assert_allclose(hi_[free], v.high, atol=1e-6)
+        np.testing.assert_allclose(lo_[~free], x.ravel()[~free], atol=1e-6)
+
+
+def _bounds(box):
+    for names in (("lower", "upper"), ("lo", "hi"), ("low", "high")):
+        if hasattr(box, names[0]):
+            return getattr(box, names[0]), getattr(box, names[1])
+    raise AttributeError(f"unknown Box layout: {box}")
