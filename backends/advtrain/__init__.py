@@ -40,7 +40,10 @@ class AdvTrainBackend(Backend):
         Evaluate: frozenset({EvaluateKind.CORRUPTIONS, EvaluateKind.ACCURACY}),
     }
     required_modules: ClassVar[tuple[str, ...]] = ("torch", "sklearn", "scipy")
-    architectures: ClassVar = {"vit_tiny": "threatlang.backends.advtrain.vit:vit_tiny"}
+    architectures: ClassVar = {
+        "vit_tiny": "threatlang.backends.advtrain.vit:vit_tiny",
+        "timm": "threatlang.backends.advtrain.vit:timm_model",  # only when timm is installed
+    }
 
     def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
         out = list(super().accepts(spec))

@@ -151,13 +151,18 @@ def vit_tiny(
     return ViT(cfg, generator)
 
 
-def timm_model(name: str, input_shape: Sequence[int], num_classes: int) -> nn.Module:
-    """A timm architecture (random init, nothing downloaded); needs timm installed."""
+def timm_model(
+    input_shape: Sequence[int], num_classes: int, name: str = "vit_tiny_patch16_224", **kwargs
+) -> nn.Module:
+    """A timm architecture (``model timm { name "vit_small_patch16_224" }``), randomly
+    initialised (nothing is downloaded); needs the optional package timm."""
     if importlib.util.find_spec("timm") is None:
-        raise ModuleNotFoundError(f"model 'timm:{name}' needs the optional package timm")
+        from threatlang.errors import UsageError
+
+        raise UsageError(f"model timm {{ name {name!r} }} needs the optional package timm")
     import timm
 
     c, h, w = input_shape
     return timm.create_model(
-        name, pretrained=False, num_classes=num_classes, in_chans=c, img_size=(h, w)
+        name, pretrained=False, num_classes=num_classes, in_chans=c, img_size=(h, w), **kwargs
     )

@@ -191,3 +191,27 @@ def test_l2_pgd_attacks_a_saved_classifier_without_training(tmp_path):
     statuses = {r.id: r.status.value for r in result.records}
     assert statuses["attack/model/pgd_l2/3"] == "falsified"
     assert statuses["attack/model/pgd_l2/0"] == "unknown"
+
+
+def test_radius_schedule_option_decays_the_radius_of_every_method():
+    from threatlang.backends.advtrain.run import _settings
+
+    spec = _spec(options="radius_schedule true\n radius_end 1/255\n pat_radius 6/255")
+    plan = BACKEND.compile(spec)
+    s = _settings(plan, 10)
+    assert s.upat_radius(0) == pytest.approx(8 / 255)
+    assert s.upat_radius(10) == pytest.approx(1 / 255)
+    assert s.pat_radius(0) == pytest.approx(6 / 255) and s.pat_radius(10) == pytest.approx(1 / 255)
+    assert s.upat_radius(1) == pytest.approx(8 / 255)  # decay starts at 10% of training
+
+
+def test_timm_models_are_optional():
+    import importlib.util
+
+    from threatlang.backends.advtrain.vit import timm_model
+    from threatlang.errors import UsageError
+
+    if importlib.util.find_spec("timm") is not None:
+        pytest.skip("timm is installed")
+    with pytest.raises(UsageError, match="timm"):
+        timm_model((3, 32, 32), 10, name="vit_tiny_patch16_224")
