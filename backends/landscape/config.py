@@ -87,7 +87,8 @@ class WedgeOptions:
     margin: float = attrs.field(default=0.15, validator=attrs.validators.ge(0))
     loss_below: float = attrs.field(default=0.4, validator=_pos)
     max_guesses: int = attrs.field(default=400_000, validator=_pos)
-    poison_steps: int = attrs.field(default=1000, validator=_pos)
+    poison_steps: int = attrs.field(default=2000, validator=_pos)
+    poison_weight: float = attrs.field(default=0.3, validator=_pos)
 
     @widths.validator
     def _widths(self, _a: attrs.Attribute, value: tuple[int, ...]) -> None:

@@ -117,20 +117,26 @@ def wedge_record(b: Boundary, draw: int) -> Record:
 
 
 def wedge_table(boundaries: tuple[Boundary, ...], widths: tuple[int, ...]):
-    """Accuracy on fresh wedge samples per method and width (train accuracy in brackets)."""
-    rows, metrics = [], {}
+    """Accuracy on fresh wedge samples per method and width (train and test points in brackets)."""
+    rows, metrics, test_metrics = [], {}, {}
     for method in METHODS:
         row = [method]
         for w in widths:
             mine = [b for b in boundaries if b.method == method and b.width == w]
             pop = mean_se([b.population_accuracy for b in mine])
             tr = mean_se([b.train_accuracy for b in mine])
-            row.append("-" if pop.mean is None else f"{pop.text()} (train {100 * tr.mean:.0f}%)")
+            te = mean_se([b.test_accuracy for b in mine])
+            row.append(
+                "-"
+                if pop.mean is None
+                else f"{pop.text()} (train {100 * tr.mean:.0f}%, test {100 * te.mean:.0f}%)"
+            )
             metrics.setdefault(method, {})[str(w)] = pop.mean
+            test_metrics.setdefault(method, {})[str(w)] = te.mean
         rows.append(tuple(row))
     table = Table(
-        "Wedge toy problem: accuracy on the data distribution",
+        "Wedge toy problem: accuracy on the data distribution (train / test points in brackets)",
         ("method", *(f"width {w}" for w in widths)),
         rows,
     )
-    return table, {"wedge_population_accuracy": metrics}
+    return table, {"wedge_population_accuracy": metrics, "wedge_test_accuracy": test_metrics}

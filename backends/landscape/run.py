@@ -133,6 +133,7 @@ def _wedge(plan: LandscapePlan, ctx):
         loss_below=w.loss_below,
         max_guesses=w.max_guesses,
         poison_steps=w.poison_steps,
+        poison_weight=w.poison_weight,
     )
     ctx.console.print("wedge: training poisoned, SGD and Guess & Check networks per width")
     boundaries, data = run_wedge(config, ctx.seed, ctx.device)

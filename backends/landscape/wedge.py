@@ -32,7 +32,8 @@ class WedgeConfig:
     widths: tuple[int, ...] = (2, 4, 10, 15, 20)
     draws: int = 4
     loss_below: float = 0.4
-    poison_steps: int = 1000
+    poison_steps: int = 2000
+    poison_weight: float = 0.3  # < 1: fitting the training points comes first
     max_guesses: int = 400_000
     population: int = 2000  # fresh points for each boundary's accuracy on the distribution
 
@@ -83,7 +84,13 @@ def run_wedge(
         for _ in range(config.draws):
             theta0 = fm.default_init(g)
             bad = poison(
-                fm, xtr, ytr, xte, yte, theta0, PoisonConfig(steps=config.poison_steps, lr=0.05)
+                fm,
+                xtr,
+                ytr,
+                xte,
+                yte,
+                theta0,
+                PoisonConfig(steps=config.poison_steps, lr=0.05, val_weight=config.poison_weight),
             )
             fitted = sgd(fm, xtr, ytr, theta0, window, SGDConfig(lr=0.05, max_steps=3000), g)
             gc = guess_and_check(
