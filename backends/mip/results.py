@@ -138,12 +138,9 @@ def plot_misreports(
         ax.annotate("", xy=m, xytext=t, arrowprops={"arrowstyle": "->", "color": "gray", "lw": 0.8})
         ax.scatter(*t, s=s, facecolors="none", edgecolors="tab:blue")
         ax.scatter(*m, s=s, color="tab:red")
-    ax.set(
-        xlabel="value of item 1",
-        ylabel="value of item 2",
-        xlim=lims,
-        ylim=lims,
-        title=f"truthful -> optimal misreport (agent {agent}); max regret {regrets.max():.4f}",
+    ax.set(xlabel="value of item 1", ylabel="value of item 2", xlim=lims, ylim=lims)
+    ax.set_title(
+        f"truthful -> optimal misreport (agent {agent}); max regret {regrets.max():.4f}", fontsize=9
     )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
