@@ -56,7 +56,9 @@ class WatermarkTrainOptions:
     text: str = "WM"
     replay: int = attrs.field(default=4, validator=_pos)  # k noise levels σ_i = (i/k)·σ_max
     noise_samples: int = attrs.field(default=8, validator=_pos)  # t draws per level
-    max_sigma: float | None = attrs.field(default=None)  # default: the smooth action's sigma
+    max_sigma: float | None = attrs.field(  # default: the smooth action's sigma
+        default=None, validator=attrs.validators.optional(_pos)
+    )
     momentum: float = attrs.field(default=0.9, validator=_nonneg)
     weight_decay: float = attrs.field(default=1e-4, validator=_nonneg)
     lr_decay_epoch: int | None = None  # lr ÷ 10 from this epoch on

@@ -12,7 +12,9 @@ from torch import nn
 from threatlang.report import Summary
 
 from .attacks import (
+    AttackEpoch,
     ParameterPGDConfig,
+    PGDResult,
     RemovalConfig,
     SmoothedProbe,
     pgd_at_radius,
@@ -92,6 +94,7 @@ def _embed(plan, ctx, name, noise, classes, owner, trigger, test) -> nn.Module:
 
 
 def run_plan(plan: WatermarkPlan, ctx) -> Summary:
+    """Embed (baseline and certified), certify per radius, attack, and summarise."""
     device = ctx.device
     data = _load_data(plan, ctx)
     o, s = plan.train_options, plan.smooth
@@ -114,62 +117,23 @@ def run_plan(plan: WatermarkPlan, ctx) -> Summary:
         for n, noise in names.items()
     }
 
-    chunk = min(s.batch_size, 64)
+    chunk = min(s.batch_size, 64)  # draws per vmap call: bounds the batched activations
     strategy = resolve_strategy(
         plan.smooth_options.noise_strategy, models["certified"],
         detached_params(models["certified"]), trigger[0], chunk,
     )  # fmt: skip
-    results: dict[str, ModelResult] = {}
-    for name, model in models.items():
-        generator = torch.Generator(device).manual_seed(ctx.seed + 1)
-        params = detached_params(model)
-        start = time.perf_counter()
-        cert = certify_watermark(
-            model, params, *trigger, s.sigma, s.samples, plan.radii, s.confidence, generator,
-            chunk, strategy,
-        )  # fmt: skip
-        results[name] = ModelResult(
-            name=name,
-            test_accuracy=plain_accuracy(model, params, *test),
-            trigger_accuracy=plain_accuracy(model, params, *trigger),
-            certificate=cert,
-            seconds=time.perf_counter() - start,
-        )
-
-    pgd_rows = {}
-    if plan.pgd is not None:
-        model = models["certified"]
-        for radius in ctx.progress.track(plan.radii, description="parameter PGD"):
-            pgd_rows[radius] = pgd_at_radius(
-                model, trigger, test, radius, s.sigma, s.samples, s.confidence,
-                ParameterPGDConfig(
-                    steps=plan.pgd.steps, step_size=plan.pgd.step_size,
-                    noise_samples=plan.pgd.options.noise_samples, sigma=s.sigma,
-                    strategy=strategy,
-                ),
-                plan.pgd.options.test_examples,
-                torch.Generator(device).manual_seed(ctx.seed + 2),
-            )  # fmt: skip
+    results = {
+        name: _certify(plan, model, name, trigger, test, chunk, strategy, ctx)
+        for name, model in models.items()
+    }
+    pgd_rows = _parameter_pgd(plan, models["certified"], trigger, test, strategy, ctx)
     done = ctx.records.done_ids()
     for radius in plan.radii:
         record = radius_record(radius, results, pgd_rows.get(radius), plan.threshold)
         if record.id not in done:
             ctx.records.append(record)
-
     probe = SmoothedProbe(s.sigma, plan.smooth_options.probe_samples, chunk, strategy)
-    histories: dict[tuple[str, str], list] = {}
-    jobs = [(r, n) for r in plan.removals for n in models]
-    for step, name in ctx.progress.track(jobs, description="removal attacks"):
-        config = RemovalConfig(
-            kind=step.kind, lr=step.lr, epochs=step.epochs, batch_size=step.options.batch_size,
-            regularization=step.options.regularization, reg_epochs=step.options.reg_epochs,
-        )  # fmt: skip
-        generator = torch.Generator(device).manual_seed(ctx.seed + 3)
-        history = removal_attack(models[name], attacker, trigger, test, config, probe, generator)
-        histories[(step.label, name)] = history
-        record = attack_record(step.label, name, history, plan.threshold, max(plan.radii))
-        if record.id not in done:
-            ctx.records.append(record)
+    histories = _removals(plan, models, attacker, trigger, test, probe, ctx)
 
     tables = [embedding_table(results), certificate_table(plan.radii, results, pgd_rows)]
     plots = []
@@ -179,3 +143,59 @@ def run_plan(plan: WatermarkPlan, ctx) -> Summary:
     return Summary(
         metrics=summary_metrics(results, pgd_rows, histories, strategy), tables=tables, plots=plots
     )
+
+
+def _certify(plan, model, name, trigger, test, chunk, strategy, ctx) -> ModelResult:
+    """Algorithm 3 at every radius, plus the plain test and trigger accuracies."""
+    s = plan.smooth
+    generator = torch.Generator(ctx.device).manual_seed(ctx.seed + 1)
+    params = detached_params(model)
+    start = time.perf_counter()
+    cert = certify_watermark(
+        model, params, *trigger, s.sigma, s.samples, plan.radii, s.confidence, generator,
+        chunk, strategy,
+    )  # fmt: skip
+    return ModelResult(
+        name=name,
+        test_accuracy=plain_accuracy(model, params, *test),
+        trigger_accuracy=plain_accuracy(model, params, *trigger),
+        certificate=cert,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _parameter_pgd(plan, model, trigger, test, strategy, ctx) -> dict[float, PGDResult]:
+    """The ε-adversary of Table 5.1 at every radius, against the certified watermark."""
+    if plan.pgd is None:
+        return {}
+    s, pgd = plan.smooth, plan.pgd
+    config = ParameterPGDConfig(
+        steps=pgd.steps, step_size=pgd.step_size, noise_samples=pgd.options.noise_samples,
+        sigma=s.sigma, strategy=strategy,
+    )  # fmt: skip
+    out = {}
+    for radius in ctx.progress.track(plan.radii, description="parameter PGD"):
+        out[radius] = pgd_at_radius(
+            model, trigger, test, radius, s.sigma, s.samples, s.confidence, config,
+            pgd.options.test_examples, torch.Generator(ctx.device).manual_seed(ctx.seed + 2),
+        )  # fmt: skip
+    return out
+
+
+def _removals(plan, models, attacker, trigger, test, probe, ctx) -> dict:
+    """Every removal attack against every watermark; one record each."""
+    histories: dict[tuple[str, str], list[AttackEpoch]] = {}
+    done = ctx.records.done_ids()
+    jobs = [(r, n) for r in plan.removals for n in models]
+    for step, name in ctx.progress.track(jobs, description="removal attacks"):
+        config = RemovalConfig(
+            kind=step.kind, lr=step.lr, epochs=step.epochs, batch_size=step.options.batch_size,
+            regularization=step.options.regularization, reg_epochs=step.options.reg_epochs,
+        )  # fmt: skip
+        generator = torch.Generator(ctx.device).manual_seed(ctx.seed + 3)
+        history = removal_attack(models[name], attacker, trigger, test, config, probe, generator)
+        histories[(step.label, name)] = history
+        record = attack_record(step.label, name, history, plan.threshold, max(plan.radii))
+        if record.id not in done:
+            ctx.records.append(record)
+    return histories
