@@ -37,7 +37,10 @@ def local_ray():
 
     # the workers cannot import the test helper by name: ship its functions by value
     ray.cloudpickle.register_pickle_by_value(toy_backend)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
-    ray.shutdown()
+    if started:
+        ray.shutdown()
     sys.path.remove(str(HERE))
