@@ -17,6 +17,7 @@ from typing import ClassVar
 from threatlang.backends.base import Backend, Unsupported, option_problems
 from threatlang.ir import Spec
 from threatlang.ir.actions import Evaluate, EvaluateKind, Strategy, Train
+from threatlang.ir.refs import GENERATED_SOURCES
 
 from .config import VolumeOptions, WedgeOptions
 
@@ -70,6 +71,14 @@ class LandscapeBackend(Backend):
                 Unsupported(
                     spec,
                     "a volume study needs a gradient-free strategy (guess_and_check, pattern_search, random_greedy)",
+                )
+            )
+        data = spec.data
+        if EvaluateKind.VOLUME in kinds and data is not None and data.source in GENERATED_SOURCES:
+            out.append(
+                Unsupported(
+                    data,
+                    f"`evaluate volume` needs labelled examples (digits, mnist, ...), not generated {data.source.value} data",
                 )
             )
         seen = set()

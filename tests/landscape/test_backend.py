@@ -10,6 +10,7 @@ from threatlang.api import plan
 from threatlang.backends.landscape import BACKEND
 from threatlang.errors import CapabilityError
 from threatlang.ir.actions import Evaluate, Train
+from threatlang.ir.refs import DataSource
 
 SPEC = """\
 threatlang 1
@@ -64,6 +65,10 @@ def test_what_the_backend_cannot_run_is_named(tmp_path):
         ),
     )
     assert "gradient-free" in " ".join(u.reason for u in BACKEND.accepts(only_sgd))
+    wedge_data = attrs.evolve(
+        spec, data=attrs.evolve(spec.data, source=DataSource.WEDGE, classes=None)
+    )
+    assert "labelled examples" in " ".join(u.reason for u in BACKEND.accepts(wedge_data))
     with pytest.raises(CapabilityError) as err:
         plan(_spec(tmp_path, SPEC.replace("max_guesses 4000", "max_guess 4000")))
     assert "unknown option 'max_guess'" in str(err.value)
