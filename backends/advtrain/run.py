@@ -242,8 +242,9 @@ def _metrics(plan: AdvTrainPlan, rows, by_method, robust) -> dict:
     }
     if "standard" in rows:
         out["baseline_clean_accuracy"] = rows["standard"].clean_accuracy
+    upats = [k for k in rows if k.startswith("upat")]
     upat = (
-        main if main.startswith("upat") else next((k for k in rows if k.startswith("upat")), None)
+        main if main.startswith("upat") else ("upat" if "upat" in rows else next(iter(upats), None))
     )
     if upat is not None and by_method[upat]["cost_ratio"] is not None:
         out["upat_cost_ratio"] = by_method[upat]["cost_ratio"]

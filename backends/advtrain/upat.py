@@ -26,7 +26,7 @@ class UPATConfig:
 
     pyramid: pyr.PyramidConfig = pyr.PyramidConfig()
     radius: RadiusSchedule = RadiusSchedule.constant(8 / 255)
-    step_size: float = attrs.field(default=1 / 255, validator=attrs.validators.gt(0))
+    step_size: float = attrs.field(default=0.1 / 255, validator=attrs.validators.gt(0))
     lam: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     clean_loss: bool = True
 
