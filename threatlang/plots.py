@@ -53,6 +53,21 @@ def radius_curve(records: Sequence[Record]) -> list[tuple[float, float]]:
     return []
 
 
+def accuracy_by_radius(records: Sequence[Record]) -> dict[str, list[tuple[float, float]]]:
+    """Certified accuracies a record reports at its own `radius` (e.g. a watermark's certified
+    trigger-set accuracy per radius), by key."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in records:
+        radius = _number(r.values.get("radius"))
+        if radius is None:
+            continue
+        for key, v in r.values.items():
+            x = _number(v)
+            if x is not None and "certified" in key and "accuracy" in key:
+                out[key].append((radius, x))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def patch_curve(records: Sequence[Record]) -> list[tuple[float, float]]:
     per: dict[float, list[bool]] = defaultdict(list)
     for r in records:
@@ -83,6 +98,8 @@ def record_tables(records: Sequence[Record]) -> tuple[Table, ...]:
         tables.append(curve_table("certified accuracy by radius", "radius", curve))
     if curve := patch_curve(records):
         tables.append(curve_table("certified accuracy by patch size", "patch size", curve))
+    for key, curve in accuracy_by_radius(records).items():
+        tables.append(Table(f"{key} by radius", ("radius", key), curve))
     for key, xs in scalar_values(records, lambda k: "regret" in k).items():
         xs = sorted(xs)
         rows = [("items", len(xs)), ("mean", sum(xs) / len(xs)), ("max", xs[-1])]
@@ -128,6 +145,19 @@ def render_plots(records: Sequence[Record], out_dir: Path) -> tuple[Path, ...]:
             ax.set_ylim(0, 1.02)
             ax.grid(alpha=0.3)
             save(fig, name)
+
+    reported = accuracy_by_radius(records)
+    if reported:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for key, curve in reported.items():
+            xs, ys = zip(*curve, strict=True)
+            ax.plot(xs, ys, marker="o", label=key.replace("_", " "))
+        ax.set_xlabel("radius")
+        ax.set_ylabel("certified accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "reported_accuracy_vs_radius.png")
 
     hists = {
         **scalar_values(records, lambda k: "regret" in k),

@@ -68,6 +68,20 @@ def test_report_rebuilds_tables_and_plots_from_records(tmp_path, capsys):
     assert titles[0] == "records by status"
 
 
+def test_accuracies_reported_per_radius_are_plotted(tmp_path):
+    from threatlang.plots import accuracy_by_radius, render_plots
+
+    records = [
+        Record(f"radius={r}", Status.CERTIFIED, {"radius": r, "certified_trigger_accuracy": a})
+        for r, a in ((0.5, 0.9), (0.1, 1.0), (1.0, 0.4))
+    ]
+    assert accuracy_by_radius(records) == {
+        "certified_trigger_accuracy": [(0.1, 1.0), (0.5, 0.9), (1.0, 0.4)]
+    }
+    names = {p.name for p in render_plots(records, tmp_path)}
+    assert "reported_accuracy_vs_radius.png" in names
+
+
 def test_report_of_an_empty_directory_is_a_usage_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "records.jsonl" in capsys.readouterr().err
