@@ -139,7 +139,9 @@ def render_plots(records: Sequence[Record], out_dir: Path) -> tuple[Path, ...]:
         if curve:
             fig, ax = plt.subplots(figsize=(5, 3.2))
             xs, ys = zip(*curve, strict=True)
-            ax.plot(xs, ys, marker="o", drawstyle="steps-post" if "radius" in name else "default")
+            # certified at r implies certified below r: between two measured radii the curve
+            # is only known to be at least the value at the larger one (steps-pre)
+            ax.plot(xs, ys, marker="o", drawstyle="steps-pre" if "radius" in name else "default")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("certified accuracy")
             ax.set_ylim(0, 1.02)
