@@ -140,12 +140,30 @@ class ParameterPGDConfig:
     noise_samples: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     sigma: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     strategy: NoiseStrategy = NoiseStrategy.LOOP
+    restarts: int = attrs.field(default=1, validator=attrs.validators.gt(0))
 
 
 def _project(delta: Params, eps: float) -> Params:
     norm = sum(float(d.pow(2).sum()) for d in delta.values()) ** 0.5
     scale = min(1.0, eps / norm) if norm > 0 else 1.0
     return {k: d * scale for k, d in delta.items()}
+
+
+def _smoothed_loss(module, params, delta, x, y, config, generator) -> torch.Tensor:
+    """Cross-entropy at θ + δ (+ G, averaged over ``noise_samples`` draws when smoothing)."""
+    draws = max(config.noise_samples, 1)
+    sigmas = torch.full((draws,), config.sigma if config.noise_samples else 0.0)
+    noise = sample_noise(params, sigmas.to(x.device), generator)
+    moved = {k: params[k] + delta[k] for k in params}
+    logits = noisy_logits(module, moved, noise, x, config.strategy)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(draws))
+
+
+def _random_start(params: Params, eps: float, generator: torch.Generator) -> Params:
+    delta = {k: torch.randn(p.shape, generator=generator).to(p) for k, p in params.items()}
+    norm = sum(float(d.pow(2).sum()) for d in delta.values()) ** 0.5
+    radius = eps * float(torch.rand((), generator=generator))
+    return {k: d * (radius / norm) for k, d in delta.items()}
 
 
 def parameter_pgd(
@@ -159,29 +177,39 @@ def parameter_pgd(
 ) -> Params:
     """An l2 perturbation δ of the parameters, ‖δ‖₂ ≤ ε, that raises the loss on (x, y).
 
-    Returns θ + δ (new tensors; ``module`` and ``params`` are not modified).
+    The first restart starts at δ = 0, later ones at random points of the ball; the δ with the
+    highest final loss wins. Returns θ + δ (new tensors; ``module`` and ``params`` untouched).
     """
     module.eval()
     alpha = config.step_size if config.step_size is not None else 2.5 * eps / config.steps
-    delta = {k: torch.zeros_like(p) for k, p in params.items()}
-    draws = max(config.noise_samples, 1)
-    for _ in range(config.steps):
-        delta = {k: d.detach().requires_grad_(True) for k, d in delta.items()}
-        moved = {k: params[k] + delta[k] for k in params}
-        sigmas = torch.full((draws,), config.sigma if config.noise_samples else 0.0)
-        noise = sample_noise(params, sigmas.to(x.device), generator)
-        logits = noisy_logits(module, moved, noise, x, config.strategy)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(draws))
-        grads = torch.autograd.grad(loss, list(delta.values()))
-        gnorm = sum(float(g.pow(2).sum()) for g in grads) ** 0.5
-        if gnorm == 0:
+    best, best_loss = None, -float("inf")
+    for restart in range(config.restarts):
+        delta = (
+            {k: torch.zeros_like(p) for k, p in params.items()}
+            if restart == 0
+            else _random_start(params, eps, generator)
+        )
+        for _ in range(config.steps):
+            delta = {k: d.detach().requires_grad_(True) for k, d in delta.items()}
+            loss = _smoothed_loss(module, params, delta, x, y, config, generator)
+            grads = torch.autograd.grad(loss, list(delta.values()))
+            gnorm = sum(float(g.pow(2).sum()) for g in grads) ** 0.5
+            if gnorm == 0:
+                break
+            step = {
+                k: d.detach() + alpha * g / gnorm
+                for (k, d), g in zip(delta.items(), grads, strict=True)
+            }
+            delta = _project(step, eps)
+        delta = {k: d.detach() for k, d in delta.items()}
+        if config.restarts == 1:
+            best = delta
             break
-        step = {
-            k: d.detach() + alpha * g / gnorm
-            for (k, d), g in zip(delta.items(), grads, strict=True)
-        }
-        delta = _project(step, eps)
-    return {k: params[k] + delta[k].detach() for k in params}
+        with torch.no_grad():
+            final = float(_smoothed_loss(module, params, delta, x, y, config, generator))
+        if final > best_loss:
+            best, best_loss = delta, final
+    return {k: params[k] + best[k] for k in params}
 
 
 @attrs.frozen

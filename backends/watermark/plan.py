@@ -37,6 +37,7 @@ class RemovalStep:
 class PGDStep:
     steps: int
     step_size: float | None
+    restarts: int
     options: ParameterPGDOptions
 
 
@@ -72,8 +73,8 @@ class WatermarkPlan(Plan):
         ]
         if self.pgd is not None:
             lines.append(
-                f"  parameter-space PGD: {self.pgd.steps} steps within each radius "
-                f"({self.pgd.options.noise_samples} noise draws per step)"
+                f"  parameter-space PGD: {self.pgd.steps} steps × {self.pgd.restarts} restarts "
+                f"within each radius ({self.pgd.options.noise_samples} noise draws per step)"
             )
         for r in self.removals:
             lines.append(f"  removal attack {r.label}: {r.epochs} epochs")
@@ -104,7 +105,7 @@ def compile_plan(spec: Spec) -> WatermarkPlan:
             continue
         if action.method is AttackMethod.PARAMETER_PGD:
             opts = bind_options(ParameterPGDOptions, action.options, "attack parameter_pgd")
-            pgd = PGDStep(action.steps, action.step_size, opts)
+            pgd = PGDStep(action.steps, action.step_size, action.restarts, opts)
         else:
             opts = bind_options(RemovalOptions, action.options, f"attack {action.method.value}")
             lr = action.step_size if action.step_size is not None else 1e-3

@@ -171,7 +171,7 @@ def _parameter_pgd(plan, model, trigger, test, strategy, ctx) -> dict[float, PGD
     s, pgd = plan.smooth, plan.pgd
     config = ParameterPGDConfig(
         steps=pgd.steps, step_size=pgd.step_size, noise_samples=pgd.options.noise_samples,
-        sigma=s.sigma, strategy=strategy,
+        sigma=s.sigma, strategy=strategy, restarts=pgd.restarts,
     )  # fmt: skip
     out = {}
     for radius in ctx.progress.track(plan.radii, description="parameter PGD"):

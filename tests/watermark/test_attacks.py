@@ -59,9 +59,9 @@ def test_parameter_pgd_stays_in_the_ball_and_raises_the_loss(digits):
     x, y = _arrays(digits, 0, 64)
     y = model(x).argmax(-1).detach()
     for eps in (0.05, 0.5):
-        for samples in (0, 4):
+        for samples, restarts in ((0, 1), (4, 1), (0, 3)):
             cfg = ParameterPGDConfig(steps=10, noise_samples=samples, sigma=0.05,
-                                     strategy=NoiseStrategy.VMAP)  # fmt: skip
+                                     strategy=NoiseStrategy.VMAP, restarts=restarts)  # fmt: skip
             moved = parameter_pgd(model, params, x, y, eps, cfg, torch.Generator().manual_seed(0))
             assert l2_distance(moved, params) <= eps * (1 + 1e-5)
             from torch.func import functional_call
