@@ -57,6 +57,7 @@ class VolumeOptions:
     trials: int = attrs.field(default=4, validator=_pos)
     loss_bins: tuple[float, ...] = attrs.field(default=(0.32, 0.34, 0.36, 0.38, 0.4, 0.45, 0.5))
     standardise: bool = True
+    linear_baseline: bool = True
     poison: bool = True
     poison_val: int = attrs.field(default=64, validator=_pos)
     poison_steps: int = attrs.field(default=1500, validator=_pos)

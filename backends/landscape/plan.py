@@ -68,6 +68,10 @@ class LandscapePlan(Plan):
                 f"{', '.join(map(str, v.samples))} samples x {v.trials} trials, normalised-loss "
                 f"bins at {', '.join(f'{b:g}' for b in v.loss_bins)}; 100% train accuracy required"
             )
+            if v.linear_baseline:
+                lines.append(
+                    "  linear baseline (Table 7.2): a linear model trained by SGD on the same splits"
+                )
             if v.poison:
                 lines.append(
                     f"  poisoned model (Table 7.1): fit each split, misclassify {v.poison_val} held-out points"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
+import attrs
 import numpy as np
 import torch
 
@@ -82,29 +84,58 @@ def _model(plan: LandscapePlan, ctx, input_shape) -> FlatModel:
     return FlatModel(module)
 
 
+def _linear(fm_input: tuple[int, ...], ctx) -> FlatModel:
+    """Table 7.2's linear baseline: a single linear layer on the same inputs, trained by SGD."""
+    import math
+
+    from .models import mlp
+
+    return FlatModel(mlp(math.prod(fm_input), (), 2).to(ctx.device))
+
+
+def _linear_trial(config: SGDConfig, linear: FlatModel, data, windows, n: int, t: int, seed: int):
+    return [
+        attrs.evolve(o, optimizer="linear_sgd")
+        for o in run_trial((config,), linear, data, windows, n, t, seed)
+    ]
+
+
+def _trial(ctx, ids, compute) -> list[TrialOutcome]:
+    """Reuse a trial's records when resuming; otherwise compute and log the missing ones."""
+    cached = [ctx.records.get(i) if ctx.resume else None for i in ids]
+    if all(c is not None for c in cached):
+        return [TrialOutcome.from_json(c.values) for c in cached]
+    start = time.perf_counter()
+    fresh = compute()
+    for rid, o in zip(ids, fresh, strict=True):
+        if ctx.records.get(rid) is None:
+            ctx.records.append(trial_record(o, (time.perf_counter() - start) / len(fresh)))
+    return list(fresh)
+
+
 def _volume(plan: LandscapePlan, ctx):
     v = plan.volume
     pool = _pool(plan, ctx)
-    fm = _model(plan, ctx, tuple(pool[0][0].shape[1:]))
+    shape = tuple(pool[0][0].shape[1:])
+    fm = _model(plan, ctx, shape)
     windows = windows_from_edges(v.loss_bins)
     labels = tuple(w.label for w in windows)
     configs = tuple(optimizer_config(s) for s in plan.optimizers)
     names = tuple(s.name for s in plan.optimizers)
+    sgd_config = next((c for c in configs if isinstance(c, SGDConfig)), SGDConfig())
+    linear = _linear(shape, ctx) if v.linear_baseline else None
     outcomes, poisons = [], []
     jobs = [(n, t) for n in v.samples for t in range(v.trials)]
     for n, t in ctx.progress.track(jobs, total=len(jobs), description="volume: few-shot trials"):
         seed = trial_seed(ctx.seed, n, t)
         data = sample_few_shot(pool, n, seed, device=ctx.device)
         ids = [f"volume/n{n}/t{t}/{name}" for name in names]
-        cached = [ctx.records.get(i) if ctx.resume else None for i in ids]
-        if all(c is not None for c in cached):
-            outcomes += [TrialOutcome.from_json(c.values) for c in cached]
-        else:
-            start = time.perf_counter()
-            fresh = run_trial(configs, fm, data, windows, n, t, seed)
-            for o in fresh:
-                ctx.records.append(trial_record(o, (time.perf_counter() - start) / len(fresh)))
-            outcomes += fresh
+        outcomes += _trial(ctx, ids, partial(run_trial, configs, fm, data, windows, n, t, seed))
+        if linear is not None:
+            ids = [f"volume/n{n}/t{t}/linear_sgd"]
+            outcomes += _trial(
+                ctx, ids, partial(_linear_trial, sgd_config, linear, data, windows, n, t, seed)
+            )
         if v.poison:
             cached = ctx.records.get(f"poison/n{n}/t{t}") if ctx.resume else None
             if cached is not None:
@@ -114,7 +145,8 @@ def _volume(plan: LandscapePlan, ctx):
             p = run_poison(fm, data, v.poison_val, v.poison_steps, n, t, seed)
             ctx.records.append(poison_record(p, time.perf_counter() - start))
             poisons.append(p)
-    tables, metrics = volume_tables(outcomes, labels, v.samples, names, v.trials)
+    shown = names + (("linear_sgd",) if linear is not None else ())
+    tables, metrics = volume_tables(outcomes, labels, v.samples, shown, v.trials)
     if v.poison:
         table, more = poison_table(poisons, v.samples)
         tables.append(table)

@@ -104,7 +104,7 @@ def test_end_to_end_run_writes_tables_metrics_and_wedge_png(tmp_path):
     ):
         assert key in summary
     tables = summary["loss_bin_tables"]
-    assert set(tables) == {"guess_and_check", "pattern_search", "sgd"}
+    assert set(tables) == {"guess_and_check", "pattern_search", "sgd", "linear_sgd"}
     assert [c["window"] for c in tables["sgd"]["4"]] == ["[0.32, 0.4)", "[0.4, 0.5)"]
     ids = {r.id for r in result.records}
     assert {"volume/n4/t0/guess_and_check", "poison/n2/t0", "wedge/sgd/w8/d0"} <= ids
