@@ -299,3 +299,21 @@ def _bounds(box):
         if hasattr(box, names[0]):
             return getattr(box, names[0]), getattr(box, names[1])
     raise AttributeError(f"unknown Box layout: {box}")
+
+
+def test_preprocessing_defences_are_refused():
+    """LGS runs before the network: an exported network without it states another property."""
+    from threatlang.interop.abcrown import export_abcrown
+
+    spec = parse(
+        'spec s {\n model onnx("m.onnx")\n data digits\n preprocess lgs\n'
+        " threat patch { shape square(2) }\n require label_unchanged\n certify ibp\n}\n"
+    )
+    with pytest.raises(UsageError, match="lgs defence before the network"):
+        refuse_unless_boxes(spec)
+    ball = parse(
+        'spec b {\n model onnx("m.onnx")\n data digits\n preprocess dw\n'
+        " threat linf_ball { radius 0.1 }\n require label_unchanged\n certify crown\n}\n"
+    )
+    with pytest.raises(UsageError, match="dw defence"):
+        export_abcrown(ball, "unused")

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Certify, LabelUnchanged, LpBall, Norm, Smooth, Spec, Target
+from .boxes import refuse_preprocessing
 from .export import DEFAULT_TIMEOUT, _write_model
 
 LOADER = '''"""Data loader for alpha-beta-CROWN written by threatlang: the test examples of one spec,
@@ -60,6 +61,7 @@ def _refuse(spec: Spec) -> LpBall:
         raise UsageError(
             f"spec '{spec.name}' perturbs the parameters; alpha-beta-CROWN bounds inputs only."
         )
+    refuse_preprocessing(spec)
     if any(isinstance(a, Smooth) for a in spec.actions):
         raise UsageError(
             f"spec '{spec.name}' is certified by smoothing, a property of the smoothed "

@@ -29,6 +29,7 @@ def refuse_unless_boxes(spec: Spec) -> None:
             f"spec '{spec.name}' has a {what} threat, which is not a box or union of boxes; "
             "VNN-LIB export covers linf input balls and patch sets."
         )
+    refuse_preprocessing(spec)
     if any(isinstance(a, Smooth) for a in spec.actions):
         raise UsageError(
             f"spec '{spec.name}' is certified by smoothing, a property of the smoothed "
@@ -38,6 +39,16 @@ def refuse_unless_boxes(spec: Spec) -> None:
         raise UsageError(
             f"spec '{spec.name}' requires {type(spec.require).__name__}; VNN-LIB export "
             "states label_unchanged only."
+        )
+
+
+def refuse_preprocessing(spec: Spec) -> None:
+    """A `preprocess` defence runs before the network; an exported network would lack it."""
+    if spec.preprocess:
+        kinds = ", ".join(p.kind.value for p in spec.preprocess)
+        raise UsageError(
+            f"spec '{spec.name}' puts a {kinds} defence before the network; the exported "
+            "network would not include it, so the property would be about another model."
         )
 
 
