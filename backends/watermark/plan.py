@@ -30,7 +30,7 @@ class RemovalStep:
     @property
     def label(self) -> str:
         reg = f"+reg{self.options.regularization:g}" if self.options.regularization > 0 else ""
-        return f"{self.kind.value}{reg}@lr={self.lr:g}"
+        return f"{self.kind.value}{reg} lr={self.lr:g}"
 
 
 @attrs.frozen

@@ -85,7 +85,8 @@ def attack_record(
         f"white-box trigger accuracy {last.trigger_smoothed:.3g}, black-box "
         f"{last.trigger_plain:.3g}, test accuracy {last.test_accuracy:.3g}"
     )
-    return Record(f"attack/{label}/{model}", Status.UNKNOWN, values, reason=reason)
+    rid = f"attack/{label.replace(' ', '/')}/{model}"  # e.g. attack/finetune/lr=0.001/certified
+    return Record(rid, Status.UNKNOWN, values, reason=reason)
 
 
 _EPOCH_FIELDS = ("trigger_plain", "trigger_smoothed", "test_accuracy", "l2_distance")
@@ -96,7 +97,7 @@ def embedding_table(results: dict[str, ModelResult]) -> Table:
         (r.name, r.test_accuracy, r.trigger_accuracy, r.certificate.median, r.certificate.mean)
         for r in results.values()
     ]
-    columns = ("watermark", "test acc", "trigger acc (black-box)", "smoothed median", "mean")
+    columns = ("watermark", "test acc", "trigger (black-box)", "smoothed median", "mean")
     return Table("Embedded watermarks", columns, rows)
 
 
@@ -119,11 +120,14 @@ def certificate_table(
             )
         )
     columns = (
-        "l2 radius", "certified trigger acc", "baseline certified", "PGD smoothed median",
-        "PGD smoothed upper", "PGD black-box trigger", "PGD worst test acc",
+        "radius", "certified", "baseline", "PGD median", "PGD upper", "PGD BB trig", "PGD test",
     )  # fmt: skip
     sigma = results["certified"].certificate.sigma
-    return Table(f"Certified trigger-set accuracy (σ={sigma:g})", columns, rows)
+    title = (
+        f"Certified trigger accuracy per l2 radius (σ={sigma:g}); PGD inside the radius: "
+        "smoothed median, its upper bound, black-box trigger and worst test accuracy"
+    )
+    return Table(title, columns, rows)
 
 
 def attack_table(histories: dict[tuple[str, str], list[AttackEpoch]]) -> Table:
@@ -136,11 +140,9 @@ def attack_table(histories: dict[tuple[str, str], list[AttackEpoch]]) -> Table:
             (label, model, last.epoch, last.trigger_plain, last.trigger_smoothed,
              last.test_accuracy, first.l2_distance, last.l2_distance)
         )  # fmt: skip
-    columns = (
-        "attack", "watermark", "epochs", "black-box trigger", "white-box trigger", "test acc",
-        "l2 after epoch 1", "l2 final",
-    )  # fmt: skip
-    return Table("Removal attacks", columns, rows)
+    columns = ("attack", "model", "epochs", "BB trig", "WB trig", "test", "l2 ep 1", "l2 end")
+    title = "Removal attacks (BB: black-box, WB: white-box smoothed trigger accuracy)"
+    return Table(title, columns, rows)
 
 
 def plot_attacks(histories: dict[tuple[str, str], list[AttackEpoch]], path: Path) -> Path:

@@ -40,7 +40,7 @@ def test_plan_describes_every_step(tmp_path):
         "16 text images",
         "Algorithm 2",
         "100 parameter-noise draws",
-        "finetune@lr=0.001",
+        "finetune lr=0.001",
     ):
         assert piece in text
 
@@ -85,7 +85,7 @@ def test_end_to_end_run_writes_records_summary_and_plot(tmp_path):
         assert far.counterexample["smoothed_upper"] < 0.5
     else:
         assert far.status.value == "unknown" and far.reason
-    assert records["attack/finetune@lr=0.001/certified"].status.value == "unknown"
+    assert records["attack/finetune/lr=0.001/certified"].status.value == "unknown"
     assert (tmp_path / "run" / "trigger_accuracy_attacks.png").exists()
     assert "baseline" in summary and "parameter_pgd" in summary
 
