@@ -20,18 +20,20 @@ class MethodKind(enum.Enum):
     UPAT = "upat"  # universal pyramid adversarial training (Algorithm 5)
 
 
-_METHOD = re.compile(r"^(standard|upat|pat(\d+))((?:_no_clean_loss|_no_pyramid)*)$")
+_METHOD = re.compile(r"^(standard|upat|pat(\d+))((?:_no_clean_loss|_no_pyramid|_schedule)*)$")
 
 
 @attrs.frozen
 class MethodSpec:
     """One model trained in a comparison. Ablations: no clean loss (Table 6.5), no pyramid
-    (Table 6.3: a single per-pixel level)."""
+    (Table 6.3: a single per-pixel level); ``schedule`` forces the radius decay (6.5) on this
+    method whatever the run's ``radius_schedule`` says (Table 6.1's two UPAT rows)."""
 
     kind: MethodKind
     steps: int = 1
     clean_loss: bool = True
     pyramid: bool = True
+    schedule: bool = False
 
     @property
     def label(self) -> str:
@@ -40,22 +42,31 @@ class MethodSpec:
             base
             + ("" if self.clean_loss else "_no_clean_loss")
             + ("" if self.pyramid else "_no_pyramid")
+            + ("_schedule" if self.schedule else "")
         )
 
     @classmethod
     def parse(cls, name: str) -> MethodSpec:
-        """``standard``, ``upat``, ``pat<k>``, each optionally ``_no_clean_loss``/``_no_pyramid``."""
+        """``standard``, ``upat``, ``pat<k>``; the last two optionally with ``_no_clean_loss``,
+        ``_no_pyramid``, ``_schedule``."""
         m = _METHOD.match(name)
         if m is None or (m.group(1) == "standard" and m.group(3)):
             raise ValueError(
                 f"unknown method {name!r}: say standard, upat or pat<k> (e.g. pat2), "
-                "optionally with _no_clean_loss or _no_pyramid"
+                "optionally with _no_clean_loss, _no_pyramid or _schedule"
             )
         kind = MethodKind.PAT if m.group(2) else MethodKind(m.group(1))
         steps = int(m.group(2)) if m.group(2) else 1
         if steps < 1:
             raise ValueError(f"{name!r}: PAT needs at least one step")
-        return cls(kind, steps, "_no_clean_loss" not in m.group(3), "_no_pyramid" not in m.group(3))
+        flags = m.group(3)
+        return cls(
+            kind,
+            steps,
+            "_no_clean_loss" not in flags,
+            "_no_pyramid" not in flags,
+            "_schedule" in flags,
+        )
 
 
 def _methods(_inst: object, _attr: attrs.Attribute, value: tuple[str, ...]) -> None:

@@ -34,6 +34,8 @@ class Settings:
     upat_step_size: float
     adv_weight: float
     train: TrainConfig
+    upat_decay: RadiusSchedule | None = None  # for methods marked ``_schedule``
+    pat_decay: RadiusSchedule | None = None
 
 
 @attrs.frozen(eq=False)
@@ -61,11 +63,15 @@ def make_method(
     pyramid = s.pyramid if spec.pyramid else pyr.flat_config(low, high)
     if spec.kind is MethodKind.STANDARD:
         return Standard()
+    if spec.schedule and (s.upat_decay is None or s.pat_decay is None):
+        raise ValueError(f"{spec.label} needs the decaying radius schedule in the settings")
     if spec.kind is MethodKind.UPAT:
-        cfg = UPATConfig(pyramid, s.upat_radius, s.upat_step_size, s.adv_weight, spec.clean_loss)
+        radius = s.upat_decay if spec.schedule else s.upat_radius
+        cfg = UPATConfig(pyramid, radius, s.upat_step_size, s.adv_weight, spec.clean_loss)
         method: Method = UPAT(cfg, input_shape, device)
     else:
-        cfg = PATConfig(pyramid, s.pat_radius, spec.steps, s.adv_weight, spec.clean_loss)
+        radius = s.pat_decay if spec.schedule else s.pat_radius
+        cfg = PATConfig(pyramid, radius, spec.steps, s.adv_weight, spec.clean_loss)
         method = PAT(cfg, torch.Generator().manual_seed(seed + 2))
     method.name = spec.label
     return method

@@ -69,9 +69,9 @@ def _model_factory(plan: AdvTrainPlan, ctx, shape, classes: int) -> Callable[[],
     return lambda: copy.deepcopy(base).to(ctx.device).train()
 
 
-def _schedule(plan: AdvTrainPlan, radius: float, epochs: int) -> RadiusSchedule:
+def _schedule(plan: AdvTrainPlan, radius: float, epochs: int, decay: bool) -> RadiusSchedule:
     o = plan.options
-    if not o.radius_schedule:
+    if not decay:
         return RadiusSchedule.constant(radius)
     start = round(0.1 * epochs) if o.schedule_start is None else o.schedule_start
     end = 0.1 * radius if o.radius_end is None else o.radius_end
@@ -82,8 +82,10 @@ def _settings(plan: AdvTrainPlan, epochs: int) -> Settings:
     t, o = plan.train, plan.options
     return Settings(
         pyramid=pyr.PyramidConfig(plan.scales, plan.multipliers),
-        upat_radius=_schedule(plan, plan.radius, epochs),
-        pat_radius=_schedule(plan, plan.pat_radius, epochs),
+        upat_radius=_schedule(plan, plan.radius, epochs, o.radius_schedule),
+        pat_radius=_schedule(plan, plan.pat_radius, epochs, o.radius_schedule),
+        upat_decay=_schedule(plan, plan.radius, epochs, True),
+        pat_decay=_schedule(plan, plan.pat_radius, epochs, True),
         upat_step_size=plan.step_size,
         adv_weight=o.adv_weight,
         train=TrainConfig(

@@ -205,6 +205,20 @@ def test_radius_schedule_option_decays_the_radius_of_every_method():
     assert s.upat_radius(1) == pytest.approx(8 / 255)  # decay starts at 10% of training
 
 
+def test_a_scheduled_variant_trains_beside_the_constant_radius():
+    from threatlang.backends.advtrain.config import MethodSpec
+    from threatlang.backends.advtrain.experiment import make_method
+    from threatlang.backends.advtrain.run import _settings
+
+    plan = BACKEND.compile(_spec(options="compare [standard, upat_schedule]"))
+    assert [m.label for m in plan.methods] == ["standard", "upat_schedule", "upat"]
+    s = _settings(plan, 10)
+    fixed = make_method(MethodSpec.parse("upat"), s, (1, 16, 16), 0, "cpu")
+    decayed = make_method(MethodSpec.parse("upat_schedule"), s, (1, 16, 16), 0, "cpu")
+    assert fixed.cfg.radius(10) == pytest.approx(8 / 255)
+    assert decayed.cfg.radius(10) == pytest.approx(0.8 / 255)
+
+
 def test_timm_models_are_optional():
     import importlib.util
 
