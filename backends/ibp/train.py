@@ -96,8 +96,10 @@ def train(
     *,
     seed: int = 0,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    loss_fn: Callable[..., Tensor] | None = None,
 ) -> list[EpochLog]:
-    """Train ``model`` in place on tensors already on its device; returns per-epoch logs."""
+    """Train ``model`` in place on tensors already on its device; returns per-epoch logs.
+    ``loss_fn(net, x, y, scale, gen)`` replaces the certificate loss (guided, pooled)."""
     device = x.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
     net = None if cfg.strategy is Strategy.STANDARD else BoundedNetwork(model)
@@ -125,7 +127,10 @@ def train(
                 loss = F.cross_entropy(model(xb), yb)
             else:
                 scale = sched.scale(epoch, step, steps)
-                loss = certificate_loss(net, xb, yb, threat, cfg, scale, gen)
+                if loss_fn is not None:
+                    loss = loss_fn(net, xb, yb, scale, gen)
+                else:
+                    loss = certificate_loss(net, xb, yb, threat, cfg, scale, gen)
                 if cfg.natural is not None:
                     kappa = 1.0 - (1.0 - cfg.natural) * scale
                     loss = kappa * F.cross_entropy(model(xb), yb) + (1 - kappa) * loss
