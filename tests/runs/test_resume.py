@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 DRIVER = Path(__file__).with_name("driver.py")
 
 
@@ -23,11 +25,21 @@ def _strip(summary: dict) -> dict:
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(toy, tmp_path):
+    _kill_and_resume(toy, tmp_path, [], delay="0.05")
+
+
+@pytest.mark.slow  # starts a local Ray cluster twice: ~30-60 s
+def test_sigkill_on_ray_then_resume_on_ray(toy, tmp_path):
+    pytest.importorskip("ray")
+    _kill_and_resume(toy, tmp_path, ["--executor", "ray", "--workers", "2"], delay="0.3")
+
+
+def _kill_and_resume(toy, tmp_path, extra: list[str], delay: str) -> None:
     spec = tmp_path / "toy.threat"
     spec.write_text(toy.SPEC)
-    env = {**os.environ, "TOY_DELAY": "0.05"}
+    env = {**os.environ, "TOY_DELAY": delay}
     killed = tmp_path / "killed"
-    cmd = [sys.executable, str(DRIVER), "run", str(spec), "-o", str(killed), "--quiet"]
+    cmd = [sys.executable, str(DRIVER), "run", str(spec), "-o", str(killed), "--quiet", *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     records = killed / "records.jsonl"
     deadline = time.monotonic() + 120
