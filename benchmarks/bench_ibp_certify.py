@@ -77,6 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--models", default="mlp255,small_cnn,large_cnn")
     ap.add_argument("--chunk", type=int, default=128)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -88,7 +89,7 @@ def main() -> None:
         f"{'model':<10} {'patch':>5} {'locs':>5} {'loop':>8} {'dense':>8} {'local':>8} {'plain':>8}"
         f" {'loop/local':>10} {'dense/plain':>11} {'local/plain':>11}"
     )
-    for name in ("mlp255", "small_cnn", "large_cnn"):
+    for name in args.models.split(","):
         model = ARCHITECTURES[name]((1, size, size), 10).eval()
         for n in (2, 5):
             row(name, model, x, n, args, repeats, gen)

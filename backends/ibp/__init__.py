@@ -13,12 +13,22 @@ from typing import ClassVar
 
 from threatlang.backends.base import Backend, Unsupported, option_problems
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, AttackMethod, Certify, CertifyMethod, Strategy, Train
+from threatlang.ir.actions import (
+    Attack,
+    AttackMethod,
+    Certify,
+    CertifyMethod,
+    Evaluate,
+    EvaluateKind,
+    Strategy,
+    Train,
+)
 from threatlang.ir.properties import LabelUnchanged
-from threatlang.ir.refs import DataSource
+from threatlang.ir.refs import DataSource, PreprocessKind
 from threatlang.ir.threats import LpBall, PatchSet, Target
 
 from .config import AttackOptions, CertifyOptions, ModelOptions, TrainOptions
+from .defense_options import DWConfig, LGSConfig
 
 __all__ = ["BACKEND", "IbpBackend"]
 
@@ -33,9 +43,18 @@ class IbpBackend(Backend):
     threats: ClassVar[frozenset[type]] = frozenset({PatchSet, LpBall})
     properties: ClassVar[frozenset[type]] = frozenset({LabelUnchanged})
     actions: ClassVar = {
-        Train: frozenset({Strategy.STANDARD, Strategy.ALL_PATCH, Strategy.RANDOM_PATCH}),
+        Train: frozenset(
+            {
+                Strategy.STANDARD,
+                Strategy.ALL_PATCH,
+                Strategy.RANDOM_PATCH,
+                Strategy.GUIDED_PATCH,
+                Strategy.POOLED_PATCH,
+            }
+        ),
         Certify: frozenset({CertifyMethod.IBP, CertifyMethod.CROWN}),
-        Attack: frozenset({AttackMethod.IFGSM, AttackMethod.PGD}),
+        Attack: frozenset({AttackMethod.IFGSM, AttackMethod.PGD, AttackMethod.BPDA}),
+        Evaluate: frozenset({EvaluateKind.SHAPE_TRANSFER}),
     }
     required_modules: ClassVar[tuple[str, ...]] = ("torch", "matplotlib")
     architectures: ClassVar = {
@@ -68,6 +87,7 @@ class IbpBackend(Backend):
             out.append(
                 Unsupported(spec.data, "classifies images: digits, mnist, mnist5k, cifar10, npz")
             )
+        out += _chapter2_checks(spec)
         return tuple(out)
 
     def check_options(self, spec: Spec) -> list[Unsupported]:
@@ -81,12 +101,34 @@ class IbpBackend(Backend):
                 out += option_problems(AttackOptions, action.options, "attack", action)
         if spec.model is not None:
             out += option_problems(ModelOptions, spec.model.options, "model", spec.model)
+        for p in spec.preprocess:
+            cfg = LGSConfig if p.kind is PreprocessKind.LGS else DWConfig
+            out += option_problems(cfg, p.options, f"preprocess {p.kind.value}", p)
         return out
 
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
         return compile_plan(spec)
+
+
+def _chapter2_checks(spec: Spec) -> list[Unsupported]:
+    """Preprocessing defences cannot be bounded (sound or silent); bpda needs one; guided
+    training and shape transfer need a patch threat (guided: one shape or `patch n`)."""
+    out: list[Unsupported] = []
+    for a in spec.actions:
+        if spec.preprocess and isinstance(a, Certify):
+            out.append(Unsupported(a, "cannot bound LGS/DW preprocessing; certify without it"))
+        if isinstance(a, Attack) and a.method is AttackMethod.BPDA and not spec.preprocess:
+            out.append(Unsupported(a, "`attack bpda` attacks through a `preprocess` defence"))
+        patch = isinstance(spec.threat, PatchSet)
+        if isinstance(a, Evaluate) and not patch:
+            out.append(Unsupported(a, "shape transfer needs a patch threat"))
+        if isinstance(a, Train) and a.strategy is Strategy.GUIDED_PATCH and patch:
+            named = any(o.name == "patch" for o in a.options)
+            if len(spec.threat.shapes) > 1 and not named:
+                out.append(Unsupported(a, "guided training takes one shape: add `patch n`"))
+    return out
 
 
 BACKEND = IbpBackend()

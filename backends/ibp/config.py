@@ -42,6 +42,12 @@ class TrainOptions:
     patch: int | None = attrs.field(default=None, validator=_pos)  # train on square(patch)
     halve_every: int | None = attrs.field(default=None, validator=_pos)  # epochs; §2.7.1: 10%
     chunk: int = attrs.field(default=1024, validator=_pos)
+    # chapter-2 strategies (see .strategies): pooled_patch block sizes per layer, e.g. 4 or
+    # (2, 2); guided_patch's U-net width, its Adam rate, and the sampling temperature
+    pool: tuple[int, ...] = (2,)
+    unet_width: int = attrs.field(default=16, validator=_pos)
+    unet_lr: float = 1e-3
+    temperature: float = 1.0
 
 
 @attrs.frozen

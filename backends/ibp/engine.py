@@ -41,9 +41,9 @@ class BoundConfig:
     lower_slope: LowerSlope = LowerSlope.ZERO
 
 
-def margin_matrix(y: Tensor, num_classes: int) -> Tensor:
+def margin_matrix(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """``C[n, j] = e_{y_n} - e_j`` of shape (N, K, K); row ``y_n`` is zero."""
-    eye = torch.eye(num_classes, device=y.device)
+    eye = torch.eye(num_classes, device=y.device, dtype=dtype)
     return eye[y].unsqueeze(1) - eye.unsqueeze(0)
 
 
@@ -76,8 +76,8 @@ class BoundedNetwork:
         return propagate(self.body[1:], inputs.through_first(first, trace), trace)
 
     def _merged_last(self, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        c = margin_matrix(y, k)
         w, b = self.last.module.weight, self.last.module.bias
+        c = margin_matrix(y, k, w.dtype)
         bias = c @ b if b is not None else c.new_zeros(c.shape[:2])
         return c @ w, bias
 

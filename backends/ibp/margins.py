@@ -25,7 +25,7 @@ def _elide(net: BoundedNetwork, box: Box, y: Tensor, n_loc: int) -> Tensor:
         m = lo.gather(1, yy[:, None]) - hi
         return m.scatter(1, yy[:, None], 0.0).reshape(b, n_loc, -1)
     lin = net.last.module
-    c = margin_matrix(y, lin.out_features)
+    c = margin_matrix(y, lin.out_features, lin.weight.dtype)
     w = c @ lin.weight  # (B, K, D)
     bias = c @ lin.bias if lin.bias is not None else w.new_zeros(w.shape[:2])
     centre = box.centre.reshape(b, n_loc, -1)

@@ -14,7 +14,8 @@ from threatlang.errors import UsageError
 from threatlang.ir.actions import CertifyMethod, Strategy
 from threatlang.ir.threats import LpBall, Norm, PatchSet
 
-from .attack import AttackConfig, AttackMethod, LocationSearch, patch_attack
+from . import chapter2
+from .attack import AttackConfig, AttackMethod, LocationSearch
 from .bounds import LowerSlope, UnsupportedLayer
 from .certify import CertifyConfig, certify_patches
 from .config import Intermediate, Slope
@@ -23,6 +24,7 @@ from .lpball import certify_ball, predict
 from .modelref import build_model
 from .outcomes import make_record, summarize
 from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
+from .strategies import strategy_loss
 from .threat import patch_threat
 from .train import Strategy as TrainStrategy
 from .train import TrainConfig, train
@@ -64,7 +66,7 @@ def _train(
     threat = plan.spec.threat
     pt = patch_threat(threat, o.patch) if isinstance(threat, PatchSet) else None
     cfg = TrainConfig(
-        strategy=_STRATEGY[a.strategy],
+        strategy=_STRATEGY.get(a.strategy, TrainStrategy.ALL_PATCH),
         k=a.k or 1,
         epochs=a.epochs,
         lr=a.lr,
@@ -83,7 +85,20 @@ def _train(
         next(bar, None)
 
     start = time.perf_counter()
-    train(model, xs, ys, pt, cfg, seed=ctx.seed, on_epoch=on_epoch)
+    n_classes = int(model(xs[:1]).shape[1])
+    loss_fn = strategy_loss(
+        a.strategy,
+        a.k,
+        pt,
+        tuple(xs.shape[1:]),
+        n_classes,
+        pool=o.pool,
+        unet_width=o.unet_width,
+        unet_lr=o.unet_lr,
+        temperature=o.temperature,
+        device=xs.device,
+    )
+    train(model, xs, ys, pt, cfg, seed=ctx.seed, on_epoch=on_epoch, loss_fn=loss_fn)
     ctx.console.print(
         f"[ibp] trained {a.strategy.value} for {a.epochs} epochs in {time.perf_counter() - start:.1f}s (final loss {losses[-1]:.3f})"
     )
@@ -126,20 +141,23 @@ def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
             per["certify"] = _certify(plan, step, model, xt[idx], yt[idx], ctx)
             timings["certify_seconds"] = time.perf_counter() - start
     model.eval()
-    pred = predict(model, xt[idx]) if todo else torch.zeros(0, dtype=torch.long)
+    scored = chapter2.scored_model(spec, model)
+    pred = predict(scored, xt[idx]) if todo else torch.zeros(0, dtype=torch.long)
     n_items = max(1, len(todo))
     for j, i in enumerate(todo):
         ctx.records.append(
             make_record(i, j, int(yt[i]), int(pred[j]), per, sum(timings.values()) / n_items)
         )
-    return summarize(plan, ctx, timings, losses)
+    summary = summarize(plan, ctx, timings, losses)
+    square = next((s.options.patch for s in plan.steps if isinstance(s, TrainStep)), None)
+    return chapter2.with_shape_transfer(spec, model, xt, yt, summary, square)
 
 
 def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: RunContext) -> dict:
     a, o = step.action, step.options
     threat = patch_threat(plan.spec.threat)
     cfg = AttackConfig(
-        method=AttackMethod(a.method.value),
+        method=AttackMethod.IFGSM if a.method.value == "bpda" else AttackMethod(a.method.value),
         search=LocationSearch(a.locations.value)
         if a.locations is not None
         else LocationSearch.ANYWHERE,
@@ -149,7 +167,7 @@ def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: R
         max_locations=o.max_locations,
         chunk=o.chunk,
     )
-    res = patch_attack(model, x, y, threat, cfg, seed=ctx.seed)
+    res = chapter2.attack(plan.spec, a.method, model, x, y, threat, cfg, ctx.seed)
     return {
         "success": res.success.cpu(),
         "location": res.location.cpu(),

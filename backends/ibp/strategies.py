@@ -1,67 +1,48 @@
 """Chapter-2 training strategies beyond all-patch/random: their losses, behind one signature.
 
-A ``CertificateLoss`` is ``loss(net, x, y, scale, gen) -> Tensor``; guided (§2.4.2) and pooled
-(§2.7.3) training plug into the certificate-training loop through it. ``fit`` is that loop for
-a given loss (the §2.7.1 warm-up and learning-rate schedule), so these strategies run even
-where the main training entry point has no loss hook yet.
+A certificate loss here is ``loss(net, x, y, scale, gen) -> Tensor``; guided (§2.4.2) and
+pooled (§2.7.3) training plug into :func:`.train.train` through its ``loss_fn`` hook.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .engine import BoundedNetwork
-from .schedule import Schedule
-from .train import EpochLog
+from threatlang.ir.actions import Strategy
 
+from .guided import GuidedConfig, GuidedPatchLoss
+from .patches import PatchThreat
+from .pooling import PoolConfig, PooledPatchLoss
 
-class CertificateLoss(Protocol):
-    def __call__(
-        self, net: BoundedNetwork, x: Tensor, y: Tensor, scale: float, gen: torch.Generator
-    ) -> Tensor: ...
+LossFn = Callable[..., Tensor]
 
 
-def fit(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    loss_fn: CertificateLoss,
-    sched: Schedule,
+def pool_config(blocks: tuple[int, ...]) -> PoolConfig:
+    """``pool (b1, b2, ...)``: pool ``b1 x b1`` after layer 1, ``b2 x b2`` after layer 2, ...
+    so ``pool 4`` is the chapter's "pool 4" and ``pool (2, 2)`` its "pool 2-2"."""
+    return PoolConfig(tuple((i + 1, b) for i, b in enumerate(blocks)))
+
+
+def strategy_loss(
+    strategy: Strategy,
+    k: int | None,
+    threat: PatchThreat,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     *,
-    lr: float,
-    batch_size: int,
-    seed: int = 0,
-    on_epoch: Callable[[EpochLog], None] | None = None,
-) -> list[EpochLog]:
-    """Adam on ``loss_fn`` with the patch interval warm-up of ``sched``; trains in place."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    net = BoundedNetwork(model)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    n = x.shape[0]
-    steps = (n + batch_size - 1) // batch_size
-    logs: list[EpochLog] = []
-    model.train()
-    for epoch in range(sched.epochs):
-        for group in opt.param_groups:
-            group["lr"] = lr * sched.lr_factor(epoch)
-        perm = torch.randperm(n, generator=gen).to(x.device)
-        start, total, scale = time.perf_counter(), 0.0, 0.0
-        for step in range(steps):
-            idx = perm[step * batch_size : (step + 1) * batch_size]
-            scale = sched.scale(epoch, step, steps)
-            loss = loss_fn(net, x[idx], y[idx], scale, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * idx.numel()
-        lr_now = opt.param_groups[0]["lr"]
-        logs.append(EpochLog(epoch, total / n, scale, lr_now, time.perf_counter() - start))
-        if on_epoch is not None:
-            on_epoch(logs[-1])
-    model.eval()
-    return logs
+    pool: tuple[int, ...] = (2,),
+    unet_width: int = 16,
+    unet_lr: float = 1e-3,
+    temperature: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> LossFn | None:
+    """The loss for guided/pooled strategies; None for those :mod:`.train` handles itself."""
+    if strategy is Strategy.GUIDED_PATCH:
+        cfg = GuidedConfig(k=k or 10, width=unet_width, lr=unet_lr, temperature=temperature)
+        return GuidedPatchLoss(threat, input_shape, num_classes, cfg, device)
+    if strategy is Strategy.POOLED_PATCH:
+        return PooledPatchLoss(threat, pool_config(pool))
+    return None

@@ -87,3 +87,19 @@ def test_chunking_does_not_change_worst_case() -> None:
             net, x[i : i + 1], y[i : i + 1], mask_tensor(threat.masks[s]), loc, 0.0, 1.0
         )
         assert torch.isclose(m[0, 0, cls[i]], worst[i], atol=1e-5)
+
+
+def test_residual_network_densifies_correctly() -> None:
+    """A residual block ends the local prefix; the windows are pasted back into full maps."""
+    from .helpers import every_layer_net
+
+    model = every_layer_net(2)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    y = model(x).argmax(1)
+    net = BoundedNetwork(model)
+    m = mask_tensor(square(2))
+    offs = offsets(Locations(), (8, 8), (2, 2))
+    with torch.no_grad():
+        local = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=True)
+        dense = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=False)
+    assert torch.allclose(local, dense, atol=1e-4)

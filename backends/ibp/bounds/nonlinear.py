@@ -14,7 +14,9 @@ from .errors import UnsupportedLayer
 
 class BoundReLU(BoundOp):
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
-        return Box.from_bounds(F.relu(box.lo), F.relu(box.hi))
+        lo = torch.sub(box.centre, box.radius).clamp_(min=0)
+        hi = torch.add(box.centre, box.radius).clamp_(min=0)
+        return Box(torch.add(hi, lo).mul_(0.5), torch.sub(hi, lo).mul_(0.5))
 
     def interval_valid(self, box: Box) -> Box:
         return self.interval(box)

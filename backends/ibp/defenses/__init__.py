@@ -5,8 +5,9 @@ Digital Watermarking (DW) masks the densest region of large *loss* gradients (sa
 are `nn.Module`s wrapping the classifier, so patch attacks run against the defended pipeline.
 """
 
-from .dw import DigitalWatermark, DWConfig, Fill
-from .lgs import LGSConfig, LocalGradientSmoothing, image_gradient
+from ..defense_options import DWConfig, Fill, LGSConfig
+from .dw import DigitalWatermark
+from .lgs import LocalGradientSmoothing, image_gradient
 from .wrap import Defended, GradientMode
 
 __all__ = [

@@ -9,27 +9,11 @@ selection is discrete, so a gradient attack needs BPDA (identity backward) to se
 
 from __future__ import annotations
 
-import enum
-
-import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-class Fill(enum.Enum):
-    ZERO = "zero"
-    MEAN = "mean"
-
-
-@attrs.frozen
-class DWConfig:
-    window: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    quantile: float = attrs.field(
-        default=0.9, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
-    )
-    regions: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    fill: Fill = attrs.field(default=Fill.ZERO, converter=Fill)
+from ..defense_options import DWConfig, Fill
 
 
 def saliency(model: nn.Module, x: Tensor) -> Tensor:

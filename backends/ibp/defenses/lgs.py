@@ -9,20 +9,11 @@ differentiable, which is what the strong attack of §2.3.2 exploits.
 
 from __future__ import annotations
 
-import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-@attrs.frozen
-class LGSConfig:
-    """Defaults scaled from the paper's 299x299 setting (window 15, stride 5) to small images."""
-
-    window: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    stride: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    threshold: float = attrs.field(default=0.1, validator=attrs.validators.ge(0.0))
-    smoothing: float = attrs.field(default=2.3, validator=attrs.validators.ge(0.0))  # λ
+from ..defense_options import LGSConfig
 
 
 def image_gradient(x: Tensor, eps: float = 1e-12) -> Tensor:
