@@ -109,9 +109,9 @@ class RayExecutor:
             for item in items:
                 pending.append(task.remote(boxed_fn, item))
                 if len(pending) >= window:
-                    yield ray.get(pending.popleft())
+                    yield _get(ray, pending.popleft())
             while pending:
-                yield ray.get(pending.popleft())
+                yield _get(ray, pending.popleft())
         finally:
             for ref in pending:
                 ray.cancel(ref)
@@ -122,6 +122,18 @@ class RayExecutor:
 
             ray.shutdown()
             self._started_here = False
+
+
+def _get(ray, ref):
+    """The task's result; a failure inside the work function is re-raised as itself, so a run
+    fails the same way on either executor."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
 
 
 #: In a Ray worker process: the last work function it unpickled, keyed by its object id, so a

@@ -17,6 +17,12 @@ def _square(x):
     return x * x
 
 
+def _fail_on_three(x):
+    if x == 3:
+        raise UsageError("item 3 is broken")
+    return x
+
+
 def test_in_process_and_ray_give_identical_records(toy, local_ray, tmp_path):
     from threatlang.api import run
     from threatlang.parse import parse
@@ -84,6 +90,13 @@ def test_ray_map_keeps_item_order_with_more_items_than_slots(local_ray):
     assert list(ex.map(_square, range(23))) == [i * i for i in range(23)]
     ex.close()  # did not start the cluster, so leaves it running
     assert local_ray.is_initialized()
+
+
+def test_a_failing_item_raises_its_own_error_on_ray(local_ray):
+    ex = RayExecutor(workers=2)
+    results = ex.map(_fail_on_three, range(6))
+    with pytest.raises(UsageError, match="item 3 is broken"):
+        list(results)
 
 
 def test_make_executor_choices():
