@@ -64,7 +64,7 @@ def test_matmul_add_reshape_and_normalisation(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w, b = rng.normal(size=(12, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    w, b = rng.normal(size=(12, 4)).astype(np.float32), rng.normal(size=(1, 4)).astype(np.float32)
     inits = [
         numpy_helper.from_array(np.float32([0.5]), "mean"),
         numpy_helper.from_array(np.float32([0.25]), "std"),

@@ -107,7 +107,7 @@ def _convert(node, nxt, consts, rank, path):
             raise UsageError(f"{path}: Gemm with transA is not supported.")
         w = w if a.get("transB", 0) else w.T
         w = w * a.get("alpha", 1.0)
-        b = None if b is None else np.broadcast_to(b * a.get("beta", 1.0), (w.shape[0],))
+        b = None if b is None else _bias(b * a.get("beta", 1.0), w.shape[0])
         return _linear(w, b), False
     if op == "MatMul":
         w = consts[node.input[1]].T
@@ -117,7 +117,7 @@ def _convert(node, nxt, consts, rank, path):
             other = [n for n in nxt.input if n != node.output[0]]
             b = consts.get(other[0]) if other else None
             fuse = b is not None
-        return _linear(w, None if b is None else np.broadcast_to(b, (w.shape[0],))), fuse
+        return _linear(w, None if b is None else _bias(b, w.shape[0])), fuse
     if op in ("Add", "Sub", "Div", "Mul"):
         return _affine_const(node, consts, path), False
     if op == "Flatten":
@@ -145,6 +145,12 @@ def _convert(node, nxt, consts, rank, path):
             bn.running_var.copy_(_t(var))
         return bn.eval(), False
     raise UsageError(f"{path}: ONNX operator {op} is not supported (supported: {SUPPORTED}).")
+
+
+def _bias(b, n: int) -> np.ndarray:
+    """A bias of shape (), (n,), (1, n) or (n, 1)... as (n,)."""
+    b = np.asarray(b)
+    return np.broadcast_to(b.reshape(-1) if b.size == n else b.reshape(()), (n,))
 
 
 def _linear(w, b) -> nn.Linear:
