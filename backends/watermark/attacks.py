@@ -120,7 +120,7 @@ def removal_attack(
             for group in optimizer.param_groups:
                 group["weight_decay"] = 0.0
         stolen.train()
-        order = torch.randperm(len(attacker[0]), generator=generator)
+        order = torch.randperm(len(attacker[0]), generator=generator, device=generator.device)
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             optimizer.zero_grad()
@@ -160,9 +160,12 @@ def _smoothed_loss(module, params, delta, x, y, config, generator) -> torch.Tens
 
 
 def _random_start(params: Params, eps: float, generator: torch.Generator) -> Params:
-    delta = {k: torch.randn(p.shape, generator=generator).to(p) for k, p in params.items()}
+    delta = {
+        k: torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        for k, p in params.items()
+    }
     norm = sum(float(d.pow(2).sum()) for d in delta.values()) ** 0.5
-    radius = eps * float(torch.rand((), generator=generator))
+    radius = eps * float(torch.rand((), generator=generator, device=generator.device))
     return {k: d * (radius / norm) for k, d in delta.items()}
 
 

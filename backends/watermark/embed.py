@@ -86,7 +86,7 @@ def _noisy_trigger_loss(
 
 
 def _batches(n: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator, device=generator.device)
     return [order[i : i + size] for i in range(0, n, size)]
 
 
