@@ -76,7 +76,7 @@ ADMITS: dict[str, dict[type, frozenset]] = {
         Smooth: frozenset(),
     },
     "no threat": {
-        Train: frozenset({S.STANDARD, S.GUESS_AND_CHECK, S.PATTERN_SEARCH, S.RANDOM_GREEDY}),
+        Train: frozenset({S.STANDARD, S.GUESS_AND_CHECK, S.PATTERN_SEARCH, S.RANDOM_GREEDY, S.SGD}),
         Evaluate: frozenset({E.ACCURACY, E.VOLUME, E.WEDGE}),
         Certify: frozenset(),
         Smooth: frozenset(),
@@ -145,20 +145,24 @@ def check_spec(spec: Spec, skip: frozenset[str] = frozenset()) -> list[Diagnosti
     return out
 
 
+#: what to stay silent about when a part failed to lower (its error is already reported)
+_SILENT_WHEN_BROKEN = {
+    "model": ("model reference",),
+    "data": ("data reference",),
+    "threat": ("no threat", "unknown architecture"),
+    "require": ("says nothing must hold",),
+    "actions": ("no action", "never trains it"),
+}
+
+
 def _references(spec: Spec, out: list[Diagnostic], skip: frozenset[str]) -> None:
-    if skip:
-        out_all, out[:] = out, []
-        _references(spec, out, frozenset())
-        missing = {
-            "model": ("model reference",),
-            "data": ("data reference",),
-            "threat": ("no threat",),
-            "require": ("says nothing must hold",),
-            "actions": ("no action", "never trains it"),
-        }
-        kept = [d for d in out if not any(m in d.message for k in skip for m in missing.get(k, ()))]
-        out_all[:] = kept
-        return
+    found: list[Diagnostic] = []
+    _reference_problems(spec, found)
+    silent = [m for k in skip for m in _SILENT_WHEN_BROKEN.get(k, ())]
+    out.extend(d for d in found if not any(m in d.message for m in silent))
+
+
+def _reference_problems(spec: Spec, out: list[Diagnostic]) -> None:
     if spec.model is None:
         out.append(
             Diagnostic(

@@ -34,6 +34,7 @@ class Strategy(enum.Enum):
     GUESS_AND_CHECK = "guess_and_check"
     PATTERN_SEARCH = "pattern_search"
     RANDOM_GREEDY = "random_greedy"
+    SGD = "sgd"  # plain SGD as the baseline of the landscape experiments (chapter 7)
 
 
 #: strategies whose call takes a count k: random_patch(k), guided_patch(k)
