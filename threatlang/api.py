@@ -27,11 +27,15 @@ class RunResult:
     backend: str
 
 
-def validate(spec: Spec) -> Spec:
-    """Re-run the cross-node checks on a hand-built spec; raises `SpecError` with every problem."""
+def validate(spec: Spec, *, model_given: bool = False, data_given: bool = False) -> Spec:
+    """Re-run the cross-node checks on a hand-built spec; raises `SpecError` with every problem.
+
+    A model or data object handed to `run` stands in for the spec's reference, so a spec built
+    in Python may leave `model`/`data` out when the caller supplies them."""
     from .check import check_spec
 
-    problems = check_spec(spec)
+    given = {"model": model_given, "data": data_given}
+    problems = check_spec(spec, skip=frozenset(k for k, v in given.items() if v))
     if problems:
         raise SpecError(problems)
     return spec
@@ -79,7 +83,7 @@ def run(
 
     if not isinstance(spec, Spec):
         spec = load(spec)
-    validate(spec)
+    validate(spec, model_given=model is not None, data_given=data is not None)
     console = console or Console(stderr=False, quiet=quiet)
     out_dir = Path(output) if output is not None else Path("runs") / spec.name
     out_dir.mkdir(parents=True, exist_ok=True)
