@@ -317,3 +317,56 @@ def test_preprocessing_defences_are_refused():
     )
     with pytest.raises(UsageError, match="dw defence"):
         export_abcrown(ball, "unused")
+
+
+def test_certificates_survive_the_round_trip(tmp_path):
+    """Certify a spec with the ibp backend; export it to VNN-LIB, import it back, certify the
+    imported spec with the imported ONNX network: the same statuses and margin bounds."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("threatlang.backends.ibp")
+
+    import threatlang
+    from threatlang.data import load_dataset
+    from threatlang.interop.import_vnnlib import import_vnnlib
+    from threatlang.interop.onnx_export import export_onnx
+    from threatlang.models_io import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        balls = "spec balls" + SPECS.split("spec balls")[1]
+        text = balls.replace("test_limit 2", "test_limit 6").replace("0.01, 0.05", "0.002, 0.02")
+        (tmp_path / "s.threat").write_text(text)
+        spec = load(tmp_path / "s.threat")
+        model = _trained_mlp(load_dataset(spec.data, spec.seed).train)
+        export_onnx(model, (1, 8, 8), tmp_path / "m.onnx")
+        before = threatlang.run(spec, model=model, output=tmp_path / "a", quiet=True)
+        export_vnnlib(spec, tmp_path / "bench")
+        back = load(import_vnnlib(tmp_path / "bench" / "instances.csv", tmp_path / "b.threat"))
+        converted = load_model(back.model, (1, 8, 8), 10)
+        after = threatlang.run(back, model=converted, output=tmp_path / "b", quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert before.backend == after.backend == "ibp"
+    assert [r.status for r in before.records] == [r.status for r in after.records]
+    assert any(r.status.value == "certified" for r in before.records)
+    for a, b in zip(before.records, after.records, strict=True):
+        assert a.values["certified_at"] == b.values["certified_at"]
+        np.testing.assert_allclose(a.values["margin_lower"], b.values["margin_lower"], atol=1e-4)
+
+
+def _trained_mlp(train):
+    """A few epochs of plain SGD on digits: accurate enough that small balls certify."""
+    from torch import nn
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for idx in torch.randperm(len(x), generator=gen).split(64):
+            model.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+    return model.eval()
