@@ -114,6 +114,8 @@ def _digit_images(count: int, shape: tuple[int, int, int], rng: np.random.Genera
 
 def make_trigger_set(config: TriggerConfig, x: np.ndarray, y: np.ndarray) -> TriggerSet:
     """Build ``config.count`` trigger images shaped like ``x`` (N, C, H, W), labelled ``target``."""
+    if x.ndim != 4:
+        raise ValueError(f"trigger sets are drawn over images (N, C, H, W); got shape {x.shape}")
     rng = np.random.default_rng(config.seed)
     shape = tuple(int(s) for s in x.shape[1:])
     c, h, w = shape

@@ -60,3 +60,8 @@ def test_unrelated_triggers_come_from_another_domain(digits):
     ts = make_trigger_set(TriggerConfig(kind=TriggerKind.UNRELATED, count=10), colour, np.arange(5))
     assert ts.x.shape == (10, 3, 32, 32)
     assert np.allclose(ts.x[:, 0], ts.x[:, 1])  # grey digits copied to every channel
+
+
+def test_non_image_data_is_refused_clearly():
+    with pytest.raises(ValueError, match="images"):
+        make_trigger_set(TriggerConfig(), np.zeros((4, 10), np.float32), np.arange(4))
