@@ -102,22 +102,54 @@ def local_step(
 
 
 def flat_linear(op: BoundLinear, clean: Tensor, win: Box, offs: Tensor) -> Box:
-    """Flatten + Linear on a windowed state: clean output plus the window's columns only."""
+    """Flatten + Linear on a windowed state: clean output plus the window's columns only.
+
+    Placements whose windows start at the same feature-map position share one gathered weight
+    block (after strided layers most do), so rows are grouped by window position and each
+    group is one matmul; the weight gather is per distinct position, not per placement.
+    """
     b, l_, c, h, w = win.centre.shape
     weight = op.module.weight.reshape(-1, *clean.shape[1:])
+    flat_offs = offs.expand(b, l_, 2).reshape(-1, 2)
+    uniq, inv = torch.unique(flat_offs, dim=0, return_inverse=True)
+    if uniq.shape[0] * 4 > offs.shape[0] * offs.shape[1]:  # few repeats: one block per placement
+        return _flat_linear_gathered(op, weight, clean, win, offs)
+    rows = uniq[:, 0, None] + torch.arange(h, device=clean.device)
+    cols = uniq[:, 1, None] + torch.arange(w, device=clean.device)
+    wg = weight[:, :, rows[:, :, None], cols[:, None, :]]  # (out, C, U, h, w)
+    wg = wg.permute(2, 0, 1, 3, 4).flatten(2)  # (U, out, C*h*w)
+    delta = (win.centre - gather_windows(clean, offs, (h, w))).reshape(b * l_, -1)
+    radius = win.radius.reshape(b * l_, -1)
+    order = torch.argsort(inv)
+    counts = torch.bincount(inv, minlength=uniq.shape[0]).tolist()
+    parts_c, parts_r = [], []
+    for u, group in enumerate(torch.split(order, counts)):
+        if len(group):
+            parts_c.append(delta[group] @ wg[u].T)
+            parts_r.append(radius[group] @ wg[u].abs().T)
+    back = torch.argsort(order)
+    clean_out = op.module(clean.flatten(1))
+    centre = clean_out.repeat_interleave(l_, 0) + torch.cat(parts_c)[back]
+    return Box(centre, torch.cat(parts_r)[back])
+
+
+def _flat_linear_gathered(
+    op: BoundLinear, weight: Tensor, clean: Tensor, win: Box, offs: Tensor
+) -> Box:
+    b, l_, c, h, w = win.centre.shape
     rows = offs[..., 0, None] + torch.arange(h, device=clean.device)
     cols = offs[..., 1, None] + torch.arange(w, device=clean.device)
     wg = weight[:, :, rows[..., :, None], cols[..., None, :]]  # (out, C, B', L, h, w)
     wg = wg.permute(2, 3, 0, 1, 4, 5).flatten(3)  # (B', L, out, C*h*w)
     delta = (win.centre - gather_windows(clean, offs, (h, w))).flatten(2)
     clean_out = op.module(clean.flatten(1)).unsqueeze(1)
-    centre = clean_out + _per_location_matmul(wg, delta)
-    radius = _per_location_matmul(wg.abs(), win.radius.flatten(2))
+    centre = clean_out + _per_placement_matmul(wg, delta)
+    radius = _per_placement_matmul(wg.abs(), win.radius.flatten(2))
     return Box(centre.reshape(b * l_, -1), radius.reshape(b * l_, -1))
 
 
-def _per_location_matmul(wg: Tensor, v: Tensor) -> Tensor:
-    """``out[b, l] = wg[b or 0, l] @ v[b, l]``; one bmm over locations when ``wg`` is shared."""
+def _per_placement_matmul(wg: Tensor, v: Tensor) -> Tensor:
+    """``out[b, l] = wg[b or 0, l] @ v[b, l]``; one bmm over placements when ``wg`` is shared."""
     if wg.shape[0] == 1 and v.shape[0] > 1:
         return torch.bmm(wg[0], v.permute(1, 2, 0)).permute(2, 0, 1)
     return (wg @ v.unsqueeze(-1)).squeeze(-1)
