@@ -110,7 +110,7 @@ def _emit_files(specs, args) -> int:
             done = export_abcrown(spec, out, **common)
             print(f"{spec.name}: {len(done.configs)} alpha-beta-CROWN configs in {out}")
             continue
-        result = export_vnnlib(spec, out, version=args.vnnlib_version, **common)
+        result = export_vnnlib(spec, out, version=args.vnnlib_version, split=args.split, **common)
         print(
             f"{spec.name}: {len(result.properties)} properties, {result.onnx}, {result.instances}"
         )
@@ -239,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="vnnlib: 1 = VNN-COMP X_i/Y_j files (default), 2 = VNN-LIB 2.0",
     )
     p.add_argument("--limit", type=int, help="vnnlib/abcrown: only the first N test examples")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="vnnlib: one property per patch placement (plain boxes) instead of one disjunction",
+    )
     p.add_argument(
         "--allow-code", action="store_true", help='allow python("module:function") models'
     )

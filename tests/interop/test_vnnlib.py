@@ -68,29 +68,18 @@ def specs(tmp_path):
     return {s.name: s for s in load_all(tmp_path / "s.threat")}
 
 
-@pytest.mark.parametrize("name", ["patches", "strided", "balls"])
-def test_spec_to_vnnlib_to_spec_keeps_the_box_threat(specs, tmp_path, name):
+@pytest.mark.parametrize(
+    "name, split",
+    [("patches", False), ("strided", False), ("strided", True), ("balls", False)],
+)
+def test_spec_to_vnnlib_to_spec_keeps_the_box_threat(specs, tmp_path, name, split):
     spec = specs[name]
     out = tmp_path / "bench"
-    assert (
-        main(
-            [
-                "compile",
-                str(tmp_path / "s.threat"),
-                "--spec",
-                name,
-                "--emit",
-                "vnnlib",
-                "-o",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    flags = ["--spec", name, "--emit", "vnnlib", "-o", str(out)] + (["--split"] if split else [])
+    assert main(["compile", str(tmp_path / "s.threat"), *flags]) == 0
     rows = (out / "instances.csv").read_text().splitlines()
-    assert len(rows) == (4 if name == "balls" else len(rows)) and all(
-        r.endswith(",60") for r in rows
-    )
+    expected = {"balls": 2 * 2, "patches": 2}.get(name, 2 * (12 if split else 1))
+    assert len(rows) == expected and all(r.endswith(",60") for r in rows)
     back = tmp_path / "back.threat"
     assert main(["import-vnnlib", str(out / "instances.csv"), "-o", str(back)]) == 0
     imported = load(back)
@@ -106,7 +95,8 @@ def test_spec_to_vnnlib_to_spec_keeps_the_box_threat(specs, tmp_path, name):
         np.testing.assert_allclose(data["x_test"], test.x, atol=1e-7)
     # and exporting the imported spec gives the same properties, byte for byte
     again = tmp_path / "again"
-    assert main(["compile", str(back), "--emit", "vnnlib", "-o", str(again)]) == 0
+    more = ["--split"] if split else []
+    assert main(["compile", str(back), "--emit", "vnnlib", "-o", str(again), *more]) == 0
     first = sorted((out / "vnnlib").iterdir())
     second = sorted((again / "vnnlib").iterdir())
     assert len(first) == len(second)

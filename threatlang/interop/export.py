@@ -39,8 +39,14 @@ def export_vnnlib(
     version: int = 1,
     limit: int | None = None,
     allow_code: bool = False,
+    split: bool = False,
 ) -> Exported:
-    """Write `spec`'s network, properties and instances.csv under `out_dir`."""
+    """Write `spec`'s network, properties and instances.csv under `out_dir`.
+
+    With `split`, a union of boxes (a patch set) becomes one property per box, each a plain
+    box: the example is robust iff every one of its instances is unsat. (One file with the
+    whole disjunction is 34 MB for a 2x2 patch anywhere on a 28x28 image.)
+    """
     from ..data import load_dataset
 
     refuse_unless_boxes(spec)
@@ -61,7 +67,7 @@ def export_vnnlib(
     )
     props, rows = [], []
     for i, (x, y) in enumerate(zip(test.x, test.y, strict=True)):
-        for suffix, boxes in example_queries(spec, x, low, high):
+        for suffix, boxes in _parts(example_queries(spec, x, low, high), split):
             query = Query(shape, num_outputs, boxes, label_unsafe(int(y), num_outputs))
             note = f"threatlang spec {spec.name}: test example {i} (label {int(y)}), {suffix}"
             text = write_v1(query, note) if version == 1 else write_v2(query, spec.name, note)
@@ -72,6 +78,14 @@ def export_vnnlib(
     instances = out / "instances.csv"
     instances.write_text("\n".join(rows) + "\n")
     return Exported(onnx_path, tuple(props), instances)
+
+
+def _parts(queries, split: bool):
+    for suffix, boxes in queries:
+        if split and len(boxes) > 1:
+            yield from ((f"{suffix}{k}", (box,)) for k, box in enumerate(boxes))
+        else:
+            yield suffix, boxes
 
 
 def _write_model(spec, path: Path, shape, num_classes, weights, allow_code) -> int:

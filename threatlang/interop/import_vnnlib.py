@@ -180,22 +180,22 @@ def import_vnnlib(
     low, high = _range(instances)
     output = Path(output)
     name = name or output.stem.replace("-", "_")
-    if all(len(i.query.boxes) == 1 for i in instances):
-        centres, radii = [], []
-        for inst in instances:
-            centre, eps = recognise_ball(inst.query.boxes[0], low, high)
-            centres.append(centre)
-            radii.append(eps)
+    balls = (
+        _balls(instances, low, high) if all(len(i.query.boxes) == 1 for i in instances) else None
+    )
+    if balls is not None:
+        centres, radii = balls
         threat = LpBall("input", "linf", tuple(sorted(set(radii))))
         xs, ys = _group(centres, [i.label for i in instances])
         block = f"threat linf_ball {{ {_radius(threat.radii)} }}"
     else:
-        results = [recognise_patch(i.query.boxes, shape) for i in instances]
+        groups = _examples(instances)  # one instance per placement (--split) or per example
+        results = [recognise_patch(boxes, shape) for boxes, _ in groups]
         threats = {repr(t) for _, t in results}
         if len(threats) != 1:
             raise UsageError("the instances state different patch threats; import them apart.")
         threat = results[0][1]
-        xs, ys = _group([c for c, _ in results], [i.label for i in instances])
+        xs, ys = [c for c, _ in results], [label for _, label in groups]
         block = _patch_text(threat)
     data = output.with_suffix(".npz")
     x = np.stack(xs).astype(np.float32).reshape(len(xs), *shape)
@@ -220,6 +220,46 @@ spec {name} {{
 """
     output.write_text(text)
     return output
+
+
+def _balls(instances, low, high):
+    """(centres, radii) when every instance is one linf ball, else None."""
+    try:
+        pairs = [recognise_ball(i.query.boxes[0], low, high) for i in instances]
+    except UsageError:
+        return None
+    return [c for c, _ in pairs], [e for _, e in pairs]
+
+
+def _examples(instances) -> list[tuple[tuple[Box, ...], int]]:
+    """Instances merged into examples: boxes with the same label whose pinned pixels agree
+    wherever both pin them (the placements of one image's patch set)."""
+    groups: list[tuple[list[Box], int, np.ndarray]] = []
+    for inst in instances:
+        for boxes, label, pinned in groups:
+            if label != inst.label:
+                continue
+            if all(_agree(pinned, box) for box in inst.query.boxes):
+                boxes.extend(inst.query.boxes)
+                for box in inst.query.boxes:
+                    _pin(pinned, box)
+                break
+        else:
+            pinned = np.full(len(inst.query.boxes[0].lo), np.nan)
+            for box in inst.query.boxes:
+                _pin(pinned, box)
+            groups.append((list(inst.query.boxes), inst.label, pinned))
+    return [(tuple(boxes), label) for boxes, label, _ in groups]
+
+
+def _agree(pinned: np.ndarray, box: Box) -> bool:
+    fixed = (box.lo == box.hi) & ~np.isnan(pinned)
+    return bool(np.array_equal(pinned[fixed], box.lo[fixed]))
+
+
+def _pin(pinned: np.ndarray, box: Box) -> None:
+    fixed = box.lo == box.hi
+    pinned[fixed] = box.lo[fixed]
 
 
 def _group(centres, labels):
