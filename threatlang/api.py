@@ -41,11 +41,11 @@ def validate(spec: Spec, *, model_given: bool = False, data_given: bool = False)
     return spec
 
 
-def plan(spec: Spec):
+def plan(spec: Spec, *, model_given: bool = False, data_given: bool = False):
     """The `Plan` the selected backend would run (printable with `.describe()`)."""
     from .compile import compile_spec
 
-    return compile_spec(validate(spec))[1]
+    return compile_spec(validate(spec, model_given=model_given, data_given=data_given))[1]
 
 
 def run(

@@ -42,21 +42,23 @@ class _Vars:
         self.tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     def lookup(self, tok: str) -> tuple[str, int] | None:
+        if tok in self.inputs:
+            return "X", self.inputs[tok]
+        if tok in self.outputs:
+            return "Y", self.outputs[tok]
         m = re.fullmatch(r"([^\s\[]+)\[([^\]]*)\]", tok)
         if m and m.group(1) in self.tensors:
             kind, shape = self.tensors[m.group(1)]
             idx = tuple(int(k) for k in m.group(2).split(",") if k.strip())
             return kind, int(np.ravel_multi_index(idx, shape)) if shape else 0
-        if tok in self.inputs:
-            return "X", self.inputs[tok]
-        if tok in self.outputs:
-            return "Y", self.outputs[tok]
         return None
 
 
 def _linear(expr, vars_: _Vars) -> tuple[dict[tuple[str, int], float], float]:
     """A linear expression as ({(kind, index): coeff}, constant)."""
     if isinstance(expr, str):
+        if expr[0] in "0123456789.+-":
+            return {}, float(expr)
         ref = vars_.lookup(expr)
         if ref is not None:
             return {ref: 1.0}, 0.0
@@ -91,9 +93,12 @@ def _dnf(expr, vars_: _Vars) -> list[list[tuple[dict, float]]]:
     """`expr` as a disjunction of conjunctions of `sum(coeff * var) <= rhs` atoms."""
     op, *args = expr
     if op == "and":
+        parts = [_dnf(a, vars_) for a in args]
+        if all(len(p) == 1 for p in parts):  # a plain conjunction (a box): one pass, no copies
+            return [[atom for p in parts for atom in p[0]]]
         out: list[list] = [[]]
-        for a in args:
-            out = [x + y for x in out for y in _dnf(a, vars_)]
+        for p in parts:
+            out = [x + y for x in out for y in p]
         return out
     if op == "or":
         return [term for a in args for term in _dnf(a, vars_)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
@@ -55,7 +56,7 @@ class Values:
     def real(self, v: Value | None, what: str, span: Span) -> Any:
         """A real number; `%` is read as a fraction (99.9% → 0.999)."""
         if isinstance(v, Num) and v.unit == "%":
-            return v.value / 100
+            return float(Decimal(str(v.value)) / 100)  # 99.999% is exactly 0.99999
         x = self.number(v, what, span)
         return BAD if x is BAD else float(x)
 
