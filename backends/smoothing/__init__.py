@@ -13,7 +13,7 @@ from typing import ClassVar
 from threatlang.backends.base import Backend, Unsupported, option_problems
 from threatlang.ir import Spec
 from threatlang.ir.actions import Attack, AttackMethod, Smooth, SmoothKind, Strategy, Train
-from threatlang.ir.properties import IoUAtLeast, LabelUnchanged
+from threatlang.ir.properties import IoUAtLeast, LabelUnchanged, OutputBounds
 from threatlang.ir.refs import DataSource
 from threatlang.ir.threats import LpBall, Norm, Target
 
@@ -23,6 +23,7 @@ from .config import (
     DagOptions,
     DetectionSmoothOptions,
     DetectorTrainOptions,
+    RegressionSmoothOptions,
     SceneDataOptions,
 )
 
@@ -31,15 +32,16 @@ __all__ = ["BACKEND", "SmoothingBackend"]
 
 class SmoothingBackend(Backend):
     """Certified object detection by median smoothing (§3.3-3.5): every box coordinate and
-    label of the smoothed detector gets a certified interval for l2 input perturbations; and
-    the classic smoothed classifier (``smooth classify``) for comparison on classification."""
+    label of the smoothed detector gets a certified interval for l2 input perturbations;
+    certified bounds on any model's outputs (percentile or mean smoothing, ``require
+    output_bounds``); and the classic smoothed classifier (``smooth classify``)."""
 
     name: ClassVar[str] = "smoothing"
     threats: ClassVar[frozenset[type]] = frozenset({LpBall})
-    properties: ClassVar[frozenset[type]] = frozenset({IoUAtLeast, LabelUnchanged})
+    properties: ClassVar[frozenset[type]] = frozenset({IoUAtLeast, LabelUnchanged, OutputBounds})
     actions: ClassVar = {
         Train: frozenset({Strategy.STANDARD}),
-        Smooth: frozenset({SmoothKind.MEDIAN, SmoothKind.CLASSIFY}),
+        Smooth: frozenset(SmoothKind),
         Attack: frozenset({AttackMethod.SMOOTHING_AWARE}),
     }
     required_modules: ClassVar[tuple[str, ...]] = ("torch", "scipy", "matplotlib")
@@ -63,15 +65,17 @@ class SmoothingBackend(Backend):
             out.append(Unsupported(spec, "needs exactly one `smooth` action"))
             return tuple(out)
         if smooths[0].kind is SmoothKind.CLASSIFY:
-            out += self._accepts_classify(spec)
+            out += self._accepts_classify(spec, LabelUnchanged, "label_unchanged")
+        elif smooths[0].encoding is None:
+            out += self._accepts_classify(spec, OutputBounds, "output_bounds")
         else:
             out += self._accepts_detection(spec, smooths[0])
         return tuple(out)
 
     def _accepts_detection(self, spec: Spec, smooth: Smooth) -> list[Unsupported]:
         out = []
-        if smooth.encoding is None:
-            out.append(Unsupported(smooth, "detection smoothing needs an `encoding { ... }`"))
+        if smooth.kind is not SmoothKind.MEDIAN:
+            out.append(Unsupported(smooth, "detection smoothing is `smooth median`"))
         if spec.require is not None and not isinstance(spec.require, IoUAtLeast):
             out.append(Unsupported(spec.require, "detection certifies `iou_at_least(tau)`"))
         model = spec.model
@@ -82,12 +86,13 @@ class SmoothingBackend(Backend):
             out.append(Unsupported(data, "detection runs on `data scenes` (or data via the API)"))
         return out
 
-    def _accepts_classify(self, spec: Spec) -> list[Unsupported]:
+    def _accepts_classify(self, spec: Spec, prop: type, name: str) -> list[Unsupported]:
+        """Classification (``smooth classify``) and regression (``smooth median|percentile|mean``
+        without an encoding) share their model and data rules."""
         out = []
-        if not isinstance(spec.require, LabelUnchanged):
-            out.append(
-                Unsupported(spec.require or spec, "smooth classify certifies label_unchanged")
-            )
+        if not isinstance(spec.require, prop):
+            what = "smooth classify" if prop is LabelUnchanged else "regression smoothing"
+            out.append(Unsupported(spec.require or spec, f"{what} certifies {name}"))
         model = spec.model
         if model is not None and model.architecture not in (None, "smoothed_cnn"):
             out.append(Unsupported(model, "the builtin smoothed classifier is `smoothed_cnn`"))
@@ -99,15 +104,17 @@ class SmoothingBackend(Backend):
 
     def check_options(self, spec: Spec) -> list[Unsupported]:
         out: list[Unsupported] = []
-        classify = any(
-            isinstance(a, Smooth) and a.kind is SmoothKind.CLASSIFY for a in spec.actions
-        )
+        smooth = next((a for a in spec.actions if isinstance(a, Smooth)), None)
+        detection = smooth is not None and smooth.encoding is not None
         for action in spec.actions:
             if isinstance(action, Smooth):
-                cls = ClassifySmoothOptions if classify else DetectionSmoothOptions
+                if action.kind is SmoothKind.CLASSIFY:
+                    cls = ClassifySmoothOptions
+                else:
+                    cls = DetectionSmoothOptions if detection else RegressionSmoothOptions
                 out += option_problems(cls, action.options, "smooth", action)
             elif isinstance(action, Train):
-                cls = ClassifierTrainOptions if classify else DetectorTrainOptions
+                cls = DetectorTrainOptions if detection else ClassifierTrainOptions
                 out += option_problems(cls, action.options, "train", action)
             elif isinstance(action, Attack):
                 out += option_problems(DagOptions, action.options, "attack", action)

@@ -10,6 +10,8 @@ import enum
 import attrs
 
 __all__ = [
+    "Outputs",
+    "RegressionSmoothOptions",
     "ClassifierTrainOptions",
     "ClassifySmoothOptions",
     "DagOptions",
@@ -109,3 +111,24 @@ class ClassifySmoothOptions:
     ``samples`` estimation draws bound its probability (kept apart, as CERTIFY requires)."""
 
     n0: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+
+
+class Outputs(enum.Enum):
+    LOGITS = "logits"
+    SOFTMAX = "softmax"
+
+
+@attrs.frozen
+class RegressionSmoothOptions:
+    """``smooth median|percentile|mean { ... }`` with ``require output_bounds``.
+
+    ``outputs``: certify the model's raw outputs or their softmax (a bounded regression in
+    ``[0, 1]``, where mean smoothing (Corollary 3.0.1) applies too).  ``low`` / ``high``: the
+    output range mean smoothing needs (clipped to it); ignored by percentile smoothing.
+    ``compare_mean``: next to percentile smoothing, also report mean smoothing's bounds.
+    """
+
+    outputs: Outputs = Outputs.SOFTMAX
+    low: float = 0.0
+    high: float = 1.0
+    compare_mean: bool = True

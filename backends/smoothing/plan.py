@@ -17,11 +17,13 @@ from .config import (
     DagOptions,
     DetectionSmoothOptions,
     DetectorTrainOptions,
+    Outputs,
+    RegressionSmoothOptions,
     SceneDataOptions,
     Sort,
 )
 
-__all__ = ["ClassifyPlan", "DetectionPlan", "compile_plan"]
+__all__ = ["ClassifyPlan", "DetectionPlan", "RegressionPlan", "compile_plan"]
 
 
 @attrs.frozen
@@ -122,6 +124,72 @@ class ClassifyPlan(Plan):
         return run_classify(self, ctx)
 
 
+@attrs.frozen
+class RegressionPlan(Plan):
+    """Certified bounds on every output coordinate by percentile (and/or mean) smoothing."""
+
+    spec: Spec
+    eps: float
+    smooth: Smooth
+    regression_options: RegressionSmoothOptions
+    train: Train | None
+    train_noise: float | None
+
+    @property
+    def mean_only(self) -> bool:
+        return self.smooth.kind is SmoothKind.MEAN
+
+    @property
+    def use_mean(self) -> bool:
+        o = self.regression_options
+        return self.mean_only or (o.compare_mean and o.outputs is Outputs.SOFTMAX)
+
+    def describe(self) -> str:
+        s, o = self.smooth, self.regression_options
+        lines = [f"smoothing plan for spec {self.spec.name}: certified output bounds (§3.4)"]
+        if self.train is not None:
+            noise = s.sigma if self.train_noise is None else self.train_noise
+            lines.append(
+                f"  train model: {self.train.epochs} epochs, lr {self.train.lr:g}, "
+                f"Gaussian augmentation {noise:g}"
+            )
+        what = f"the model's {o.outputs.value}"
+        if not self.mean_only:
+            lines.append(
+                f"  percentile smoothing (p={s.percentile:g}) of {what}: {s.samples} samples at "
+                f"sigma {s.sigma:g}, bounds at confidence {s.confidence:g} each, radius {self.eps:g}"
+            )
+        if self.use_mean:
+            lines.append(
+                f"  mean smoothing (Corollary 3.0.1) of {what} in [{o.low:g}, {o.high:g}], "
+                f"Hoeffding interval at confidence {s.confidence:g}"
+            )
+        return "\n".join(lines)
+
+    def run(self, ctx):
+        from .regression_run import run_regression
+
+        return run_regression(self, ctx)
+
+
+def _compile_regression(spec: Spec, smooth: Smooth) -> RegressionPlan:
+    train = next((a for a in spec.actions if isinstance(a, Train)), None)
+    train_opts = (
+        bind_options(ClassifierTrainOptions, train.options, "train standard")
+        if train is not None
+        else ClassifierTrainOptions()
+    )
+    owner = f"smooth {smooth.kind.value}"
+    return RegressionPlan(
+        spec=spec,
+        eps=spec.threat.eps,
+        smooth=smooth,
+        regression_options=bind_options(RegressionSmoothOptions, smooth.options, owner),
+        train=train,
+        train_noise=train_opts.noise,
+    )
+
+
 def _compile_classify(spec: Spec, smooth: Smooth) -> ClassifyPlan:
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     train_opts = (
@@ -139,11 +207,13 @@ def _compile_classify(spec: Spec, smooth: Smooth) -> ClassifyPlan:
     )
 
 
-def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan:
+def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan | RegressionPlan:
     """Bind options; the backend's ``accepts`` has already vetted the spec."""
     smooth = next(a for a in spec.actions if isinstance(a, Smooth))
     if smooth.kind is SmoothKind.CLASSIFY:
         return _compile_classify(spec, smooth)
+    if smooth.encoding is None:
+        return _compile_regression(spec, smooth)
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     attack = next((a for a in spec.actions if isinstance(a, Attack)), None)
     enc = smooth.encoding

@@ -139,3 +139,43 @@ def test_classify_end_to_end(tmp_path):
     assert m["certified_accuracy_at"]["0.5"] <= m["certified_accuracy_at"]["0.1"]
     assert m["certified_accuracy_at"]["0.1"] <= m["smoothed_accuracy"]
     assert len(result.records) == 8
+
+
+REGRESSION = """\
+threatlang 1
+spec bounds_small {
+  model smoothed_cnn
+  data digits { test_limit 2; train_limit 300 }
+  seed 0
+  threat l2_ball { around input; radius 0.25 }
+  require output_bounds
+  train standard { epochs 1; lr 0.003 }
+  smooth median { sigma 0.25; samples 100 samples; confidence 99%; outputs softmax }
+}
+"""
+
+
+def test_regression_spec_is_planned_and_runs(tmp_path):
+    spec = _spec(tmp_path, text=REGRESSION)
+    assert BACKEND.accepts(spec) == ()
+    text = plan(spec).describe()
+    assert "percentile smoothing (p=0.5)" in text and "Corollary 3.0.1" in text
+    result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
+    m = result.summary.metrics
+    assert m["unknown"] == 0 and len(result.records) == 2
+    for r in result.records:
+        lo, hi = r.values["lower"], r.values["upper"]
+        assert all(a <= p <= b for a, p, b in zip(lo, r.values["prediction"], hi, strict=True))
+        assert all(
+            0 <= a <= b <= 1
+            for a, b in zip(r.values["mean_lower"], r.values["mean_upper"], strict=True)
+        )
+    assert 0 < m["percentile_mean_width"] <= 1 and 0 < m["mean_mean_width"] <= 1
+
+
+def test_regression_with_too_few_samples_is_unknown(tmp_path):
+    spec = _spec(tmp_path, text=REGRESSION.replace("radius 0.25", "radius 2.0"))
+    result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
+    assert {r.status.value for r in result.records} == {"unknown"}
+    assert "need n >=" in result.records[0].reason
+    assert not (tmp_path / "run" / "classifier.pt").exists()  # nothing trained
