@@ -135,6 +135,12 @@ def cmd_run(args) -> int:
     from .render import print_summary
 
     spec = load(args.file, name=args.spec)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError("--threads must be at least 1.")
+        import torch
+
+        torch.set_num_threads(args.threads)
     console = Console(quiet=args.quiet)
     result = run(
         spec,
@@ -277,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads in this process (default: torch's choice; 1 is often "
+        "fastest for small models on a busy machine)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="re-render runs' tables and plots from their records")
