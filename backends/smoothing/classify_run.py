@@ -16,10 +16,11 @@ from .classify import ABSTAIN, ClassifyConfig, certify
 from .models_io import model_from_spec
 from .sampling import make_generator
 
-__all__ = ["run_classify"]
+__all__ = ["build_model", "load_data", "run_classify"]
 
 
-def _data(plan, ctx):
+def load_data(plan, ctx):
+    """The API's `DataSplits`, else the dataset the spec names."""
     if ctx.data is not None:
         return ctx.data
     from threatlang.data import load_dataset
@@ -27,7 +28,8 @@ def _data(plan, ctx):
     return load_dataset(plan.spec.data, seed=ctx.seed)
 
 
-def _model(plan, ctx, splits):
+def build_model(plan, ctx, splits):
+    """The API's model, else the spec's file/code, else the builtin CNN trained under noise."""
     if ctx.model is not None:
         return ctx.model.to(ctx.device).eval()
     loaded = model_from_spec(ctx, plan.spec.model, splits.input_shape, splits.num_classes)
@@ -71,9 +73,9 @@ def _certify_one(payload) -> Record:
 
 
 def run_classify(plan, ctx) -> Summary:
-    splits = _data(plan, ctx)
+    splits = load_data(plan, ctx)
     test = splits.test
-    model = _model(plan, ctx, splits)
+    model = build_model(plan, ctx, splits)
     s = plan.smooth
     cfg = ClassifyConfig(
         sigma=s.sigma,

@@ -5,23 +5,43 @@ Trained models are saved under the run directory and reloaded on resume (weights
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .detection.models import DnCNN, TinyDetector
 from .detection.scenes import SceneConfig, Scenes, make_scenes
 from .detection.training import TrainConfig, train_denoiser, train_detector
 
-__all__ = ["build_denoiser", "build_detector", "load_scenes", "model_from_spec"]
+__all__ = [
+    "build_denoiser",
+    "build_detector",
+    "load_scenes",
+    "model_from_spec",
+    "scenes_from_pairs",
+]
+
+
+def scenes_from_pairs(pairs) -> Scenes:
+    """Test data in torchvision's style: ``(image (3, H, W) in [0, 1], {"boxes", "labels"})``."""
+    images, boxes, labels = [], [], []
+    for image, target in pairs:
+        images.append(np.asarray(image, dtype=np.float32))
+        boxes.append(np.asarray(target["boxes"], dtype=np.float32).reshape(-1, 4))
+        labels.append(np.asarray(target["labels"], dtype=np.int64).reshape(-1))
+    return Scenes(np.stack(images), tuple(boxes), tuple(labels))
 
 
 def load_scenes(plan, ctx) -> tuple[Scenes, Scenes]:
-    """User data (a ``(train, test)`` pair of :class:`Scenes`, or test scenes only) or generated."""
+    """The API's data — :class:`Scenes`, a ``(train, test)`` pair of them, or a list of
+    torchvision-style ``(image, target)`` pairs (test only) — else generated scenes."""
     if ctx.data is not None:
         data = ctx.data
         if isinstance(data, Scenes):
             return data, data
-        train, test = data
-        return train, test
+        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Scenes):
+            return data
+        test = scenes_from_pairs(data)
+        return test, test
     opts = plan.data_options
     cfg = SceneConfig(size=opts.size, max_objects=opts.max_objects)
     limit = plan.spec.data.test_limit if plan.spec.data is not None else None

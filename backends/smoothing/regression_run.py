@@ -16,7 +16,7 @@ import torch
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
 
-from .classify_run import _data, _model
+from .classify_run import build_model, load_data
 from .config import Outputs
 from .mean import MeanConfig, certify_mean
 from .percentile import InsufficientSamples
@@ -72,7 +72,7 @@ def _widths(records, lo_key: str, hi_key: str) -> tuple[float, float]:
 
 
 def run_regression(plan, ctx) -> Summary:
-    splits = _data(plan, ctx)
+    splits = load_data(plan, ctx)
     test = splits.test
     s, o = plan.smooth, plan.regression_options
     pcfg = PercentileConfig(
@@ -86,7 +86,7 @@ def run_regression(plan, ctx) -> Summary:
             ctx.records.append(Record(f"example-{i}", Status.UNKNOWN, values, reason=stats.reason))
         return Summary({"examples": len(test), "unknown": len(test), "reason": stats.reason,
                         "samples": s.samples, "min_samples": stats.min_n})  # fmt: skip
-    model = _model(plan, ctx, splits)
+    model = build_model(plan, ctx, splits)
     f = _Head(model, o.outputs is Outputs.SOFTMAX)
     mcfg = (
         MeanConfig(sigma=s.sigma, eps=plan.eps, low=o.low, high=o.high, n=s.samples,

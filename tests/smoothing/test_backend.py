@@ -6,6 +6,7 @@ import sys
 
 import attrs
 import pytest
+import torch
 
 import threatlang
 from threatlang.api import plan
@@ -179,3 +180,28 @@ def test_regression_with_too_few_samples_is_unknown(tmp_path):
     assert {r.status.value for r in result.records} == {"unknown"}
     assert "need n >=" in result.records[0].reason
     assert not (tmp_path / "run" / "classifier.pt").exists()  # nothing trained
+
+
+class _FixedDetector(torch.nn.Module):
+    """A black box in torchvision's output convention: one fixed box per image."""
+
+    def forward(self, x):
+        box = torch.tensor([[4.0, 4.0, 14.0, 14.0]])
+        return [
+            {"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}
+            for _ in range(x.shape[0])
+        ]
+
+
+def test_user_detector_in_torchvision_convention_through_the_api(tmp_path):
+    spec = _spec(tmp_path, samples=200)  # the API's model replaces the builtin (not trained)
+    target = {"boxes": torch.tensor([[4.0, 4.0, 14.0, 14.0]]), "labels": torch.tensor([1])}
+    data = [(torch.rand(3, 32, 32), target) for _ in range(2)]
+    result = threatlang.run(
+        spec, model=_FixedDetector(), data=data, output=tmp_path / "r", quiet=True
+    )
+    m = result.summary.metrics
+    assert m["ap50"] == 1.0 and m["certified_ap50"] > 0.7  # certified at the thresholds <= 0.9
+    assert {r.status.value for r in result.records} == {"certified"}
+    assert "raw head" in m["attack_skipped"]
+    assert not (tmp_path / "r" / "detector.pt").exists()
