@@ -107,6 +107,10 @@ def _train(
 
 
 def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
+    if sum(isinstance(s, TrainStep) for s in plan.steps) > 1 and ctx.model is None:
+        from .compare import run_comparison  # several strategies side by side (Table 2.3)
+
+        return run_comparison(plan, ctx)
     spec = plan.spec
     data = _data(plan, ctx)
     dev = torch.device(ctx.device)

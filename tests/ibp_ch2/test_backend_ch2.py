@@ -10,7 +10,10 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 HEAD = """threatlang 1
 spec t {
   model small_cnn
-  data digits { test_limit 12 }
+  data digits {
+    test_limit 12
+    train_limit 96
+  }
 """
 PATCH = """  threat patch {
     shape square(2)
@@ -56,3 +59,20 @@ def test_pooled_spec_runs_end_to_end(tmp_path):
     assert summary.metrics["examples"] == 12
     assert "shape_transfer_line" in summary.metrics
     assert summary.metrics["certified_accuracy"] <= summary.metrics["clean_accuracy"]
+
+
+def test_several_train_actions_compare_side_by_side(tmp_path):
+    text = (
+        HEAD
+        + PATCH.replace("    shape line(4, horizontal)\n", "")
+        + "  train random_patch(1) { epochs 1 }\n  train guided_patch(2) { epochs 1 }\n"
+        + "  certify ibp\n}\n"
+    )
+    res = threatlang.run(threatlang.parse(text), output=tmp_path, quiet=True)
+    table = res.summary.tables[0]
+    assert [r[0] for r in table.rows] == ["random_patch(1)", "guided_patch(2)"]
+    assert len(res.records) == 24
+    assert {r.id.split("/")[0] for r in res.records} == {"1-random_patch(1)", "2-guided_patch(2)"}
+    for key in ("random_patch(1)", "guided_patch(2)"):
+        m = res.summary.metrics
+        assert m[f"{key}.certified_accuracy"] <= m[f"{key}.clean_accuracy"]
