@@ -31,7 +31,8 @@ class TrainConfig:
     lambda_every: int = 6
     mu_init: float = 20.0  # IR-violation multiplier (free payments)
     rho_ir: float = 5.0
-    rho_ir_increment: float = 5.0
+    rho_ir_increment: float = 5.0  # added every `rho_ir_every` batches (§4.6.1: 5 every 5)
+    rho_ir_every: int = 5
     stability_weight: float = 0.0  # weight of the ReLU-stability regulariser
     distill_weight: float = 0.0  # weight of the MSE towards the teacher (when one is given)
 
@@ -109,7 +110,7 @@ def train_mechanism(
             lam = lam + rho * rgt.detach()
             rho += config.rho_increment
             mu = mu + rho_ir * irv.detach()
-        if step % (5 * config.lambda_every) == 0:
+        if step % config.rho_ir_every == 0:
             rho_ir += config.rho_ir_increment
         if step % 100 == 0 or step == config.steps:
             log = TrainLog(
