@@ -17,15 +17,12 @@ from typing import Any
 
 from .errors import UsageError
 from .ir import ModelKind, ModelRef
+from .paths import beside_spec
 
 
 def resolve_path(ref: ModelRef) -> Path:
     """The file `ref` names: as given, else relative to the spec file it was written in."""
-    path = Path(ref.name)
-    if not path.is_absolute() and not path.exists() and ref.span is not None and ref.span.file:
-        beside = Path(ref.span.file).parent / path
-        if beside.exists():
-            return beside
+    path = beside_spec(ref.name, ref.span)
     if not path.exists():
         raise UsageError(
             f"model file {ref.name} not found (relative paths are tried from the "

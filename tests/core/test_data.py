@@ -53,3 +53,19 @@ def test_missing_files_say_what_to_do(tmp_path):
         load_dataset(DataRef("mnist", path=str(tmp_path)))
     with pytest.raises(UsageError, match="cifar-10-batches-py"):
         load_dataset(DataRef("cifar10", path=str(tmp_path)))
+
+
+def test_data_paths_are_read_beside_the_spec(tmp_path, monkeypatch):
+    import threatlang
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub").mkdir()
+    np.savez(tmp_path / "sub/d.npz", x_train=rng.random((6, 1, 4, 4)), y_train=np.arange(6) % 2,
+             x_test=rng.random((2, 1, 4, 4)), y_test=np.arange(2))
+    spec_file = tmp_path / "sub/s.threat"
+    spec_file.write_text('spec s {\n  model mlp_small\n  data npz { path "d.npz" }\n  train standard\n}\n')
+    monkeypatch.chdir(tmp_path)
+    spec = threatlang.load("sub/s.threat")
+    d = load_dataset(spec.data)
+    assert d.train.x.shape == (6, 1, 4, 4)
+    assert 0 < d.train.x.max() <= 1.0  # float features are not rescaled

@@ -6,18 +6,20 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import DataRef, DataSource
+from ..paths import beside_spec
 from . import files
 from .splits import ArrayDataset, DataSplits
 
 
 def load_dataset(ref: DataRef, seed: int = 0) -> DataSplits:
     """The train/test splits a spec's `data` statement names, ready for a backend."""
+    path = None if ref.path is None else str(beside_spec(ref.path, ref.span))
     loaders = {
         DataSource.DIGITS: lambda: _digits(ref, seed),
         DataSource.MNIST5K: lambda: _mnist5k(ref, seed),
-        DataSource.MNIST: lambda: files.mnist_idx(ref.path),
-        DataSource.CIFAR10: lambda: files.cifar10(ref.path),
-        DataSource.NPZ: lambda: files.npz(ref.path),
+        DataSource.MNIST: lambda: files.mnist_idx(path),
+        DataSource.CIFAR10: lambda: files.cifar10(path),
+        DataSource.NPZ: lambda: files.npz(path),
     }
     if ref.source not in loaders:
         raise UsageError(
