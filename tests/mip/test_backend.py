@@ -89,3 +89,13 @@ def test_run_writes_sound_records(tmp_path, payment: str, solver: str) -> None:
             assert rec["status"] in ("unknown", "falsified") and rec["reason"]
     assert summary["pgd_above_certified"] == 0
     assert result is not None
+
+
+def test_resume_reuses_mechanism_and_records(tmp_path) -> None:
+    spec = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "highs"))
+    first = threatlang.run(spec, output=tmp_path, quiet=True)
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    again = threatlang.run(spec, output=tmp_path, quiet=True, resume=True)
+    assert (tmp_path / "records.jsonl").read_text().splitlines() == lines
+    assert again.summary.metrics["certified_regret"] == first.summary.metrics["certified_regret"]
+    assert again.summary.metrics["revenue"] == first.summary.metrics["revenue"]
