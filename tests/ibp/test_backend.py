@@ -45,9 +45,9 @@ spec tiny {
 def test_accepts_quickstart_and_rejects_foreign_nodes() -> None:
     spec = threatlang.load("specs/quickstart.threat")
     assert BACKEND.accepts(spec) == ()
-    bad = threatlang.parse(TINY.replace("train all_patch", "train pyramid"))
+    bad = threatlang.parse(TINY.replace("certify ibp", "certify mip"))
     problems = BACKEND.accepts(bad)
-    assert problems and "pyramid" in problems[0].reason
+    assert problems and "mip" in problems[0].reason
     opts = threatlang.parse(TINY.replace("certify ibp", "certify ibp {\n    chunky 3\n  }"))
     assert any("chunky" in p.reason for p in BACKEND.accepts(opts))
 
