@@ -31,7 +31,7 @@ SETTINGS = {  # name -> (agents, items, hidden)
 }
 
 
-def trained(agents, items, hidden, payment, steps, seed) -> Mechanism:
+def trained(agents, items, hidden, payment, steps, seed, stability: float = 0.02) -> Mechanism:
     gen = torch.Generator().manual_seed(seed)
     mech = Mechanism(MechanismConfig(agents, items, hidden, payment=payment), generator=gen)
     cfg = TrainConfig(
@@ -39,7 +39,7 @@ def trained(agents, items, hidden, payment, steps, seed) -> Mechanism:
         batch_size=256,
         lr=3e-3,
         attack=AttackConfig(10, 0.05, 1),
-        stability_weight=0.02,
+        stability_weight=stability,
     )
     train_mechanism(mech, SupportBox(agents, items), cfg, gen)
     return mech.double().eval()

@@ -33,6 +33,7 @@ class CertifyConfig:
     branch_gap: float = 1e-4  # absolute gap at which spatial branching stops
     max_boxes: int = 400
     threads: int = 1
+    residual_tol: float = 1e-5  # MIP vs network disagreement above this is numerical trouble
 
 
 @attrs.frozen
@@ -110,6 +111,9 @@ def certify_agent(
         return res
 
     def done(bound: float, certified: bool, reason: str | None, boxes: int = 1) -> AgentCertificate:
+        if certified and notes["residual"] > config.residual_tol:  # sound or silent
+            certified = False
+            reason = f"numerical trouble: the MIP solution disagrees with the network by {notes['residual']:.2e}"
         why = "; ".join(r for r in (reason, notes["fallback"]) if r) or None
         stats = {**form.model.stats(), "unstable_relus": form.unstable, "relus": form.relus}
         return AgentCertificate(

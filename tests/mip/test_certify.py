@@ -93,3 +93,11 @@ def test_licence_too_small_falls_back_to_highs() -> None:
     cert = certify_agent(mech, profile, 0, 0.0, 1.0, CertifyConfig(time_limit=2.0))
     assert cert.solver == "highs"
     assert cert.reason and "size-limited" in cert.reason
+
+
+def test_numerical_disagreement_is_not_certified() -> None:
+    mech = _mech(1, (8,), PaymentKind.FREE, seed=3)
+    profile = np.array([[0.3, 0.6]])
+    cfg = CertifyConfig(solver=SolverKind.HIGHS, residual_tol=-1.0)  # any residual is "trouble"
+    cert = certify_agent(mech, profile, 0, 0.0, 1.0, cfg)
+    assert cert.certified_regret is None and "numerical trouble" in cert.reason
