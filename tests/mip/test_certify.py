@@ -51,6 +51,8 @@ CASES = [
 def test_certified_regret_matches_grid_search_and_bounds_pgd(
     agents, hidden, payment, solver
 ) -> None:
+    if solver is SolverKind.GUROBI:
+        pytest.importorskip("gurobipy")
     mech = _mech(agents, hidden, payment, seed=3)
     box = SupportBox(agents, 2)
     values = sample_profiles(box, 2, torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -86,6 +88,7 @@ def test_time_limit_gives_no_certificate() -> None:
 
 
 def test_licence_too_small_falls_back_to_highs() -> None:
+    pytest.importorskip("gurobipy")
     mech = _mech(1, (256,), PaymentKind.FRACTIONAL, seed=0)
     profile = np.array([[0.4, 0.9]])
     form = formulate(mech, profile, 0, np.zeros(2), np.ones(2))
