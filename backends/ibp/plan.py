@@ -9,6 +9,7 @@ from threatlang.ir import Spec
 from threatlang.ir.actions import Attack, Certify, Train
 from threatlang.ir.threats import LpBall, PatchSet
 
+from .ch2_describe import chapter2_lines
 from .config import AttackOptions, CertifyOptions, ModelOptions, TrainOptions
 
 
@@ -73,6 +74,7 @@ class IbpPlan(Plan):
                 lines.append(
                     f"  attack {a.method.value}: {a.steps} steps x {a.restarts} restarts, locations {where}"
                 )
+        lines += chapter2_lines(s)
         return "\n".join(lines)
 
     def run(self, ctx: RunContext) -> Summary:
