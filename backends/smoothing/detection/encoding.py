@@ -159,7 +159,9 @@ def encode_active(
     slot, src, dump = _slots(d, thresholds, cfg)
     out = []
     for s, v in zip(slot, src, strict=True):
-        active = torch.unique(s[s < dump])
+        filled = torch.zeros(dump + 1, dtype=torch.bool, device=s.device)
+        filled[s.flatten()] = True  # cheaper than torch.unique, which sorts
+        active = filled[:dump].nonzero().flatten()
         lut = torch.full((dump + 1,), len(active), dtype=torch.long, device=s.device)
         lut[active] = torch.arange(len(active), device=s.device)
         cols = torch.full(
