@@ -48,6 +48,7 @@ def _report_errors(diagnostics, sources: dict[str, str]) -> None:
 
 
 def cmd_check(args) -> int:
+    from .compile import capable_backend
     from .parse import load_all
 
     failed = False
@@ -55,6 +56,14 @@ def cmd_check(args) -> int:
     for path in files:
         try:
             specs = load_all(path)
+            problems = []
+            for spec in specs:  # backend options and capabilities too (light: no torch)
+                try:
+                    capable_backend(spec)
+                except CapabilityError as err:
+                    problems.extend(err.diagnostics)
+            if problems:
+                raise SpecError(problems)
         except SpecError as err:
             _report_errors(err.diagnostics, _sources([path]))
             failed = True

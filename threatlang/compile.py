@@ -10,6 +10,24 @@ from .errors import CapabilityError, Diagnostic, UsageError
 from .ir import Spec
 
 
+def capable_backend(spec: Spec):
+    """The first backend that accepts every node and option of `spec` (no module check, no
+    heavy imports: `threatlang check` uses it), or `CapabilityError` from the closest one."""
+    from .backends.base import backends
+
+    candidates = []
+    for backend in backends():
+        unsupported = backend.accepts(spec)
+        if not unsupported:
+            return backend
+        candidates.append((len(unsupported), backend, unsupported))
+    if not candidates:
+        raise CapabilityError([Diagnostic(spec.span, "no backend is installed")])
+    candidates.sort(key=lambda c: c[0])
+    _, best, unsupported = candidates[0]
+    raise CapabilityError([u.diagnostic(best.name) for u in unsupported])
+
+
 def select_backend(spec: Spec):
     """The backend that will run `spec`, or `CapabilityError` naming what nothing supports."""
     from .backends.base import backends, missing_modules

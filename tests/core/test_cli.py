@@ -80,3 +80,17 @@ def test_capability_error_names_the_spec_line(tmp_path, capsys, monkeypatch):
         and "quickstart.threat:13:3" in err
         and "certify ibp" in err
     )
+
+
+def test_check_reports_backend_option_typos_without_torch(tmp_path):
+    text = (ROOT / "specs/quickstart.threat").read_text().replace("lr 0.002", "lr 0.002\n    paatch 3")
+    spec = tmp_path / "typo.threat"
+    spec.write_text(text)
+    code = (
+        "import sys, threatlang.cli as c\n"
+        f"rc = c.main(['check', {str(spec)!r}])\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == ["2", "False"]
+    assert "unknown option 'paatch'" in proc.stderr and "typo.threat:23:5" in proc.stderr
