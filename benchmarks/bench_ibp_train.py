@@ -35,18 +35,19 @@ def main() -> None:
     x, y, shape = load(args.data, args.limit)
     threat = PatchThreat((square(args.patch),))
     runs = [
-        (Strategy.STANDARD, 1),
-        (Strategy.RANDOM, 1),
-        (Strategy.RANDOM, 5),
-        (Strategy.RANDOM, 10),
-        (Strategy.ALL_PATCH, 1),
+        (Strategy.STANDARD, 1, True),
+        (Strategy.RANDOM, 1, True),
+        (Strategy.RANDOM, 5, True),
+        (Strategy.RANDOM, 10, True),
+        (Strategy.ALL_PATCH, 1, True),
+        (Strategy.ALL_PATCH, 1, False),
     ]
     print(
         f"data {args.data} ({len(y)} images {shape}), patch {args.patch}x{args.patch}, {args.epochs} epochs, batch 64"
     )
     for name in args.models.split(","):
         base = None
-        for strategy, k in runs:
+        for strategy, k, sparse in runs:
             torch.manual_seed(0)
             model = ARCHITECTURES[name](shape, 10)
             cfg = TrainConfig(
@@ -61,8 +62,9 @@ def main() -> None:
             per_epoch = min(log.seconds for log in logs)
             base = base or per_epoch
             label = strategy.value + (f"({k})" if strategy is Strategy.RANDOM else "")
+            label += "" if sparse else " full-grad"
             print(
-                f"{name:<10} {label:<12} {per_epoch:8.2f} s/epoch  x{per_epoch / base:6.1f} standard",
+                f"{name:<10} {label:<20} {per_epoch:8.2f} s/epoch  x{per_epoch / base:6.1f} standard",
                 flush=True,
             )
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .engine import BoundedNetwork
-from .margins import patch_margins, use_local, worst_margins_sparse
+from .margins import patch_margins, use_local, worst_margins, worst_margins_sparse
 from .patches import PatchThreat, placements
 from .schedule import Schedule
 
@@ -45,6 +45,7 @@ class TrainConfig:
         validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.le(1.0)]),
     )
     chunk: int = attrs.field(default=1024, validator=attrs.validators.ge(1))
+    sparse_grad: bool = True  # all-patch: backward through the attaining placements only
 
 
 @attrs.frozen
@@ -73,7 +74,10 @@ def certificate_loss(
 ) -> Tensor:
     """Cross entropy of ``-m`` where ``m`` lower-bounds the margins over the sampled placements."""
     if cfg.strategy is Strategy.ALL_PATCH:
-        m = worst_margins_sparse(net, x, y, threat, chunk=cfg.chunk, scale=scale)
+        if cfg.sparse_grad:
+            m = worst_margins_sparse(net, x, y, threat, chunk=cfg.chunk, scale=scale)
+        else:
+            m = worst_margins(net, x, y, threat, chunk=cfg.chunk, scale=scale).margins
     else:
         parts = []
         for mask, offs in placements(threat, tuple(x.shape[-2:]), x.device):
