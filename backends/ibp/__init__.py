@@ -117,7 +117,7 @@ def _chapter2_checks(spec: Spec) -> list[Unsupported]:
     training and shape transfer need a patch threat (guided: one shape or `patch n`)."""
     out: list[Unsupported] = []
     for a in spec.actions:
-        if spec.preprocess and isinstance(a, Certify):
+        if spec.preprocess and isinstance(a, Certify | Evaluate):
             out.append(Unsupported(a, "cannot bound LGS/DW preprocessing; certify without it"))
         if isinstance(a, Attack) and a.method is AttackMethod.BPDA and not spec.preprocess:
             out.append(Unsupported(a, "`attack bpda` attacks through a `preprocess` defence"))
