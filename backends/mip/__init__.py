@@ -4,12 +4,14 @@ A bid support is the threat, a RegretNet-style mechanism (sparsemax allocation, 
 or free payment) is the model, and `regret_at_most(r)` is the property: per held-out profile
 and agent, a mixed-integer program maximises the agent's utility over its misreport, giving
 the certified regret (sound or silent: time-outs are `unknown`); the optimal misreport is the
-counterexample. Gurobi first; HiGHS (open source) when Gurobi is missing or its licence is too
-small. Light on purpose: no torch or solver import here.
+counterexample. Gurobi first; when Gurobi is missing or its licence is too small, SCIP (open
+source, exact bilinear) and HiGHS (open-source MILP). Light on purpose: no torch or solver
+import here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import ClassVar
 
 from threatlang.backends.base import Backend, Unsupported, option_problems
@@ -32,6 +34,10 @@ from .config import MipCertifyOptions, RegretNetTrainOptions, ValuationOptions
 __all__ = ["BACKEND", "MipBackend"]
 
 _PAYMENTS = ("fractional", "free")
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 class MipBackend(Backend):
@@ -62,12 +68,18 @@ class MipBackend(Backend):
         if spec.data is not None and spec.data.source is not DataSource.VALUATIONS:
             out.append(Unsupported(spec.data, "auctions read `data valuations`"))
         for action in spec.actions:
-            if isinstance(action, Certify) and action.solver is Solver.SCIP:
-                out.append(
-                    Unsupported(
-                        action, "solver scip is not wired in: use highs (open source) or gurobi"
-                    )
-                )
+            if (
+                isinstance(action, Certify)
+                and action.solver is Solver.SCIP
+                and not _has("pyscipopt")
+            ):
+                out.append(Unsupported(action, "solver scip needs pyscipopt: use highs or gurobi"))
+            if (
+                isinstance(action, Certify)
+                and action.solver is Solver.GUROBI
+                and not _has("gurobipy")
+            ):
+                out.append(Unsupported(action, "solver gurobi needs gurobipy: use highs or auto"))
         if not any(isinstance(a, Certify | Attack) for a in spec.actions):
             out.append(Unsupported(spec, "needs `certify mip` or `attack misreport`"))
         return tuple(out)

@@ -2,6 +2,8 @@
 misreport support and equal to it within the grid's resolution; it is >= PGD regret; the MIP's
 allocation, payment and utility at the optimum match the network's forward pass to 1e-5."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +44,7 @@ CASES = [
     (1, (8,), PaymentKind.FREE, SolverKind.HIGHS),
     (1, (8,), PaymentKind.FRACTIONAL, SolverKind.GUROBI),
     pytest.param(1, (8,), PaymentKind.FRACTIONAL, SolverKind.HIGHS, marks=pytest.mark.slow),
+    (1, (8,), PaymentKind.FRACTIONAL, SolverKind.SCIP),
     (2, (8, 8), PaymentKind.FREE, SolverKind.GUROBI),
     pytest.param(2, (8, 8), PaymentKind.FRACTIONAL, SolverKind.GUROBI, marks=pytest.mark.slow),
 ]
@@ -51,8 +54,8 @@ CASES = [
 def test_certified_regret_matches_grid_search_and_bounds_pgd(
     agents, hidden, payment, solver
 ) -> None:
-    if solver is SolverKind.GUROBI:
-        pytest.importorskip("gurobipy")
+    if solver is not SolverKind.HIGHS:
+        pytest.importorskip({SolverKind.GUROBI: "gurobipy", SolverKind.SCIP: "pyscipopt"}[solver])
     mech = _mech(agents, hidden, payment, seed=3)
     box = SupportBox(agents, 2)
     values = sample_profiles(box, 2, torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -87,14 +90,14 @@ def test_time_limit_gives_no_certificate() -> None:
     assert cert.utility_bound >= cert.best_utility
 
 
-def test_licence_too_small_falls_back_to_highs() -> None:
+def test_licence_too_small_falls_back_to_open_source() -> None:
     pytest.importorskip("gurobipy")
     mech = _mech(1, (256,), PaymentKind.FRACTIONAL, seed=0)
     profile = np.array([[0.4, 0.9]])
     form = formulate(mech, profile, 0, np.zeros(2), np.ones(2))
     assert form.model.n > 200 and form.model.bilinear  # over the pip licence's quadratic limit
     cert = certify_agent(mech, profile, 0, 0.0, 1.0, CertifyConfig(time_limit=2.0))
-    assert cert.solver == "highs"
+    assert cert.solver == ("scip" if importlib.util.find_spec("pyscipopt") else "highs")
     assert cert.reason and "size-limited" in cert.reason
 
 

@@ -1,18 +1,34 @@
-"""MIP solvers behind one ``solve(model, kind, options)``; Gurobi first, HiGHS as the fallback."""
+"""MIP solvers behind one ``solve(model, kind, options)``.
+
+AUTO: Gurobi when installed and the model fits its licence; otherwise SCIP for models with
+bilinear terms (exact global solves) when pyscipopt is installed, and HiGHS for the rest (and
+for bilinear models without SCIP: McCormick relaxation, closed by spatial branching upstream).
+"""
 
 from __future__ import annotations
 
 import enum
 
 from ..model import MipModel
-from . import gurobi, highs
+from . import gurobi, highs, scip
 from .base import SolveResult, SolverOptions, SolveStatus
 
 
 class SolverKind(enum.Enum):
-    AUTO = "auto"  # Gurobi when installed and the model fits its licence, else HiGHS
+    AUTO = "auto"
     GUROBI = "gurobi"
     HIGHS = "highs"
+    SCIP = "scip"
+
+
+def _open_source(model: MipModel, options: SolverOptions) -> SolveResult:
+    if model.bilinear and scip.available():
+        return scip.solve(model, options)
+    return highs.solve(model, options)
+
+
+def _missing(name: str) -> SolveResult:
+    return SolveResult(SolveStatus.ERROR, name, 0.0, reason=f"{name} is not installed")
 
 
 def solve(
@@ -24,15 +40,15 @@ def solve(
     """
     if kind is SolverKind.HIGHS:
         return highs.solve(model, options), None
+    if kind is SolverKind.SCIP:
+        return (scip.solve(model, options) if scip.available() else _missing("pyscipopt")), None
     if not gurobi.available():
         if kind is SolverKind.GUROBI:
-            return SolveResult(
-                SolveStatus.ERROR, "gurobi", 0.0, reason="gurobipy is not installed"
-            ), None
-        return highs.solve(model, options), "gurobipy is not installed"
+            return _missing("gurobipy"), None
+        return _open_source(model, options), "gurobipy is not installed"
     result = gurobi.solve(model, options, limited_licence)
     if kind is SolverKind.AUTO and result.status is SolveStatus.TOO_LARGE:
-        return highs.solve(model, options), result.reason
+        return _open_source(model, options), result.reason
     return result, None
 
 

@@ -52,7 +52,7 @@ def size_problem(model: MipModel, limited: bool = True) -> str | None:
     if model.bilinear and n > LIMIT_QUAD_VARS:
         return (
             f"Gurobi size-limited licence: {n} variables with bilinear terms "
-            f"(limit {LIMIT_QUAD_VARS}); using the open-source path"
+            f"(limit {LIMIT_QUAD_VARS}); using the open-source path (SCIP if installed, else HiGHS)"
         )
     if n > LIMIT_VARS or rows > LIMIT_ROWS:
         return (
