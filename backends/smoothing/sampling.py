@@ -33,7 +33,7 @@ def noise_batches(
     while done < n:
         b = min(batch_size, n - done)
         noise = torch.randn((b, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-        yield x.unsqueeze(0) + sigma * noise
+        yield torch.add(x, noise, alpha=sigma, out=noise)  # one fused pass, in place
         done += b
 
 
