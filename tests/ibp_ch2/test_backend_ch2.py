@@ -53,9 +53,10 @@ def test_pooled_spec_runs_end_to_end(tmp_path):
         HEAD
         + PATCH
         + "  train pooled_patch {\n    epochs 1\n    pool 2\n    patch 2\n  }\n"
-        + "  certify ibp\n  evaluate shape_transfer\n}\n"
+        + "  attack pgd {\n    steps 5\n  }\n  certify ibp\n  evaluate shape_transfer\n}\n"
     )
     summary = threatlang.run(threatlang.parse(text), output=tmp_path, quiet=True).summary
+    assert summary.metrics["unsound"] == 0  # the attack broke no certified example
     assert summary.metrics["examples"] == 12
     assert "shape_transfer_line" in summary.metrics
     assert summary.metrics["certified_accuracy"] <= summary.metrics["clean_accuracy"]
