@@ -30,7 +30,9 @@ class CertifyConfig:
     chunk: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     local: bool | None = None  # receptive-field engine; None picks by image size
-    tolerance: float = 1e-5  # margin must exceed this, covering float rounding in the bounds
+    # the margin bound must exceed tolerance * max(1, |clean logits|): float32 rounding in the
+    # bound computation is relative to the magnitudes involved
+    tolerance: float = 1e-5
 
 
 @attrs.frozen
@@ -80,7 +82,9 @@ def _certify_batch(
     bcfg: BoundConfig,
     offset: int,
 ) -> list[PatchCertificate]:
-    pred = net.logits(x).argmax(1)
+    logits = net.logits(x)
+    pred = logits.argmax(1)
+    need = cfg.tolerance * logits.abs().amax(1).clamp(min=1.0)
     wc = worst_margins(net, x, y, threat, chunk=cfg.chunk, cfg=bcfg, local=cfg.local)
     if cfg.method is not Method.IBP:  # both bounds are sound: keep the tighter one per class
         ibp = worst_margins(net, x, y, threat, chunk=cfg.chunk, local=cfg.local)
@@ -95,7 +99,7 @@ def _certify_batch(
     for i in range(x.shape[0]):
         if pred[i] != y[i]:
             outcome = Outcome.MISCLASSIFIED
-        elif torch.isfinite(worst[i]) and worst[i] > cfg.tolerance:
+        elif torch.isfinite(worst[i]) and worst[i] > need[i]:
             outcome = Outcome.CERTIFIED
         else:
             outcome = Outcome.NOT_CERTIFIED

@@ -27,7 +27,8 @@ def certify_ball(
             if cfg.method.value != "ibp":
                 m = torch.maximum(m, net.margins(inputs, y, BoundConfig()))
             worst = m.scatter(1, y[:, None], float("inf")).amin(1)
-            out_ok.append(worst > tolerance)
+            scale = net.logits(x).abs().amax(1).clamp(min=1.0)
+            out_ok.append(worst > tolerance * scale)
             out_m.append(worst)
     return torch.stack(out_ok, 1), torch.stack(out_m, 1)
 
