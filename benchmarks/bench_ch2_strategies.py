@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--only", default=None, help="comma-separated strategy labels")
+    p.add_argument("--temperature", type=float, default=1.0, help="guided sampling softmax")
     args = p.parse_args()
     torch.set_num_threads(1)
     ref = DataRef(
@@ -80,7 +81,9 @@ def main() -> None:
         "guided(10)": lambda: (
             Strategy.ALL_PATCH,
             1,
-            GuidedPatchLoss(threat, shape, d.num_classes, GuidedConfig(k=10)),
+            GuidedPatchLoss(
+                threat, shape, d.num_classes, GuidedConfig(k=10, temperature=args.temperature)
+            ),
         ),
         "pool 2": lambda: (Strategy.ALL_PATCH, 1, PooledPatchLoss(threat, PoolConfig.pool(2))),
         "pool 4": lambda: (Strategy.ALL_PATCH, 1, PooledPatchLoss(threat, PoolConfig.pool(4))),
