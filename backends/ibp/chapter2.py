@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from threatlang.backends.base import Summary, Table, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import AttackMethod, Evaluate, EvaluateKind
+from threatlang.ir.actions import AttackMethod, Certify, CertifyMethod, Evaluate, EvaluateKind
 from threatlang.ir.refs import Preprocess, PreprocessKind
 
 from .attack import AttackConfig, AttackResult, patch_attack
@@ -26,6 +26,7 @@ from .defenses import (
     LGSConfig,
     LocalGradientSmoothing,
 )
+from .engine import Method
 from .patches import PatchThreat
 from .shape_transfer import NamedShape, by_kind, certify_shapes
 from .threat import patch_threat
@@ -119,7 +120,10 @@ def with_shape_transfer(
     if train_square is not None:
         sq = patch_threat(spec.threat, train_square).masks[0]
         shapes.insert(0, NamedShape("square", f"square({train_square})", sq))
-    results = certify_shapes(model, x, y, shapes, pt.locations, pt.low, pt.high, CertifyConfig())
+    cert = next((a for a in spec.actions if isinstance(a, Certify)), None)
+    crown = cert is not None and cert.method is CertifyMethod.CROWN
+    cfg = CertifyConfig(method=Method.CROWN if crown else Method.IBP)  # as the spec certifies
+    results = certify_shapes(model, x, y, shapes, pt.locations, pt.low, pt.high, cfg)
     rows = by_kind(results)
     table = Table(
         f"{spec.name}: certified accuracy per shape (worst of each kind, Table 2.4)",
