@@ -123,7 +123,10 @@ _PUNCT = frozenset(
 
 
 def _content(items) -> list:
-    return [i for i in items if not (isinstance(i, Token) and i.type in _PUNCT)]
+    """Children without punctuation, keywords and newlines (kept only to bound spans)."""
+    return [
+        i for i in items if not (isinstance(i, Token) and (i.type in _PUNCT or i.type.startswith("_")))
+    ]
 
 
 class _ToSyntax(Transformer):
