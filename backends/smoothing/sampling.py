@@ -26,13 +26,20 @@ def noise_batches(
     batch_size: int,
     generator: torch.Generator,
 ) -> Iterator[torch.Tensor]:
-    """Yield ``x + G`` in batches, shape ``(b, *x.shape)``, ``b <= batch_size``, ``n`` in total."""
+    """Yield ``x + G`` in batches, shape ``(b, *x.shape)``, ``b <= batch_size``, ``n`` in total.
+
+    One buffer is reused for every batch (a fresh multi-megabyte tensor per batch costs page
+    faults comparable to a small model's forward pass), so a yielded batch is only valid until
+    the next one is requested: consume it, do not keep it.
+    """
     if n < 1 or batch_size < 1:
         raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    buffer = torch.empty((min(batch_size, n), *x.shape), device=x.device, dtype=x.dtype)
     done = 0
     while done < n:
         b = min(batch_size, n - done)
-        noise = torch.randn((b, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+        noise = buffer[:b]
+        torch.randn(noise.shape, generator=generator, out=noise)
         yield torch.add(x, noise, alpha=sigma, out=noise)  # one fused pass, in place
         done += b
 
@@ -51,5 +58,10 @@ def monte_carlo(
     ``f`` maps a batch ``(b, *x.shape)`` to ``(b, ...)``.  ``x`` must already be on the
     generator's device.
     """
-    outs = [f(batch) for batch in noise_batches(x, sigma, n, batch_size, generator)]
+    outs = []
+    for batch in noise_batches(x, sigma, n, batch_size, generator):
+        out = f(batch)
+        if out.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr():
+            out = out.clone()  # f returned (a view of) the reused noise buffer
+        outs.append(out)
     return torch.cat(outs, dim=0)
