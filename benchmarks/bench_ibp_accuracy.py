@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from threatlang.backends.ibp.attack import AttackConfig, patch_attack
 from threatlang.backends.ibp.certify import CertifyConfig, Outcome, certify_patches
 from threatlang.backends.ibp.models import ARCHITECTURES
 from threatlang.backends.ibp.patches import PatchThreat, square
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=400)
     ap.add_argument("--runs", default=",".join(RUNS))
+    ap.add_argument("--attack-steps", type=int, default=0, help="PGD anywhere; 0 = no attack")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from threatlang.data import load_dataset
@@ -64,8 +66,14 @@ def main() -> None:
         certs = certify_patches(model, xt, yt, threat, CertifyConfig())
         clean = sum(c.outcome is not Outcome.MISCLASSIFIED for c in certs) / len(certs)
         cert = sum(c.outcome is Outcome.CERTIFIED for c in certs) / len(certs)
+        emp = ""
+        if args.attack_steps:
+            res = patch_attack(
+                model, xt, yt, threat, AttackConfig(steps=args.attack_steps, restarts=2)
+            )
+            emp = f"  empirical {1 - float(res.success.float().mean()):6.1%}"
         print(
-            f"{name:<10} clean {clean:6.1%}  certified {cert:6.1%}  train {seconds:7.1f}s",
+            f"{name:<10} clean {clean:6.1%}{emp}  certified {cert:6.1%}  train {seconds:7.1f}s",
             flush=True,
         )
 
