@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
 
 from threatlang.report import Summary
+from threatlang.runloop import run_items
 
 from .bounds import BoundMethod
-from .certify import CertifyConfig, certify_agent
+from .certify import CertifyConfig
 from .economics import evaluate_economics
 from .mechanisms import AllocationKind, Mechanism, MechanismConfig, PaymentKind
 from .plan import MipPlan
 from .regret import AttackConfig, empirical_regret
-from .results import certificate_record, ir_table, plot_misreports, regret_table
+from .results import ir_table, plot_misreports, regret_table
 from .solvers import SolverKind
 from .solvers.gurobi import available as gurobi_available
 from .solvers.gurobi import licence_is_limited
 from .train import TrainConfig, train_mechanism
 from .valuations import SupportBox, sample_profiles
+from .work import CertifyJob, certify_item, item_id
 
 
 def _config(
@@ -174,20 +177,13 @@ def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: Att
     pgd, _ = empirical_regret(
         mech64, test_v, box, attack, torch.Generator().manual_seed(ctx.seed + 3)
     )
-    done = ctx.records.done_ids() if ctx.resume else frozenset()
-    records = []
-    items = [(k, a) for k in range(len(test_v)) for a in plan.agents]
-    for k, agent in ctx.progress.track(items, total=len(items), description="certifying"):
-        rid = f"profile{k:04d}/agent{agent}"
-        if rid in done:
-            records.append(ctx.records.get(rid))
-            continue
-        profile = test_v[k].numpy()
-        cert = certify_agent(mech64, profile, agent, box.low, box.high, cfg, limited)
-        record = certificate_record(rid, profile, cert, float(pgd[k, agent]), plan.regret_limit)
-        ctx.records.append(record)
-        records.append(record)
-    return records
+    job = CertifyJob(mech64, box.low, box.high, cfg, limited, plan.regret_limit)
+    items = [
+        (item_id(k, agent), (k, test_v[k].numpy(), agent, float(pgd[k, agent])))
+        for k in range(len(test_v))
+        for agent in plan.agents
+    ]
+    return list(run_items(ctx, items, functools.partial(certify_item, job), "certifying"))
 
 
 def _certify_metrics(records) -> dict:
