@@ -103,3 +103,26 @@ def test_residual_network_densifies_correctly() -> None:
         local = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=True)
         dense = patch_margins(net, x, y, m, offs, 0.0, 1.0, local=False)
     assert torch.allclose(local, dense, atol=1e-4)
+
+
+def test_patch_bounds_below_sampled_patched_margins() -> None:
+    """Every placement's margin bound lies below the margins of sampled patched images."""
+    from threatlang.backends.ibp.patches import apply_patch
+
+    model = conv_net(12, seed=3)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 1, 12, 12, generator=gen)
+    y = model(x).argmax(1)
+    m = mask_tensor(DIAMOND)
+    offs = offsets(Locations(), (12, 12), tuple(m.shape))
+    with torch.no_grad():
+        bound = patch_margins(BoundedNetwork(model), x, y, m, offs, 0.0, 1.0, local=True)
+        for trial in range(40):
+            if trial < 8:
+                content = torch.full((2, offs.shape[0], 1, 3, 3), float(trial % 2))
+            else:
+                content = torch.rand((2, offs.shape[0], 1, 3, 3), generator=gen)
+            imgs = apply_patch(x, m, offs, content)
+            z = model(imgs.reshape(-1, 1, 12, 12)).reshape(2, offs.shape[0], -1)
+            emp = z.gather(2, y[:, None, None].expand(2, offs.shape[0], 1)) - z
+            assert bool((bound <= emp + 1e-5).all())
