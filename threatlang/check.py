@@ -147,7 +147,7 @@ def check_spec(spec: Spec, skip: frozenset[str] = frozenset()) -> list[Diagnosti
 
 #: what to stay silent about when a part failed to lower (its error is already reported)
 _SILENT_WHEN_BROKEN = {
-    "model": ("model reference",),
+    "model": ("model reference", "never trains it", "unknown architecture"),
     "data": ("data reference",),
     "threat": ("no threat", "unknown architecture"),
     "require": ("says nothing must hold",),
