@@ -49,6 +49,9 @@ def solve(model: MipModel, options: SolverOptions) -> SolveResult:
     start = time.perf_counter()
     lb, ub, integer, rows = _linearised(model)
     n = len(lb)
+    # HiGHS keeps one process-wide thread scheduler sized by the first run; a later run with
+    # another `threads` value then returns "Not Set" without solving. Reset it for each solve.
+    highspy.Highs.resetGlobalScheduler(True)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", options.threads)
