@@ -36,9 +36,10 @@ def importtime(code: str) -> tuple[float, list[str]]:
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
-        modules.append(name.strip())
-        if not name.startswith(" "):  # top-level imports sum to the total
+        _, cumulative, raw = line[len("import time:") :].split("|")
+        name = raw.strip()
+        modules.append(name)
+        if not raw[1:].startswith(" "):  # only top-level imports (no extra indent) add up
             total += int(cumulative) / 1e6
     return total, modules
 
@@ -71,17 +72,31 @@ def main() -> None:
     text = big_spec(2000)
     n_lines = text.count("\n")
     threatlang.parse_all(
-        "spec warm { model small_cnn\n data digits\n train standard }\n"
+        "spec warm { model mlp_small\n data digits\n train standard }\n"
     )  # build the parser once
-    times = []
+    from threatlang.compile import capable_backend
+
+    times, with_backends = [], []
     for _ in range(7):
         start = time.perf_counter()
         specs = threatlang.parse_all(text, file="big.threat")
         times.append(time.perf_counter() - start)
+        for spec in specs:
+            capable_backend(spec)
+        with_backends.append(time.perf_counter() - start)
     print(
         f"parse+check of {n_lines} lines ({len(specs)} specs): median {statistics.median(times) * 1000:.0f} ms "
-        f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
+        f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); with backend option checks: "
+        f"median {statistics.median(with_backends) * 1000:.0f} ms"
     )
+    for label, code in [
+        ("python -c pass", "pass"),
+        ("python -c 'import threatlang'", "import threatlang"),
+    ]:
+        start = time.perf_counter()
+        for _ in range(3):
+            subprocess.run([sys.executable, "-c", code], check=True)
+        print(f"{label}: {(time.perf_counter() - start) / 3 * 1000:.0f} ms per process")
     with tempfile.NamedTemporaryFile("w", suffix=".threat", delete=False) as fh:
         fh.write(text)
     start = time.perf_counter()

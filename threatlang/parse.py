@@ -69,7 +69,7 @@ def _parser(file: str) -> lark.Lark:
     return lark.Lark(
         grammar,
         parser="lalr",
-        propagate_positions=True,
+        propagate_positions=False,  # spans come from tokens (see _ToSyntax)
         maybe_placeholders=False,
         postlex=_BracketNewlines(),
         transformer=_ToSyntax(file),
@@ -125,7 +125,9 @@ _PUNCT = frozenset(
 def _content(items) -> list:
     """Children without punctuation, keywords and newlines (kept only to bound spans)."""
     return [
-        i for i in items if not (isinstance(i, Token) and (i.type in _PUNCT or i.type.startswith("_")))
+        i
+        for i in items
+        if not (isinstance(i, Token) and (i.type in _PUNCT or i.type.startswith("_")))
     ]
 
 

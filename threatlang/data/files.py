@@ -104,7 +104,11 @@ def npz(path: str | None):
     def images(a):
         # integer pixels are 0..255; float arrays are taken as already scaled (they may be
         # normalised features outside [0, 1], e.g. from an imported VNN-LIB benchmark)
-        a = a.astype(np.float32) / 255.0 if np.issubdtype(a.dtype, np.integer) else a.astype(np.float32)
+        a = (
+            a.astype(np.float32) / 255.0
+            if np.issubdtype(a.dtype, np.integer)
+            else a.astype(np.float32)
+        )
         if a.ndim == 3:
             a = a[:, None]
         elif a.ndim == 4 and a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):

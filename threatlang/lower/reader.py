@@ -165,16 +165,22 @@ class Block:
         self.owner = owner
         self.diags = diags
         self.used: set[int] = set()
+        self.by_key: dict[str, list[int]] = {}
+        for i, stmt in enumerate(self.stmts):
+            self.by_key.setdefault(stmt.key, []).append(i)
+
+    def _indices(self, key: str) -> list[int]:
+        return [i for i in self.by_key.get(key, ()) if i not in self.used]
 
     def take(self, key: str) -> Stmt | None:
-        found = [i for i, s in enumerate(self.stmts) if s.key == key and i not in self.used]
+        found = self._indices(key)
         for i in found[1:]:
             self.diags.error(self.stmts[i].key_span, f"'{key}' is given twice in {self.owner}")
         self.used.update(found)
         return self.stmts[found[0]] if found else None
 
     def take_all(self, key: str) -> list[Stmt]:
-        found = [i for i, s in enumerate(self.stmts) if s.key == key and i not in self.used]
+        found = self._indices(key)
         self.used.update(found)
         return [self.stmts[i] for i in found]
 
