@@ -14,7 +14,16 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from .patches import LocationKind, Locations, PatchThreat, apply_patch, chunks, mask_tensor, offsets
+from .patches import (
+    LocationKind,
+    Locations,
+    PatchThreat,
+    apply_patch,
+    chunks,
+    gather_windows,
+    mask_tensor,
+    offsets,
+)
 
 
 class AttackMethod(enum.Enum):
@@ -71,8 +80,6 @@ def _optimise(
         u = torch.rand((b, n_loc, c, mh, mw), generator=gen, device=gen.device).to(x.device)
         content = lo + (hi - lo) * u
     else:
-        from .patches import gather_windows
-
         full = offs if offs.dim() == 3 else offs.unsqueeze(0)
         content = gather_windows(x, full, (mh, mw)).clone()
     yy = y[:, None].expand(b, n_loc)

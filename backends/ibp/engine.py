@@ -67,7 +67,7 @@ class BoundedNetwork:
         """IBP box of the logits (no elision)."""
         return propagate(self.ops[1:], inputs.through_first(self.ops[0]))
 
-    def _body_box(self, inputs: InputSet, trace: Trace | None) -> Box:
+    def body_box(self, inputs: InputSet, trace: Trace | None) -> Box:
         if not self.body:
             return inputs.box()
         first = self.body[0]
@@ -92,7 +92,7 @@ class BoundedNetwork:
             box = self.interval(inputs)
             m = box.lo.gather(1, y[:, None]) - box.hi
             return m.scatter(1, y[:, None], 0.0)
-        box = self._body_box(inputs, None)
+        box = self.body_box(inputs, None)
         w, bias = self._merged_last(y, self.last.module.out_features)
         c, r = box.centre.unsqueeze(2), box.radius.unsqueeze(2)
         return (w @ c).squeeze(2) - (w.abs() @ r).squeeze(2) + bias
@@ -105,7 +105,7 @@ class BoundedNetwork:
         if cfg.method is Method.CROWN:
             self._crown_trace(inputs, trace, opts)
         else:
-            self._body_box(inputs, trace)
+            self.body_box(inputs, trace)
         a, bias = self._merged_last(y, self.last.module.out_features)
         a_in, b_in = back_substitute(self.body, a, trace, opts)
         return inputs.concretize(a_in, bias + b_in)

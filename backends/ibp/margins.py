@@ -59,7 +59,7 @@ def patch_margins(
     if local:
         box = local_body_box(net, x, mask, offs, low, high, scale)
     else:
-        box = net._body_box(BoxInput(dense_box(x, mask, offs, low, high, scale)), None)
+        box = net.body_box(BoxInput(dense_box(x, mask, offs, low, high, scale)), None)
     return _elide(net, box, y, n_loc)
 
 
