@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import attrs
@@ -59,8 +60,10 @@ def _counts_json(result) -> dict:
     }
 
 
-def _certify_item(payload) -> Record:
-    index, setup, image, boxes, labels, seed, device, headline = payload
+def _certify_item(setup, seed: int, device: str, headline, payload) -> Record:
+    """One image; the shared detector setup is bound with functools.partial, so an executor
+    that leaves the process (Ray) ships it once per worker, not once per image."""
+    index, image, boxes, labels = payload
     start = time.perf_counter()
     gen = make_generator(seed * 1_000_003 + index, device)
     result = certify_image(setup, image.to(device), boxes, labels, gen)
@@ -255,11 +258,11 @@ def run_detection(plan, ctx) -> Summary:
     )
     headline = combo_key(_headline_encoding(plan, setup))
     items = [
-        (f"image-{i}", (i, setup, torch.from_numpy(test.images[i]), *_targets(test, i, "cpu"),
-                        ctx.seed, ctx.device, headline))
+        (f"image-{i}", (i, torch.from_numpy(test.images[i]), *_targets(test, i, "cpu")))
         for i in range(len(test))
-    ]  # fmt: skip
-    records = run_items(ctx, items, _certify_item, "smoothing + certifying")
+    ]
+    work = functools.partial(_certify_item, setup, ctx.seed, ctx.device, headline)
+    records = run_items(ctx, items, work, "smoothing + certifying")
     rows, combos = [("base detector", "-", ap50, "-")], {}
     for enc in encodings:
         key = combo_key(enc)
