@@ -70,8 +70,8 @@ class BoundOp(abc.ABC):
         return None
 
     def interval_valid(self, box: Box) -> Box:
-        """IBP on an already padded input (local ops only)."""
-        raise NotImplementedError
+        """IBP on an already padded input (local ops only: those with a `geometry`)."""
+        raise TypeError(f"{type(self).__name__} is not spatially local; it has no padded-input rule")
 
     def pre(self, trace: Trace) -> Box:
         return trace[id(self)]
