@@ -29,26 +29,17 @@ def capable_backend(spec: Spec):
 
 
 def select_backend(spec: Spec):
-    """The backend that will run `spec`, or `CapabilityError` naming what nothing supports."""
-    from .backends.base import backends, missing_modules
+    """The backend that will run `spec` (installed modules included), or a clear error."""
+    from .backends.base import missing_modules
 
-    candidates = []
-    for backend in backends():
-        unsupported = backend.accepts(spec)
-        if not unsupported:
-            missing = missing_modules(backend)
-            if missing:
-                raise UsageError(
-                    f"spec '{spec.name}' needs backend {backend.name}, which needs "
-                    f"{', '.join(missing)}; install it (e.g. pip install -e '.[{_extra(missing)}]')."
-                )
-            return backend
-        candidates.append((len(unsupported), backend, unsupported))
-    if not candidates:
-        raise CapabilityError([Diagnostic(spec.span, "no backend is installed")])
-    candidates.sort(key=lambda c: c[0])
-    _, best, unsupported = candidates[0]
-    raise CapabilityError([u.diagnostic(best.name) for u in unsupported])
+    backend = capable_backend(spec)
+    missing = missing_modules(backend)
+    if missing:
+        raise UsageError(
+            f"spec '{spec.name}' needs backend {backend.name}, which needs "
+            f"{', '.join(missing)}; install it (e.g. pip install -e '.[{_extra(missing)}]')."
+        )
+    return backend
 
 
 def compile_spec(spec: Spec):
