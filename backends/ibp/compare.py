@@ -15,10 +15,7 @@ import torch
 
 from threatlang.backends.base import RunContext, Status, Summary, Table
 
-from . import chapter2
-from .lpball import predict
 from .modelref import build_model
-from .outcomes import make_record
 from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
 
 
@@ -31,7 +28,7 @@ def label(step: TrainStep) -> str:
 
 
 def run_comparison(plan: IbpPlan, ctx: RunContext) -> Summary:
-    from .run import _attack, _certify, _data, _train
+    from .run import _attack, _data, _train, evaluate
 
     spec = plan.spec
     data = _data(plan, ctx)
@@ -41,43 +38,36 @@ def run_comparison(plan: IbpPlan, ctx: RunContext) -> Summary:
     trains = [s for s in plan.steps if isinstance(s, TrainStep)]
     evals = [s for s in plan.steps if not isinstance(s, TrainStep)]
     rows, metrics = [], {}
-    done = ctx.records.done_ids() if ctx.resume else frozenset()
     base = None
     for i, step in enumerate(trains):
         name = f"{i + 1}-{label(step)}"
         sub = attrs.evolve(ctx, out_dir=ctx.out_dir / name)
         torch.manual_seed(ctx.seed)
-        model = build_model(
-            spec.model, data.input_shape, data.num_classes, plan.model_options, ctx.allow_code
-        ).to(dev)
+        model = build_model(spec.model, data.input_shape, data.num_classes, ctx.allow_code, dev)
         start = time.perf_counter()
         _train(plan, step, model, xs, ys, sub)
         seconds = time.perf_counter() - start
         model.eval()
-        per = {}
+        attack = None
         for e in evals:
             if isinstance(e, AttackStep):
-                per["attack"] = _attack(plan, e, model, xt, yt, sub)
-            elif isinstance(e, CertifyStep):
-                per["certify"] = _certify(plan, e, model, xt, yt, sub)
-        pred = predict(chapter2.scored_model(spec, model), xt)
-        recs = [make_record(j, j, int(yt[j]), int(pred[j]), per, 0.0) for j in range(len(yt))]
-        for r in recs:
-            rid = f"{name}/{r.id}"
-            if rid not in done:
-                ctx.records.append(attrs.evolve(r, id=rid))
+                attack = _attack(plan, e, model, xt, yt, sub)
+        certify = next((e for e in reversed(evals) if isinstance(e, CertifyStep)), None)
+        recs = evaluate(
+            plan, certify, model, xt, yt, list(range(len(yt))), attack, 0.0, ctx, f"{name}/"
+        )
         n = max(1, len(recs))
         clean = sum(bool(r.values["clean_correct"]) for r in recs) / n
         cert = sum(r.status is Status.CERTIFIED for r in recs) / n
         emp = sum(r.values["clean_correct"] and not r.values.get("attack_success") for r in recs)
         base = seconds if base is None else base
-        has_attack = "attack" in per
+        has_attack = attack is not None
         rows.append(
             (
                 label(step),
                 f"{clean:.1%}",
                 f"{emp / n:.1%}" if has_attack else "-",
-                f"{cert:.1%}" if "certify" in per else "-",
+                f"{cert:.1%}" if certify is not None else "-",
                 f"{seconds:.1f}",
                 f"{seconds / base:.2f}",
             )

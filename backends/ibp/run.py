@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
 
-import attrs
 import torch
 from torch import Tensor
 
-from threatlang.backends.base import RunContext, Summary
+from threatlang.backends.base import Record, RunContext, Summary
 from threatlang.errors import UsageError
 from threatlang.ir.actions import CertifyMethod, Strategy
 from threatlang.ir.threats import LpBall, Norm, PatchSet
+from threatlang.runloop import run_items
 
 from . import chapter2
 from .attack import AttackConfig, AttackMethod, LocationSearch
-from .bounds import LowerSlope, UnsupportedLayer
-from .certify import CertifyConfig, certify_patches
+from .bounds import LowerSlope
+from .certify import CertifyConfig
 from .config import Intermediate, Slope
-from .engine import BoundConfig, BoundedNetwork, Method
-from .lpball import certify_ball, predict
+from .engine import BoundConfig, Method
+from .lpball import predict
 from .modelref import build_model
-from .outcomes import make_record, summarize
+from .outcomes import summarize
 from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
 from .strategies import strategy_loss
 from .threat import patch_threat
 from .train import Strategy as TrainStrategy
 from .train import TrainConfig, train
+from .work import BallCertify, CertifyJob, PatchCertify, attack_rows, certify_item
 
 _STRATEGY = {
     Strategy.STANDARD: TrainStrategy.STANDARD,
@@ -119,16 +120,13 @@ def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
     torch.manual_seed(ctx.seed)
     model = ctx.model
     if model is None:
-        model = build_model(
-            spec.model, data.input_shape, data.num_classes, plan.model_options, ctx.allow_code
-        )
+        model = build_model(spec.model, data.input_shape, data.num_classes, ctx.allow_code)
     model = model.to(dev)
     timings: dict[str, float] = {}
     losses: list[float] = []
     done = ctx.records.done_ids() if ctx.resume else frozenset()
     todo = [i for i in range(len(yt)) if f"test-{i}" not in done]
-    idx = torch.tensor(todo, dtype=torch.long, device=dev)
-    per: dict[str, Any] = {}
+    attack = None
     for step in plan.steps:
         start = time.perf_counter()
         if isinstance(step, TrainStep):
@@ -136,25 +134,53 @@ def run_plan(plan: IbpPlan, ctx: RunContext) -> Summary:
             timings["train_seconds"] = time.perf_counter() - start
             continue
         model.eval()
-        if not todo:
-            continue
-        if isinstance(step, AttackStep):
-            per["attack"] = _attack(plan, step, model, xt[idx], yt[idx], ctx)
+        if todo and isinstance(step, AttackStep):  # on every image: its random starts are
+            attack = _attack(plan, step, model, xt, yt, ctx)  # drawn batch-wide (resume)
             timings["attack_seconds"] = time.perf_counter() - start
-        elif isinstance(step, CertifyStep):
-            per["certify"] = _certify(plan, step, model, xt[idx], yt[idx], ctx)
-            timings["certify_seconds"] = time.perf_counter() - start
     model.eval()
-    scored = chapter2.scored_model(spec, model)
-    pred = predict(scored, xt[idx]) if todo else torch.zeros(0, dtype=torch.long)
-    n_items = max(1, len(todo))
-    for j, i in enumerate(todo):
-        ctx.records.append(
-            make_record(i, j, int(yt[i]), int(pred[j]), per, sum(timings.values()) / n_items)
-        )
+    certify = next((s for s in reversed(plan.steps) if isinstance(s, CertifyStep)), None)
+    if todo:
+        start = time.perf_counter()
+        shared = sum(timings.values()) / len(todo)
+        evaluate(plan, certify, model, xt, yt, todo, attack, shared, ctx)
+        if certify is not None:
+            timings["certify_seconds"] = time.perf_counter() - start
     summary = summarize(plan, ctx, timings, losses)
     square = next((s.options.patch for s in plan.steps if isinstance(s, TrainStep)), None)
     return chapter2.with_shape_transfer(spec, model, xt, yt, summary, square)
+
+
+def evaluate(
+    plan: IbpPlan,
+    step: CertifyStep | None,
+    model,
+    x: Tensor,
+    y: Tensor,
+    todo: list[int],
+    attack: dict | None,
+    shared_seconds: float,
+    ctx: RunContext,
+    prefix: str = "",
+) -> tuple[Record, ...]:
+    """Certify (when `step` is given) and record each image of `todo` through the shared run
+    loop, so `--executor ray` spreads the images over its workers; `attack` holds the batched
+    attack's results for every image of `x`."""
+    idx = torch.tensor(todo, dtype=torch.long, device=x.device)
+    pred = predict(chapter2.scored_model(plan.spec, model), x[idx]).cpu()
+    rows = attack_rows(attack) if attack is not None else [None] * len(x)
+    job = CertifyJob(
+        model,
+        str(ctx.device),
+        _certify_how(plan, step),
+        attack["threat"] if attack is not None else None,
+        prefix,
+    )
+    items = [
+        (f"{prefix}test-{i}", (i, x[i].cpu(), int(y[i]), int(pred[j]), rows[i], shared_seconds))
+        for j, i in enumerate(todo)
+    ]
+    what = f"certify {step.action.method.value}" if step is not None else "score"
+    return run_items(ctx, items, functools.partial(certify_item, job), what)
 
 
 def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: RunContext) -> dict:
@@ -181,39 +207,14 @@ def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: R
     }
 
 
-def _certify(
-    plan: IbpPlan, step: CertifyStep, model, x: Tensor, y: Tensor, ctx: RunContext
-) -> dict:
+def _certify_how(plan: IbpPlan, step: CertifyStep | None) -> PatchCertify | BallCertify | None:
+    if step is None:
+        return None
     threat, o = plan.spec.threat, step.options
     bcfg = _method(step)
     if isinstance(threat, LpBall):
-        try:
-            net = BoundedNetwork(model)
-        except UnsupportedLayer as err:
-            return {"unsupported": str(err)}
-        ok, m = [], []
-        for s in ctx.progress.track(
-            range(0, len(y), o.batch), description=f"certify {bcfg.method.value}"
-        ):
-            c, mm = certify_ball(
-                net,
-                x[s : s + o.batch],
-                y[s : s + o.batch],
-                threat.radii,
-                threat.norm is Norm.L2,
-                bcfg,
-            )
-            ok.append(c.cpu())
-            m.append(mm.cpu())
-        return {"ball_ok": torch.cat(ok), "ball_margin": torch.cat(m), "radii": threat.radii}
+        return BallCertify(threat.radii, threat.norm is Norm.L2, bcfg)
     cfg = CertifyConfig(
         method=bcfg.method, chunk=o.chunk, batch_size=o.batch, local=o.engine.flag()
     )
-    pt = patch_threat(threat)
-    certs = []
-    for s in ctx.progress.track(
-        range(0, len(y), o.batch), description=f"certify {bcfg.method.value}"
-    ):
-        part = certify_patches(model, x[s : s + o.batch], y[s : s + o.batch], pt, cfg)
-        certs += [attrs.evolve(c, index=c.index + s) for c in part]
-    return {"certs": certs}
+    return PatchCertify(patch_threat(threat), cfg)
