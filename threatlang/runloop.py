@@ -11,23 +11,36 @@ from .report import Record
 
 def run_items(
     ctx: Any,
-    items: Sequence[tuple[str, Any]],
-    fn: Callable[[Any], Record],
+    items: Sequence[tuple[str | tuple[str, ...], Any]],
+    fn: Callable[[Any], Record | Sequence[Record]],
     description: str,
 ) -> tuple[Record, ...]:
     """Run `fn(payload)` for every `(id, payload)` not yet in `ctx.records`; return all records
     of `items` in item order (those from before a resume included).
 
-    `fn` must return a `Record` whose id is the item's id. For executors that leave the process
-    (Ray), `fn` and the payloads must be picklable: a top-level function and plain data/tensors.
+    `fn` returns a `Record` whose id is the item's id — or, for a group item whose id is a tuple
+    of ids (several examples computed together, e.g. one batched bound computation), one record
+    per id in that order. A group runs again on resume unless all its ids are done; only its
+    missing records are appended. For executors that leave the process (Ray), `fn` and the
+    payloads must be picklable: a top-level function (bind shared state with functools.partial)
+    and plain data/tensors.
     """
     done = ctx.records.done_ids()
-    todo = [(item_id, payload) for item_id, payload in items if item_id not in done]
+    todo = [(item_id, payload) for item_id, payload in items if not set(_ids(item_id)) <= done]
     results = ctx.executor.map(fn, [payload for _, payload in todo])
-    for (item_id, _), record in zip(
+    for (item_id, _), result in zip(
         todo, ctx.progress.track(results, total=len(todo), description=description), strict=True
     ):
-        if record.id != item_id:
-            raise ValueError(f"work item {item_id!r} returned a record for {record.id!r}")
-        ctx.records.append(record)
-    return tuple(r for r in (ctx.records.get(item_id) for item_id, _ in items) if r is not None)
+        records = tuple(result) if isinstance(item_id, tuple) else (result,)
+        if tuple(r.id for r in records) != _ids(item_id):
+            got = [r.id for r in records]
+            raise ValueError(f"work item {item_id!r} returned records for {got!r}")
+        for record in records:
+            if record.id not in done:
+                ctx.records.append(record)
+    wanted = [i for item_id, _ in items for i in _ids(item_id)]
+    return tuple(r for r in (ctx.records.get(i) for i in wanted) if r is not None)
+
+
+def _ids(item_id: str | tuple[str, ...]) -> tuple[str, ...]:
+    return item_id if isinstance(item_id, tuple) else (item_id,)

@@ -28,7 +28,7 @@ from .strategies import strategy_loss
 from .threat import patch_threat
 from .train import Strategy as TrainStrategy
 from .train import TrainConfig, train
-from .work import BallCertify, CertifyJob, PatchCertify, attack_rows, certify_item
+from .work import GROUP, BallCertify, CertifyJob, PatchCertify, attack_rows, certify_group
 
 _STRATEGY = {
     Strategy.STANDARD: TrainStrategy.STANDARD,
@@ -175,12 +175,19 @@ def evaluate(
         attack["threat"] if attack is not None else None,
         prefix,
     )
-    items = [
-        (f"{prefix}test-{i}", (i, x[i].cpu(), int(y[i]), int(pred[j]), rows[i], shared_seconds))
+    per_image = {
+        i: (i, x[i].cpu(), int(y[i]), int(pred[j]), rows[i], shared_seconds)
         for j, i in enumerate(todo)
+    }
+    blocks: dict[int, list[int]] = {}
+    for i in todo:  # fixed blocks of the test set, so a resumed run batches images as before
+        blocks.setdefault(i // GROUP, []).append(i)
+    items = [
+        (tuple(f"{prefix}test-{i}" for i in block), [per_image[i] for i in block])
+        for block in blocks.values()
     ]
     what = f"certify {step.action.method.value}" if step is not None else "score"
-    return run_items(ctx, items, functools.partial(certify_item, job), what)
+    return run_items(ctx, items, functools.partial(certify_group, job), what)
 
 
 def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: RunContext) -> dict:

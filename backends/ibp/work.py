@@ -1,4 +1,4 @@
-"""One test image's certificate and record as a work item for the shared run loop (`run_items`).
+"""Groups of test images' certificates and records as work items for the shared run loop (`run_items`).
 
 The model, bound configuration and threat are shared by every image, so they are bound once
 with ``functools.partial`` (a Ray worker unpickles them once); an item carries only the image's
@@ -59,20 +59,43 @@ def attack_rows(att: dict[str, Any]) -> list[dict[str, Tensor]]:
     return [{k: att[k][j : j + 1] for k in keys} for j in range(len(att["success"]))]
 
 
-def certify_item(job: CertifyJob, item: Item) -> Record:
-    """Certify one image (when the spec certifies) and build its record."""
-    i, x, label, pred, att, shared = item
+#: images per work item: bounds are computed for a whole group at once (batched bound
+#: propagation is 3-4x faster per image than one image at a time), one record per image
+GROUP = 32
+
+
+def certify_group(job: CertifyJob, items: list[Item]) -> tuple[Record, ...]:
+    """Certify a group of images in one batched bound computation; one record per image."""
     start = time.perf_counter()
-    per: dict[str, Any] = {}
-    if att is not None:
-        per["attack"] = {**att, "threat": job.attack_threat}
+    cert = None
     if job.certify is not None:
-        xb = x[None].to(job.device)
-        yb = torch.tensor([label], dtype=torch.long, device=job.device)
-        per["certify"] = _certify(job.model, job.certify, xb, yb)
-    seconds = shared + time.perf_counter() - start
-    record = make_record(i, 0, label, pred, per, seconds)
-    return attrs.evolve(record, id=job.prefix + record.id) if job.prefix else record
+        xb = torch.stack([it[1] for it in items]).to(job.device)
+        yb = torch.tensor([it[2] for it in items], dtype=torch.long, device=job.device)
+        cert = _certify(job.model, job.certify, xb, yb)
+    each = (time.perf_counter() - start) / len(items)
+    records = []
+    for j, (i, _, label, pred, att, shared) in enumerate(items):
+        per: dict[str, Any] = {}
+        if att is not None:
+            per["attack"] = {**att, "threat": job.attack_threat}
+        if cert is not None:
+            per["certify"] = _row(cert, j)
+        record = make_record(i, 0, label, pred, per, shared + each)
+        records.append(attrs.evolve(record, id=job.prefix + record.id) if job.prefix else record)
+    return tuple(records)
+
+
+def _row(cert: dict, j: int) -> dict:
+    """Image j's part of a batched certificate, indexed as image 0 (as `make_record` reads it)."""
+    if "certs" in cert:
+        return {"certs": [cert["certs"][j]]}
+    if "ball_ok" in cert:
+        return {
+            **cert,
+            "ball_ok": cert["ball_ok"][j : j + 1],
+            "ball_margin": cert["ball_margin"][j : j + 1],
+        }
+    return cert
 
 
 def _certify(model: nn.Module, how: PatchCertify | BallCertify, x: Tensor, y: Tensor) -> dict:

@@ -71,3 +71,41 @@ def test_run_items_skips_done_and_keeps_order(tmp_path):
     assert calls == [0, 1, 3, 4]
     assert [r.id for r in out] == [f"item{n}" for n in range(5)]
     assert out[2].status is Status.FALSIFIED
+
+
+def test_run_items_groups_return_one_record_per_id_and_resume_partially(tmp_path):
+    from rich.console import Console
+
+    from threatlang.backends.base import RunContext
+    from threatlang.progress import ProgressFactory
+    from threatlang.runloop import run_items
+
+    calls = []
+
+    def work(group):
+        calls.append(tuple(group))
+        return [Record(f"item{n}", Status.CERTIFIED, {"n": n}) for n in group]
+
+    items = [(tuple(f"item{n}" for n in g), g) for g in ([0, 1, 2], [3, 4], [5])]
+    log = RecordLog(tmp_path / "r.jsonl")
+    log.append(Record("item3", Status.FALSIFIED))  # a group cut short by a kill
+    log.append(Record("item5", Status.CERTIFIED, {"n": 5}))
+    ctx = RunContext(
+        out_dir=tmp_path,
+        records=log,
+        progress=ProgressFactory(Console(quiet=True), quiet=True),
+        console=Console(quiet=True),
+    )
+    out = run_items(ctx, items, work, "test")
+    assert calls == [(0, 1, 2), (3, 4)]  # the finished group is skipped, the cut one reruns
+    assert [r.id for r in out] == [f"item{n}" for n in range(6)]
+    assert out[3].status is Status.FALSIFIED  # what was recorded before is kept, not duplicated
+    assert len(log) == 6
+
+    def wrong(group):
+        return [Record("other", Status.CERTIFIED)]
+
+    import pytest
+
+    with pytest.raises(ValueError, match="returned records"):
+        run_items(ctx, [(("x",), [9])], wrong, "test")
