@@ -24,23 +24,8 @@ SHRINK = {
 
 
 @pytest.fixture(scope="module")
-def spec_text() -> str:
-    text = SPEC.read_text()
-    for old, new in SHRINK.items():
-        assert old in text, f"{SPEC.name} no longer says {old!r}: update SHRINK"
-        text = text.replace(old, new)
-    return text
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    if started:
-        ray.shutdown()
+def spec_text(shrunk_spec) -> str:
+    return shrunk_spec(SPEC, SHRINK)
 
 
 @pytest.fixture(scope="module")
