@@ -47,6 +47,13 @@ def _report_errors(diagnostics, sources: dict[str, str]) -> None:
     print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
 
 
+def _console(quiet: bool = False):
+    """A rich console; piped output gets a wide fixed width so table headers are not cut."""
+    from rich.console import Console
+
+    return Console(quiet=quiet, width=None if sys.stdout.isatty() else 160)
+
+
 def cmd_check(args) -> int:
     from .compile import capable_backend
     from .parse import load_all
@@ -137,7 +144,6 @@ def cmd_import_vnnlib(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from rich.console import Console
 
     from .api import run
     from .parse import load
@@ -150,7 +156,7 @@ def cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    console = Console(quiet=args.quiet)
+    console = _console(quiet=args.quiet)
     result = run(
         spec,
         output=args.output,
@@ -164,17 +170,16 @@ def cmd_run(args) -> int:
         address=args.address,
         workers=args.workers,
     )
-    print_summary(Console(), result.summary, result.out_dir) if not args.quiet else None
+    print_summary(_console(), result.summary, result.out_dir) if not args.quiet else None
     return 0
 
 
 def cmd_report(args) -> int:
-    from rich.console import Console
 
     from .plots import compare_runs
     from .render import print_table
 
-    console = Console()
+    console = _console()
     runs = []
     for run_dir in map(Path, args.run_dirs):
         if len(args.run_dirs) > 1:
