@@ -15,7 +15,6 @@ from .ir import (
     Certify,
     CertifyMethod,
     DataSource,
-    Domain,
     Evaluate,
     EvaluateKind,
     Explicit,
@@ -340,4 +339,4 @@ def _prop_name(cls: type) -> str:
     }[cls]
 
 
-__all__ = ["ADMITS", "check_spec", "family", "input_shape", "Domain"]
+__all__ = ["ADMITS", "check_spec", "family", "input_shape"]

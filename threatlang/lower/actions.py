@@ -21,7 +21,7 @@ from ..ir import (
 )
 from ..ir.actions import STRATEGIES_WITH_K
 from ..syntax import Call, Name, Stmt, describe
-from .reader import BAD, Block, Diagnostics, Values, build, call_args, choices
+from .reader import BAD, Block, Diagnostics, Values, build, call_args
 
 ACTIONS = ("train", "certify", "smooth", "attack", "evaluate")
 
@@ -192,4 +192,4 @@ def _evaluate(stmt: Stmt, values: Values, diags: Diagnostics):
     return build(diags, Evaluate, stmt.span, {}, kind=kind, options=block.options(values))
 
 
-__all__ = ["ACTIONS", "lower_action", "choices"]
+__all__ = ["ACTIONS", "lower_action"]

@@ -21,7 +21,7 @@ from ..ir import (
     ValueRange,
 )
 from ..ir.shapes import SHAPES, Diamond, Line, Mask, Orientation, Parallelogram, Rectangle, Square
-from ..syntax import Call, ListV, Name, Stmt, Str, TupleV, describe
+from ..syntax import Call, ListV, Name, Stmt, TupleV, describe
 from .reader import BAD, Block, Diagnostics, Values, build, call_args, choices
 
 THREAT_KINDS = ("patch", "l2_ball", "linf_ball", "bid_support", "pyramid")
@@ -278,4 +278,4 @@ def lower_property(stmt: Stmt, diags: Diagnostics):
     return build(diags, cls, v.span, {}, **{field: x})
 
 
-__all__ = ["lower_threat", "lower_property", "THREAT_KINDS", "Str"]
+__all__ = ["THREAT_KINDS", "lower_property", "lower_threat"]
