@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
-import functools
-import importlib
-import importlib.util
 import typing
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,14 +21,29 @@ import attrs
 
 from threatlang.errors import Diagnostic
 from threatlang.ir import Option, Spec
+from threatlang.ir.refs import CORE_SOURCES
+from threatlang.ir.threats import threat_family
 from threatlang.ir.validators import FieldError
 from threatlang.report import Record, Status, Summary, Table
 
+from .capabilities import Capabilities, DataOffer, Offer, choice_of, verb_of
+from .registry import (
+    architectures_for,
+    backend_named,
+    backends,
+    known_architectures,
+    missing_modules,
+)
+
 __all__ = [
     "Backend",
+    "Capabilities",
+    "DataOffer",
+    "NoOptions",
+    "Offer",
     "Plan",
     "Record",
-    "REGISTRY",
+    "backend_named",
     "RunContext",
     "Status",
     "Summary",
@@ -44,10 +55,6 @@ __all__ = [
     "known_architectures",
     "missing_modules",
 ]
-
-#: Backends in the order they are tried; each entry is a subpackage of `threatlang.backends`
-#: whose light `__init__` defines `BACKEND`. Order matters: the first that accepts a spec runs it.
-REGISTRY: tuple[str, ...] = ("ibp", "smoothing", "watermark", "mip", "advtrain", "landscape")
 
 
 @attrs.frozen
@@ -105,36 +112,71 @@ class Plan(abc.ABC):
 
 
 class Backend(abc.ABC):
-    """One way of turning a spec into results; declares its capabilities up front."""
+    """One way of turning a spec into results. What it accepts is its `capabilities` (data);
+    `refine` adds the checks that need the backend's science (e.g. "detection smoothing is
+    median"); `compile` returns the plan."""
 
     name: ClassVar[str]
-    threats: ClassVar[frozenset[type]] = frozenset()
-    properties: ClassVar[frozenset[type]] = frozenset()
-    #: action class -> the choices (strategies, methods, kinds) this backend implements
-    actions: ClassVar[Mapping[type, frozenset]] = {}
-    required_modules: ClassVar[tuple[str, ...]] = ("torch",)
-    #: builtin architecture name -> "module:function" (imported only when building a model)
-    architectures: ClassVar[Mapping[str, str]] = {}
+    capabilities: ClassVar[Capabilities]
 
     def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
         """The nodes of `spec` this backend cannot run (empty: it can run the whole spec)."""
+        caps = self.capabilities
+        family = threat_family(spec.threat)
         out: list[Unsupported] = []
-        if spec.threat is not None and type(spec.threat) not in self.threats:
-            out.append(
-                Unsupported(spec.threat, f"does not handle {type(spec.threat).__name__} threats")
-            )
-        if spec.require is not None and type(spec.require) not in self.properties:
-            out.append(Unsupported(spec.require, f"cannot check {type(spec.require).__name__}"))
+        if family not in caps.families:
+            what = "specs without a threat" if family is None else f"{family} threats"
+            out.append(Unsupported(spec.threat or spec, f"does not handle {what}"))
+        if spec.require is not None and type(spec.require) not in caps.properties:
+            keyword = getattr(spec.require, "keyword", type(spec.require).__name__)
+            out.append(Unsupported(spec.require, f"cannot check {keyword}"))
         for action in spec.actions:
-            choice = _choice(action)
-            if choice not in self.actions.get(type(action), frozenset()):
-                what = f"{type(action).__name__.lower()} {getattr(choice, 'value', choice)}"
-                out.append(Unsupported(action, f"does not implement `{what}`"))
-        out.extend(self.check_options(spec))
+            out.extend(self._action_problems(spec, action, family))
+        data = spec.data
+        if data is not None and data.source not in CORE_SOURCES:
+            offer = caps.data_offer(data.source)
+            if offer is None:
+                out.append(Unsupported(data, f"does not generate data {data.source}"))
+            else:
+                out += option_problems(offer.options, data.options, f"data {data.source}", data)
+        if spec.model is not None and caps.model_options is not None:
+            out += option_problems(caps.model_options, spec.model.options, "model", spec.model)
+        model = spec.model
+        if model is not None and model.architecture not in (None, *caps.architectures):
+            names = ", ".join(sorted(caps.architectures)) or "none"
+            out.append(Unsupported(model, f"builtin models: {names}"))
+        out.extend(self.refine(spec))
         return tuple(out)
 
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        """Bind each action's options to the backend's config classes; override to add checks."""
+    def _action_problems(self, spec: Spec, action, family: str | None) -> list[Unsupported]:
+        offer = self.offer(spec, action)
+        verb, choice = verb_of(action), choice_of(action)
+        if offer is None:
+            return [Unsupported(action, f"does not implement `{verb} {choice}`")]
+        out = []
+        k = getattr(action, "k", None)
+        if offer.takes_k and k is None:
+            out.append(Unsupported(action, f"{choice}(k) needs k, e.g. {choice}(10)"))
+        if not offer.takes_k and k is not None:
+            out.append(Unsupported(action, f"{choice} takes no k"))
+        return out + option_problems(offer.options, action.options, f"{verb} {choice}", action)
+
+    def offer(self, spec: Spec, action) -> Offer | None:
+        """The declared offer that covers `action` in `spec` (its options class and limits)."""
+        return self.capabilities.offer(action, threat_family(spec.threat), spec)
+
+    def options(self, spec: Spec, action) -> Any:
+        """The action's options bound to its declared class, every default filled in (what
+        `compile` puts in the plan); `OptionError` when they do not bind."""
+        offer = self.offer(spec, action)
+        if offer is None:
+            raise OptionError([Diagnostic(action.span, f"{self.name}: no offer for {action}")])
+        return bind_options(
+            offer.options or NoOptions, action.options, f"{verb_of(action)} {choice_of(action)}"
+        )
+
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        """Checks beyond the declarations, which need the backend's own knowledge."""
         return []
 
     @abc.abstractmethod
@@ -142,44 +184,9 @@ class Backend(abc.ABC):
         """A `Plan` for a spec this backend accepts."""
 
 
-def _choice(action) -> Any:
-    for field in ("strategy", "method", "kind"):
-        if hasattr(action, field):
-            return getattr(action, field)
-    return None
-
-
-def missing_modules(backend: Backend) -> tuple[str, ...]:
-    """Required modules that are not installed (found without importing them)."""
-    return tuple(m for m in backend.required_modules if importlib.util.find_spec(m) is None)
-
-
-@functools.cache
-def backends() -> tuple[Backend, ...]:
-    """The registered backends that exist in this installation, in registry order."""
-    out = []
-    for name in REGISTRY:
-        try:
-            module = importlib.import_module(f"threatlang.backends.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"threatlang.backends.{name}":
-                continue  # not part of this installation
-            raise
-        backend = getattr(module, "BACKEND", None)
-        if backend is not None:
-            out.append(backend)
-    return tuple(out)
-
-
-def known_architectures() -> frozenset[str]:
-    return frozenset(a for b in backends() for a in b.architectures)
-
-
-def architectures_for(threat: object | None) -> frozenset[str]:
-    """Builtin architectures of the installed backends that handle this kind of threat
-    (`None` in a backend's `threats` means specs without a threat)."""
-    kind = None if threat is None else type(threat)
-    return frozenset(a for b in backends() if kind in b.threats for a in b.architectures)
+@attrs.frozen
+class NoOptions:
+    """The options class of an action that takes none (any option is an error)."""
 
 
 # ------------------------------------------------------------------------- option binding
@@ -221,11 +228,11 @@ class OptionError(Exception):
 
 
 def option_problems(
-    config_cls: type, options: tuple[Option, ...], owner: str, node: object
+    config_cls: type | None, options: tuple[Option, ...], owner: str, node: object
 ) -> list[Unsupported]:
-    """`bind_options` as a list of `Unsupported` (for `Backend.check_options`)."""
+    """`bind_options` as a list of `Unsupported` (`None`: the node takes no options)."""
     try:
-        bind_options(config_cls, options, owner)
+        bind_options(config_cls or NoOptions, options, owner)
     except OptionError as err:
         return [
             Unsupported(

@@ -61,7 +61,7 @@ def main() -> None:
             logs = train(model, x, y, threat, cfg)
             per_epoch = min(log.seconds for log in logs)
             base = base or per_epoch
-            label = strategy.value + (f"({k})" if strategy is Strategy.RANDOM else "")
+            label = strategy + (f"({k})" if strategy == Strategy.RANDOM else "")
             label += "" if sparse else " full-grad"
             print(
                 f"{name:<10} {label:<20} {per_epoch:8.2f} s/epoch  x{per_epoch / base:6.1f} standard",

@@ -8,89 +8,21 @@ from __future__ import annotations
 
 from .errors import Diagnostic
 from .ir import (
-    AccuracyAtLeast,
-    Attack,
-    AttackMethod,
-    BidSupport,
     Certify,
-    CertifyMethod,
     DataSource,
     Evaluate,
-    EvaluateKind,
     Explicit,
     IoUAtLeast,
-    LabelUnchanged,
-    LpBall,
     ModelKind,
-    OutputBounds,
     PatchSet,
     Pyramid,
-    RegretAtMost,
     Smooth,
-    SmoothKind,
     Spec,
-    Strategy,
-    Target,
     Train,
     mask_size,
 )
-
-S, C, K, A, E = Strategy, CertifyMethod, SmoothKind, AttackMethod, EvaluateKind
-
-#: (threat family) -> what each kind of action may do with it
-ADMITS: dict[str, dict[type, frozenset]] = {
-    "patch": {
-        Train: frozenset({S.STANDARD, S.ALL_PATCH, S.RANDOM_PATCH, S.GUIDED_PATCH, S.POOLED_PATCH}),
-        Certify: frozenset({C.IBP, C.CROWN, C.MIP}),
-        Attack: frozenset({A.IFGSM, A.PGD, A.BPDA}),
-        Evaluate: frozenset({E.ACCURACY, E.SHAPE_TRANSFER}),
-        Smooth: frozenset(),
-    },
-    "input ball": {
-        Train: frozenset({S.STANDARD}),
-        Certify: frozenset({C.IBP, C.CROWN, C.MIP}),
-        Smooth: frozenset({K.MEDIAN, K.PERCENTILE, K.MEAN, K.CLASSIFY}),
-        Attack: frozenset({A.IFGSM, A.PGD, A.SMOOTHING_AWARE}),
-        Evaluate: frozenset({E.ACCURACY}),
-    },
-    "parameter ball": {
-        Train: frozenset({S.STANDARD, S.WATERMARK}),
-        Smooth: frozenset({K.MEDIAN, K.PERCENTILE}),
-        Attack: frozenset({A.FINETUNE, A.DISTILL_HARD, A.DISTILL_SOFT, A.PARAMETER_PGD}),
-        Evaluate: frozenset({E.ACCURACY}),
-        Certify: frozenset(),
-    },
-    "bid support": {
-        Train: frozenset({S.REGRETNET}),
-        Certify: frozenset({C.MIP}),
-        Attack: frozenset({A.MISREPORT}),
-        Smooth: frozenset(),
-        Evaluate: frozenset(),
-    },
-    "pyramid": {
-        Train: frozenset({S.STANDARD, S.PYRAMID, S.UNIVERSAL_PYRAMID}),
-        Attack: frozenset({A.IFGSM, A.PGD}),
-        Evaluate: frozenset({E.ACCURACY, E.CORRUPTIONS}),
-        Certify: frozenset(),
-        Smooth: frozenset(),
-    },
-    "no threat": {
-        Train: frozenset({S.STANDARD, S.GUESS_AND_CHECK, S.PATTERN_SEARCH, S.RANDOM_GREEDY, S.SGD}),
-        Evaluate: frozenset({E.ACCURACY, E.VOLUME, E.WEDGE}),
-        Certify: frozenset(),
-        Smooth: frozenset(),
-        Attack: frozenset(),
-    },
-}
-
-PROPERTIES: dict[str, tuple[type, ...]] = {
-    "patch": (LabelUnchanged,),
-    "input ball": (LabelUnchanged, IoUAtLeast, OutputBounds),
-    "parameter ball": (AccuracyAtLeast,),
-    "bid support": (RegretAtMost,),
-    "pyramid": (LabelUnchanged, AccuracyAtLeast),
-    "no threat": (),
-}
+from .ir.refs import CORE_SOURCES
+from .ir.threats import threat_family
 
 #: input shapes of the data sources whose shape is fixed
 _SOURCE_SHAPES = {
@@ -101,17 +33,9 @@ _SOURCE_SHAPES = {
 }
 
 
-def family(spec: Spec) -> str:
-    t = spec.threat
-    if t is None:
-        return "no threat"
-    if isinstance(t, PatchSet):
-        return "patch"
-    if isinstance(t, LpBall):
-        return "input ball" if t.target is Target.INPUT else "parameter ball"
-    if isinstance(t, BidSupport):
-        return "bid support"
-    return "pyramid"
+def family(spec: Spec) -> str | None:
+    """The threat family of `spec` (`None`: no threat), as backends declare it."""
+    return threat_family(spec.threat)
 
 
 def input_shape(spec: Spec) -> tuple[int, ...] | None:
@@ -201,9 +125,9 @@ def _reference_problems(spec: Spec, out: list[Diagnostic]) -> None:
         )
     model = spec.model
     if model is not None and model.architecture is not None:
-        from .backends.base import architectures_for
+        from .backends.registry import architectures_for
 
-        known = architectures_for(spec.threat)
+        known = architectures_for(threat_family(spec.threat))
         if known and model.architecture not in known:
             out.append(
                 Diagnostic(
@@ -286,19 +210,38 @@ def _pyramid(threat: Pyramid, shape, out: list[Diagnostic]) -> None:
 
 
 def _admission(spec: Spec, out: list[Diagnostic]) -> None:
+    """Does any installed backend offer each action and the property for this threat family?
+    Reads only the backends' declarations (`Capabilities`), so a plugin extends the language."""
+    from .backends.capabilities import CHOICE_NOUN, VERB, choice_of
+    from .backends.registry import backends
+
     fam = family(spec)
-    table = ADMITS[fam]
-    for action in spec.actions:
-        allowed = table.get(type(action), frozenset())
-        choice = _choice(action)
-        if choice not in allowed:
-            verb = type(action).__name__.lower()
-            alt = ", ".join(sorted(c.value for c in allowed)) or f"no {verb} action"
-            out.append(
-                Diagnostic(
-                    action.span, f"{_phrase(fam)} does not admit `{verb} {choice.value}`", alt
-                )
+    installed = backends()
+    covering = [b.capabilities for b in installed if fam in b.capabilities.families]
+    if not covering and spec.threat is not None:
+        handled = sorted({f for b in installed for f in b.capabilities.families if f})
+        out.append(
+            Diagnostic(
+                spec.threat.span,
+                f"no installed backend handles {fam} threats",
+                ", ".join(handled) or "install a backend",
             )
+        )
+    for action in spec.actions:
+        kind, choice, verb = type(action), choice_of(action), VERB[type(action)]
+        here = {o.choice: o for c in covering for o in c.offers_for(kind, fam)}
+        if choice in here:
+            continue
+        anywhere = {
+            o.choice: o for b in installed for o in b.capabilities.offers if o.action is kind
+        }
+        if choice not in anywhere:
+            known = ", ".join(sorted(o.usage for o in anywhere.values())) or f"no {verb} action"
+            out.append(Diagnostic(action.span, f"unknown {CHOICE_NOUN[kind]} '{choice}'", known))
+            continue
+        alt = ", ".join(sorted(o.usage for o in here.values())) or f"no {verb} action"
+        out.append(Diagnostic(action.span, f"{_phrase(fam)} does not admit `{verb} {choice}`", alt))
+    for action in spec.actions:
         if (
             isinstance(action, Smooth)
             and action.encoding is not None
@@ -310,33 +253,23 @@ def _admission(spec: Spec, out: list[Diagnostic]) -> None:
                 )
             )
     prop = spec.require
-    if prop is not None and not isinstance(prop, PROPERTIES[fam]):
-        names = ", ".join(_prop_name(p) for p in PROPERTIES[fam]) or "no property"
-        out.append(
-            Diagnostic(prop.span, f"{_phrase(fam)} cannot require {_prop_name(type(prop))}", names)
-        )
+    admitted = {p for c in covering for p in c.properties}
+    if prop is not None and type(prop) not in admitted:
+        names = ", ".join(sorted(p.keyword for p in admitted)) or "no property"
+        keyword = getattr(prop, "keyword", type(prop).__name__)
+        out.append(Diagnostic(prop.span, f"{_phrase(fam)} cannot require {keyword}", names))
+    data = spec.data
+    if data is not None and data.source not in CORE_SOURCES:
+        generated = {d.source for b in installed for d in b.capabilities.data}
+        if data.source not in generated:
+            known = sorted(CORE_SOURCES | generated)
+            out.append(
+                Diagnostic(data.span, f"unknown data source '{data.source}'", ", ".join(known))
+            )
 
 
-def _phrase(fam: str) -> str:
-    return "a spec without a threat" if fam == "no threat" else f"a {fam} threat"
+def _phrase(fam: str | None) -> str:
+    return "a spec without a threat" if fam is None else f"a {fam} threat"
 
 
-def _choice(action):
-    if isinstance(action, Train):
-        return action.strategy
-    if isinstance(action, Certify | Attack):
-        return action.method
-    return action.kind
-
-
-def _prop_name(cls: type) -> str:
-    return {
-        LabelUnchanged: "label_unchanged",
-        IoUAtLeast: "iou_at_least",
-        OutputBounds: "output_bounds",
-        RegretAtMost: "regret_at_most",
-        AccuracyAtLeast: "accuracy_at_least",
-    }[cls]
-
-
-__all__ = ["ADMITS", "check_spec", "family", "input_shape"]
+__all__ = ["check_spec", "family", "input_shape"]

@@ -13,7 +13,7 @@ from .ir import Spec
 def capable_backend(spec: Spec):
     """The first backend that accepts every node and option of `spec` (no module check, no
     heavy imports: `threatlang check` uses it), or `CapabilityError` from the closest one."""
-    from .backends.base import backends
+    from .backends.registry import backends
 
     candidates = []
     for backend in backends():
@@ -30,7 +30,7 @@ def capable_backend(spec: Spec):
 
 def select_backend(spec: Spec):
     """The backend that will run `spec` (installed modules included), or a clear error."""
-    from .backends.base import missing_modules
+    from .backends.registry import missing_modules
 
     backend = capable_backend(spec)
     missing = missing_modules(backend)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.backends.base import Backend, Capabilities, Offer, Unsupported
+from threatlang.backends.choices import AttackMethod, EvaluateKind, Strategy
 from threatlang.ir import Spec
 from threatlang.ir.actions import (
     Attack,
-    AttackMethod,
     Evaluate,
-    EvaluateKind,
-    Strategy,
     Train,
 )
 from threatlang.ir.properties import LabelUnchanged
@@ -32,21 +30,29 @@ class AdvTrainBackend(Backend):
     corrupted accuracy, mCE, time per epoch and passes per step; attacks with IFGSM/PGD."""
 
     name: ClassVar[str] = "advtrain"
-    threats: ClassVar[frozenset] = frozenset({Pyramid, LpBall, None})
-    properties: ClassVar[frozenset[type]] = frozenset({LabelUnchanged})
-    actions: ClassVar = {
-        Train: frozenset({Strategy.STANDARD, Strategy.PYRAMID, Strategy.UNIVERSAL_PYRAMID}),
-        Attack: frozenset({AttackMethod.IFGSM, AttackMethod.PGD}),
-        Evaluate: frozenset({EvaluateKind.CORRUPTIONS, EvaluateKind.ACCURACY}),
-    }
-    required_modules: ClassVar[tuple[str, ...]] = ("torch", "sklearn", "scipy")
-    architectures: ClassVar = {
-        "vit_tiny": "threatlang.backends.advtrain.vit:vit_tiny",
-        "timm": "threatlang.backends.advtrain.vit:timm_model",  # only when timm is installed
-    }
+    capabilities: ClassVar = Capabilities(
+        families={"pyramid", "input ball", None},
+        properties={LabelUnchanged},
+        offers=[
+            *(
+                Offer(Train, s, AdvTrainOptions)
+                for s in (Strategy.STANDARD, Strategy.PYRAMID, Strategy.UNIVERSAL_PYRAMID)
+            ),
+            Offer(Attack, AttackMethod.IFGSM, AttackOptions),
+            Offer(Attack, AttackMethod.PGD, AttackOptions),
+            Offer(Evaluate, EvaluateKind.CORRUPTIONS, CorruptionOptions),
+            Offer(Evaluate, EvaluateKind.ACCURACY),
+        ],
+        architectures={
+            "vit_tiny": "threatlang.backends.advtrain.vit:vit_tiny",
+            "timm": "threatlang.backends.advtrain.vit:timm_model",  # only when timm is installed
+        },
+        required_modules=("torch", "sklearn", "scipy"),
+        priority=50,
+    )
 
-    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
-        out = list(super().accepts(spec))
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
         threat = spec.threat
         if isinstance(threat, Pyramid) and threat.norm is not Norm.LINF:
             out.append(
@@ -57,14 +63,12 @@ class AdvTrainBackend(Backend):
         if not spec.actions:
             out.append(Unsupported(spec, "needs an action: train, evaluate or attack"))
         for action in spec.actions:
-            if not isinstance(action, Train) or action.strategy is Strategy.STANDARD:
+            if not isinstance(action, Train) or action.strategy == Strategy.STANDARD:
                 continue
             if not isinstance(threat, Pyramid):
-                out.append(
-                    Unsupported(action, f"`train {action.strategy.value}` needs a pyramid threat")
-                )
+                out.append(Unsupported(action, f"`train {action.strategy}` needs a pyramid threat"))
                 continue
-            universal = action.strategy is Strategy.UNIVERSAL_PYRAMID
+            universal = action.strategy == Strategy.UNIVERSAL_PYRAMID
             if threat.universal != universal:
                 want = "universal_pyramid" if threat.universal else "pyramid"
                 out.append(
@@ -73,20 +77,6 @@ class AdvTrainBackend(Backend):
                         f"the threat says universal {str(threat.universal).lower()}: train {want}",
                     )
                 )
-        return tuple(out)
-
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        out: list[Unsupported] = []
-        for action in spec.actions:
-            if isinstance(action, Train):
-                cls, owner = AdvTrainOptions, f"train {action.strategy.value}"
-            elif isinstance(action, Attack):
-                cls, owner = AttackOptions, f"attack {action.method.value}"
-            elif isinstance(action, Evaluate) and action.kind is EvaluateKind.CORRUPTIONS:
-                cls, owner = CorruptionOptions, "evaluate corruptions"
-            else:
-                continue
-            out.extend(option_problems(cls, action.options, owner, action))
         return out
 
     def compile(self, spec: Spec):

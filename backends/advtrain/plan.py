@@ -6,7 +6,11 @@ import attrs
 
 from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, Evaluate, EvaluateKind, Strategy, Train
+from threatlang.ir.actions import (
+    Attack,
+    Evaluate,
+    Train,
+)
 from threatlang.ir.threats import LpBall, Norm, Pyramid
 
 from .config import (
@@ -18,6 +22,7 @@ from .config import (
     MethodKind,
     MethodSpec,
 )
+from threatlang.backends.choices import EvaluateKind, Strategy
 
 
 @attrs.frozen
@@ -106,7 +111,7 @@ def _main_method(train: Train, o: AdvTrainOptions) -> MethodSpec:
 
 
 def _attack(action: Attack, threat, radius: float) -> AttackStep:
-    o = bind_options(AttackOptions, action.options, f"attack {action.method.value}")
+    o = bind_options(AttackOptions, action.options, f"attack {action.method}")
     if o.eps:
         eps = o.eps
     elif isinstance(threat, LpBall):
@@ -120,10 +125,10 @@ def _attack(action: Attack, threat, radius: float) -> AttackStep:
             if isinstance(threat, LpBall) and threat.norm is Norm.L2
             else AttackNorm.LINF
         )
-    if action.method.value == "ifgsm" and norm is not AttackNorm.LINF:
+    if action.method == "ifgsm" and norm is not AttackNorm.LINF:
         raise ValueError("ifgsm is an l-inf attack; use pgd for l2")
     return AttackStep(
-        action.method.value, norm, eps, action.steps, action.step_size, action.restarts, o.examples
+        action.method, norm, eps, action.steps, action.step_size, action.restarts, o.examples
     )
 
 
@@ -132,7 +137,7 @@ def compile_plan(spec: Spec) -> AdvTrainPlan:
     threat = spec.threat
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     options = (
-        bind_options(AdvTrainOptions, train.options, f"train {train.strategy.value}")
+        bind_options(AdvTrainOptions, train.options, f"train {train.strategy}")
         if train is not None
         else AdvTrainOptions()
     )
@@ -151,7 +156,7 @@ def compile_plan(spec: Spec) -> AdvTrainPlan:
             methods.append(MethodSpec.parse(name))
     corruptions = None
     for action in spec.actions:
-        if isinstance(action, Evaluate) and action.kind is EvaluateKind.CORRUPTIONS:
+        if isinstance(action, Evaluate) and action.kind == EvaluateKind.CORRUPTIONS:
             corruptions = bind_options(CorruptionOptions, action.options, "evaluate corruptions")
     attacks = tuple(_attack(a, threat, radius) for a in spec.actions if isinstance(a, Attack))
     return AdvTrainPlan(

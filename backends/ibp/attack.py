@@ -76,7 +76,7 @@ def _optimise(
     b, c = x.shape[:2]
     n_loc, (mh, mw) = offs.shape[-2], mask.shape
     lo, hi = threat.low, threat.high
-    if cfg.method is AttackMethod.PGD:
+    if cfg.method == AttackMethod.PGD:
         u = torch.rand((b, n_loc, c, mh, mw), generator=gen, device=gen.device).to(x.device)
         content = lo + (hi - lo) * u
     else:

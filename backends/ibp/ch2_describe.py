@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from threatlang.ir import Spec
-from threatlang.ir.actions import Evaluate, EvaluateKind, Strategy, Train
+from threatlang.ir.actions import (
+    Evaluate,
+    Train,
+)
+from threatlang.backends.choices import EvaluateKind, Strategy
 
 
 def chapter2_lines(spec: Spec) -> list[str]:
@@ -16,13 +20,13 @@ def chapter2_lines(spec: Spec) -> list[str]:
         )
     trains = [a for a in spec.actions if isinstance(a, Train)]
     for a in trains:
-        if a.strategy is Strategy.POOLED_PATCH:
+        if a.strategy == Strategy.POOLED_PATCH:
             pool = next((o.value for o in a.options if o.name == "pool"), 2)
             lines.append(f"  pooled_patch: hull of adjacent blocks of placements, pool {pool}")
-        if a.strategy is Strategy.GUIDED_PATCH:
+        if a.strategy == Strategy.GUIDED_PATCH:
             lines.append(f"  guided_patch({a.k}): U-net margin map, {a.k} sampled placements")
     if len(trains) > 1:
         lines.append(f"  compare: {len(trains)} fresh models from one seed, one row each")
-    if any(isinstance(a, Evaluate) and a.kind is EvaluateKind.SHAPE_TRANSFER for a in spec.actions):
+    if any(isinstance(a, Evaluate) and a.kind == EvaluateKind.SHAPE_TRANSFER for a in spec.actions):
         lines.append("  evaluate shape_transfer: certify each shape alone, worst per kind")
     return lines

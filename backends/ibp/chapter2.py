@@ -13,8 +13,14 @@ from torch import Tensor, nn
 
 from threatlang.backends.base import Summary, Table, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import AttackMethod, Certify, CertifyMethod, Evaluate, EvaluateKind
-from threatlang.ir.refs import Preprocess, PreprocessKind
+from threatlang.ir.actions import (
+    Certify,
+    Evaluate,
+)
+from threatlang.ir.refs import (
+    Preprocess,
+    PreprocessKind,
+)
 
 from .attack import AttackConfig, AttackResult, patch_attack
 from .certify import CertifyConfig
@@ -30,6 +36,7 @@ from .engine import Method
 from .patches import PatchThreat
 from .shape_transfer import NamedShape, by_kind, certify_shapes
 from .threat import patch_threat
+from threatlang.backends.choices import AttackMethod, CertifyMethod, EvaluateKind
 
 #: options a `preprocess` block binds to, per kind
 PREPROCESS_OPTIONS = {PreprocessKind.LGS: LGSConfig, PreprocessKind.DW: DWConfig}
@@ -90,7 +97,7 @@ def attack(
     t = transform(spec, model)
     if t is None:
         return patch_attack(model, x, y, threat, cfg, seed=seed)
-    if method is AttackMethod.BPDA:
+    if method == AttackMethod.BPDA:
         target = Defended(t, model, _mode(spec)).eval()
     else:
         target = model
@@ -109,7 +116,7 @@ def with_shape_transfer(
 ) -> Summary:
     """Append the Table 2.4 row when the spec asks for ``evaluate shape_transfer``."""
     if not any(
-        isinstance(a, Evaluate) and a.kind is EvaluateKind.SHAPE_TRANSFER for a in spec.actions
+        isinstance(a, Evaluate) and a.kind == EvaluateKind.SHAPE_TRANSFER for a in spec.actions
     ):
         return summary
     pt = patch_threat(spec.threat)
@@ -121,7 +128,7 @@ def with_shape_transfer(
         sq = patch_threat(spec.threat, train_square).masks[0]
         shapes.insert(0, NamedShape("square", f"square({train_square})", sq))
     cert = next((a for a in spec.actions if isinstance(a, Certify)), None)
-    crown = cert is not None and cert.method is CertifyMethod.CROWN
+    crown = cert is not None and cert.method == CertifyMethod.CROWN
     cfg = CertifyConfig(method=Method.CROWN if crown else Method.IBP)  # as the spec certifies
     results = certify_shapes(model, x, y, shapes, pt.locations, pt.low, pt.high, cfg)
     rows = by_kind(results)

@@ -21,8 +21,8 @@ from .plan import AttackStep, CertifyStep, IbpPlan, TrainStep
 
 def label(step: TrainStep) -> str:
     a = step.action
-    name = a.strategy.value + (f"({a.k})" if a.k is not None else "")
-    if a.strategy.value == "pooled_patch":
+    name = a.strategy + (f"({a.k})" if a.k is not None else "")
+    if a.strategy == "pooled_patch":
         name += " " + "-".join(str(b) for b in step.options.pool)
     return name
 

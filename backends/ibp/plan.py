@@ -6,7 +6,11 @@ import attrs
 
 from threatlang.backends.base import Plan, RunContext, Summary, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, Certify, Train
+from threatlang.ir.actions import (
+    Attack,
+    Certify,
+    Train,
+)
 from threatlang.ir.threats import LpBall, PatchSet
 
 from .ch2_describe import chapter2_lines
@@ -48,7 +52,7 @@ class IbpPlan(Plan):
                 f"  model: {s.model.kind.value} {s.model.name} (width {self.model_options.width})"
             )
         if s.data is not None:
-            lines.append(f"  data: {s.data.source.value}")
+            lines.append(f"  data: {s.data.source}")
         t = s.threat
         if isinstance(t, PatchSet):
             shapes = ", ".join(f"{len(m)}x{len(m[0])} mask" for m in (sh.mask() for sh in t.shapes))
@@ -62,17 +66,17 @@ class IbpPlan(Plan):
             if isinstance(step, TrainStep):
                 k = f"({a.k})" if a.k is not None else ""
                 lines.append(
-                    f"  train {a.strategy.value}{k}: {a.epochs} epochs, lr {a.lr}, batch {a.batch_size}, warm-up {a.warmup} epochs"
+                    f"  train {a.strategy}{k}: {a.epochs} epochs, lr {a.lr}, batch {a.batch_size}, warm-up {a.warmup} epochs"
                 )
             elif isinstance(step, CertifyStep):
                 o = step.options
                 lines.append(
-                    f"  certify {a.method.value}: worst margin over all placements, chunks of {o.chunk}, engine {o.engine.value}"
+                    f"  certify {a.method}: worst margin over all placements, chunks of {o.chunk}, engine {o.engine.value}"
                 )
             else:
                 where = a.locations.value if a.locations is not None else "anywhere"
                 lines.append(
-                    f"  attack {a.method.value}: {a.steps} steps x {a.restarts} restarts, locations {where}"
+                    f"  attack {a.method}: {a.steps} steps x {a.restarts} restarts, locations {where}"
                 )
         lines += chapter2_lines(s)
         return "\n".join(lines)

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from threatlang.backends.base import Record, RunContext, Summary
 from threatlang.errors import UsageError
-from threatlang.ir.actions import CertifyMethod, Strategy
 from threatlang.ir.threats import LpBall, Norm, PatchSet
 from threatlang.runloop import run_items
 
@@ -29,6 +28,7 @@ from .threat import patch_threat
 from .train import Strategy as TrainStrategy
 from .train import TrainConfig, train
 from .work import GROUP, BallCertify, CertifyJob, PatchCertify, attack_rows, certify_group
+from threatlang.backends.choices import CertifyMethod, Strategy
 
 _STRATEGY = {
     Strategy.STANDARD: TrainStrategy.STANDARD,
@@ -48,7 +48,7 @@ def _data(plan: IbpPlan, ctx: RunContext):
 
 
 def _method(step: CertifyStep) -> BoundConfig:
-    if step.action.method is CertifyMethod.IBP:
+    if step.action.method == CertifyMethod.IBP:
         return BoundConfig(Method.IBP)
     crown = Method.CROWN if step.options.intermediate is Intermediate.CROWN else Method.CROWN_IBP
     slope = LowerSlope.ADAPTIVE if step.options.slope is Slope.ADAPTIVE else LowerSlope.ZERO
@@ -78,7 +78,7 @@ def _train(
     )
     losses: list[float] = []
     bar = iter(
-        ctx.progress.track(range(a.epochs), total=a.epochs, description=f"train {a.strategy.value}")
+        ctx.progress.track(range(a.epochs), total=a.epochs, description=f"train {a.strategy}")
     )
 
     def on_epoch(log) -> None:
@@ -101,7 +101,7 @@ def _train(
     )
     train(model, xs, ys, pt, cfg, seed=ctx.seed, on_epoch=on_epoch, loss_fn=loss_fn)
     ctx.console.print(
-        f"[ibp] trained {a.strategy.value} for {a.epochs} epochs in {time.perf_counter() - start:.1f}s (final loss {losses[-1]:.3f})"
+        f"[ibp] trained {a.strategy} for {a.epochs} epochs in {time.perf_counter() - start:.1f}s (final loss {losses[-1]:.3f})"
     )
     torch.save(model.state_dict(), checkpoint)
     return losses
@@ -186,7 +186,7 @@ def evaluate(
         (tuple(f"{prefix}test-{i}" for i in block), [per_image[i] for i in block])
         for block in blocks.values()
     ]
-    what = f"certify {step.action.method.value}" if step is not None else "score"
+    what = f"certify {step.action.method}" if step is not None else "score"
     return run_items(ctx, items, functools.partial(certify_group, job), what)
 
 
@@ -194,7 +194,7 @@ def _attack(plan: IbpPlan, step: AttackStep, model, x: Tensor, y: Tensor, ctx: R
     a, o = step.action, step.options
     threat = patch_threat(plan.spec.threat)
     cfg = AttackConfig(
-        method=AttackMethod.IFGSM if a.method.value == "bpda" else AttackMethod(a.method.value),
+        method=AttackMethod.IFGSM if a.method == "bpda" else AttackMethod(a.method),
         search=LocationSearch(a.locations.value)
         if a.locations is not None
         else LocationSearch.ANYWHERE,

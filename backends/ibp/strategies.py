@@ -11,11 +11,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from threatlang.ir.actions import Strategy
 
 from .guided import GuidedConfig, GuidedPatchLoss
 from .patches import PatchThreat
 from .pooling import PoolConfig, PooledPatchLoss
+from threatlang.backends.choices import Strategy
 
 LossFn = Callable[..., Tensor]
 
@@ -40,9 +40,9 @@ def strategy_loss(
     device: torch.device | str = "cpu",
 ) -> LossFn | None:
     """The loss for guided/pooled strategies; None for those :mod:`.train` handles itself."""
-    if strategy is Strategy.GUIDED_PATCH:
+    if strategy == Strategy.GUIDED_PATCH:
         cfg = GuidedConfig(k=k or 10, width=unet_width, lr=unet_lr, temperature=temperature)
         return GuidedPatchLoss(threat, input_shape, num_classes, cfg, device)
-    if strategy is Strategy.POOLED_PATCH:
+    if strategy == Strategy.POOLED_PATCH:
         return PooledPatchLoss(threat, pool_config(pool))
     return None

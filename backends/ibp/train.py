@@ -73,7 +73,7 @@ def certificate_loss(
     gen: torch.Generator,
 ) -> Tensor:
     """Cross entropy of ``-m`` where ``m`` lower-bounds the margins over the sampled placements."""
-    if cfg.strategy is Strategy.ALL_PATCH:
+    if cfg.strategy == Strategy.ALL_PATCH:
         if cfg.sparse_grad:
             m = worst_margins_sparse(net, x, y, threat, chunk=cfg.chunk, scale=scale)
         else:
@@ -106,7 +106,7 @@ def train(
     ``loss_fn(net, x, y, scale, gen)`` replaces the certificate loss (guided, pooled)."""
     device = x.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    net = None if cfg.strategy is Strategy.STANDARD else BoundedNetwork(model)
+    net = None if cfg.strategy == Strategy.STANDARD else BoundedNetwork(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     default = Schedule.chapter(cfg.epochs)
     sched = Schedule(
@@ -127,7 +127,7 @@ def train(
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xb, yb = x[idx], y[idx]
-            if cfg.strategy is Strategy.STANDARD:
+            if cfg.strategy == Strategy.STANDARD:
                 loss = F.cross_entropy(model(xb), yb)
             else:
                 scale = sched.scale(epoch, step, steps)

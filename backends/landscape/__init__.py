@@ -14,12 +14,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.backends.base import Backend, Capabilities, DataOffer, Offer, Unsupported
+from threatlang.backends.choices import EvaluateKind, GeneratedData, Strategy
 from threatlang.ir import Spec
-from threatlang.ir.actions import Evaluate, EvaluateKind, Strategy, Train
-from threatlang.ir.refs import GENERATED_SOURCES
+from threatlang.ir.actions import (
+    Evaluate,
+    Train,
+)
+from threatlang.ir.refs import CORE_SOURCES
 
-from .config import VolumeOptions, WedgeOptions
+from .config import (
+    GreedyOptions,
+    GuessCheckOptions,
+    PatternSearchOptions,
+    SGDOptions,
+    VolumeOptions,
+    WedgeOptions,
+)
 
 __all__ = ["BACKEND", "LandscapeBackend"]
 
@@ -30,28 +41,28 @@ class LandscapeBackend(Backend):
     record is an empirical measurement."""
 
     name: ClassVar[str] = "landscape"
-    threats: ClassVar[frozenset] = frozenset({None})
-    properties: ClassVar[frozenset] = frozenset()
-    actions: ClassVar = {
-        Train: frozenset(
-            {
-                Strategy.GUESS_AND_CHECK,
-                Strategy.PATTERN_SEARCH,
-                Strategy.RANDOM_GREEDY,
-                Strategy.STANDARD,
-            }
-            | ({Strategy.SGD} if hasattr(Strategy, "SGD") else set())
-        ),
-        Evaluate: frozenset({EvaluateKind.VOLUME, EvaluateKind.WEDGE}),
-    }
-    required_modules: ClassVar[tuple[str, ...]] = ("torch", "matplotlib", "sklearn")
-    architectures: ClassVar = {
-        "mlp_small": "threatlang.backends.landscape.architectures:mlp_small",
-        "lenet_tiny": "threatlang.backends.landscape.architectures:lenet_tiny",
-    }
+    capabilities: ClassVar = Capabilities(
+        families={None},
+        offers=[
+            Offer(Train, Strategy.GUESS_AND_CHECK, GuessCheckOptions),
+            Offer(Train, Strategy.PATTERN_SEARCH, PatternSearchOptions),
+            Offer(Train, Strategy.RANDOM_GREEDY, GreedyOptions),
+            Offer(Train, Strategy.STANDARD, SGDOptions),
+            Offer(Train, Strategy.SGD, SGDOptions),
+            Offer(Evaluate, EvaluateKind.VOLUME, VolumeOptions),
+            Offer(Evaluate, EvaluateKind.WEDGE, WedgeOptions),
+        ],
+        data=[DataOffer(GeneratedData.WEDGE)],
+        architectures={
+            "mlp_small": "threatlang.backends.landscape.architectures:mlp_small",
+            "lenet_tiny": "threatlang.backends.landscape.architectures:lenet_tiny",
+        },
+        required_modules=("torch", "matplotlib", "sklearn"),
+        priority=60,
+    )
 
-    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
-        out = list(super().accepts(spec))
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
         trains = [a for a in spec.actions if isinstance(a, Train)]
         kinds = {a.kind for a in spec.actions if isinstance(a, Evaluate)}
         if not kinds & {EvaluateKind.VOLUME, EvaluateKind.WEDGE}:
@@ -65,7 +76,7 @@ class LandscapeBackend(Backend):
         if (
             EvaluateKind.VOLUME in kinds
             and trains
-            and all(a.strategy is Strategy.STANDARD for a in trains)
+            and all(a.strategy == Strategy.STANDARD for a in trains)
         ):
             out.append(
                 Unsupported(
@@ -74,38 +85,18 @@ class LandscapeBackend(Backend):
                 )
             )
         data = spec.data
-        if EvaluateKind.VOLUME in kinds and data is not None and data.source in GENERATED_SOURCES:
+        if EvaluateKind.VOLUME in kinds and data is not None and data.source not in CORE_SOURCES:
             out.append(
                 Unsupported(
                     data,
-                    f"`evaluate volume` needs labelled examples (digits, mnist, ...), not generated {data.source.value} data",
+                    f"`evaluate volume` needs labelled examples (digits, mnist, ...), not generated {data.source} data",
                 )
             )
         seen = set()
         for a in trains:
             if a.strategy in seen:
-                out.append(Unsupported(a, f"strategy {a.strategy.value} appears twice"))
+                out.append(Unsupported(a, f"strategy {a.strategy} appears twice"))
             seen.add(a.strategy)
-        return tuple(out)
-
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        from .plan import STRATEGY_OPTIONS
-
-        out: list[Unsupported] = []
-        for action in spec.actions:
-            if isinstance(action, Train) and action.strategy in STRATEGY_OPTIONS:
-                cls = STRATEGY_OPTIONS[action.strategy][0]
-                out.extend(
-                    option_problems(cls, action.options, f"train {action.strategy.value}", action)
-                )
-            elif isinstance(action, Evaluate) and action.kind in (
-                EvaluateKind.VOLUME,
-                EvaluateKind.WEDGE,
-            ):
-                cls = VolumeOptions if action.kind is EvaluateKind.VOLUME else WedgeOptions
-                out.extend(
-                    option_problems(cls, action.options, f"evaluate {action.kind.value}", action)
-                )
         return out
 
     def compile(self, spec: Spec):

@@ -6,7 +6,10 @@ import attrs
 
 from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Evaluate, EvaluateKind, Strategy, Train
+from threatlang.ir.actions import (
+    Evaluate,
+    Train,
+)
 
 from .config import (
     GreedyOptions,
@@ -16,6 +19,7 @@ from .config import (
     VolumeOptions,
     WedgeOptions,
 )
+from threatlang.backends.choices import EvaluateKind, Strategy
 
 #: train strategy -> (its options class, the name used in records and summary keys)
 STRATEGY_OPTIONS = {
@@ -100,11 +104,11 @@ def compile_plan(spec: Spec) -> LandscapePlan:
                 OptimizerStep(
                     name,
                     action,
-                    bind_options(cls, action.options, f"train {action.strategy.value}"),
+                    bind_options(cls, action.options, f"train {action.strategy}"),
                 )
             )
-        elif isinstance(action, Evaluate) and action.kind is EvaluateKind.VOLUME:
+        elif isinstance(action, Evaluate) and action.kind == EvaluateKind.VOLUME:
             volume = bind_options(VolumeOptions, action.options, "evaluate volume")
-        elif isinstance(action, Evaluate) and action.kind is EvaluateKind.WEDGE:
+        elif isinstance(action, Evaluate) and action.kind == EvaluateKind.WEDGE:
             wedge = bind_options(WedgeOptions, action.options, "evaluate wedge")
     return LandscapePlan(spec, tuple(steps), volume, wedge)

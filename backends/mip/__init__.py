@@ -14,19 +14,19 @@ from __future__ import annotations
 import importlib.util
 from typing import ClassVar
 
-from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.backends.base import Backend, Capabilities, DataOffer, Offer, Unsupported
+from threatlang.backends.choices import AttackMethod, CertifyMethod, GeneratedData, Solver, Strategy
 from threatlang.ir import Spec
 from threatlang.ir.actions import (
     Attack,
-    AttackMethod,
     Certify,
-    CertifyMethod,
-    Solver,
-    Strategy,
     Train,
 )
 from threatlang.ir.properties import RegretAtMost
-from threatlang.ir.refs import DataSource, ModelKind
+from threatlang.ir.refs import (
+    DataSource,
+    ModelKind,
+)
 from threatlang.ir.threats import BidSupport
 
 from .config import MipCertifyOptions, RegretNetTrainOptions, ValuationOptions
@@ -44,57 +44,46 @@ class MipBackend(Backend):
     """Train `regretnet`, attack `misreport` (PGD regret), certify `mip` (certified regret)."""
 
     name: ClassVar[str] = "mip"
-    threats: ClassVar[frozenset] = frozenset({BidSupport})
-    properties: ClassVar[frozenset] = frozenset({RegretAtMost})
-    actions: ClassVar = {
-        Train: frozenset({Strategy.REGRETNET}),
-        Attack: frozenset({AttackMethod.MISREPORT}),
-        Certify: frozenset({CertifyMethod.MIP}),
-    }
-    required_modules: ClassVar[tuple[str, ...]] = ("torch", "highspy")
-    architectures: ClassVar = {"regretnet": "threatlang.backends.mip.architectures:regretnet"}
+    capabilities: ClassVar = Capabilities(
+        families={"bid support"},
+        properties={RegretAtMost},
+        offers=[
+            Offer(Train, Strategy.REGRETNET, RegretNetTrainOptions),
+            Offer(Attack, AttackMethod.MISREPORT),
+            Offer(Certify, CertifyMethod.MIP, MipCertifyOptions),
+        ],
+        data=[DataOffer(GeneratedData.VALUATIONS, ValuationOptions)],
+        architectures={"regretnet": "threatlang.backends.mip.architectures:regretnet"},
+        required_modules=("torch", "highspy"),
+        priority=40,
+    )
 
-    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
-        out = list(super().accepts(spec))
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
         model = spec.model
         if model is not None:
-            if model.architecture not in (None, "regretnet"):
-                out.append(Unsupported(model, "builtin models: regretnet"))
             if model.kind not in (ModelKind.BUILTIN, ModelKind.STATE_DICT):
                 out.append(Unsupported(model, "needs `regretnet` (builtin or a state dict of it)"))
             payment = {o.name: o.value for o in model.options}.get("payment", "fractional")
             if payment not in _PAYMENTS:
                 out.append(Unsupported(model, f"payment is one of {', '.join(_PAYMENTS)}"))
-        if spec.data is not None and spec.data.source is not DataSource.VALUATIONS:
+        if spec.data is not None and spec.data.source != GeneratedData.VALUATIONS:
             out.append(Unsupported(spec.data, "auctions read `data valuations`"))
         for action in spec.actions:
             if (
                 isinstance(action, Certify)
-                and action.solver is Solver.SCIP
+                and _solver(action) == Solver.SCIP
                 and not _has("pyscipopt")
             ):
                 out.append(Unsupported(action, "solver scip needs pyscipopt: use highs or gurobi"))
             if (
                 isinstance(action, Certify)
-                and action.solver is Solver.GUROBI
+                and _solver(action) == Solver.GUROBI
                 and not _has("gurobipy")
             ):
                 out.append(Unsupported(action, "solver gurobi needs gurobipy: use highs or auto"))
         if not any(isinstance(a, Certify | Attack) for a in spec.actions):
             out.append(Unsupported(spec, "needs `certify mip` or `attack misreport`"))
-        return tuple(out)
-
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        out: list[Unsupported] = []
-        for action in spec.actions:
-            if isinstance(action, Train):
-                out += option_problems(RegretNetTrainOptions, action.options, "train", action)
-            elif isinstance(action, Certify):
-                out += option_problems(MipCertifyOptions, action.options, "certify", action)
-        if spec.data is not None and spec.data.source is DataSource.VALUATIONS:
-            out += option_problems(
-                ValuationOptions, spec.data.options, "data valuations", spec.data
-            )
         return out
 
     def compile(self, spec: Spec):
@@ -104,3 +93,7 @@ class MipBackend(Backend):
 
 
 BACKEND = MipBackend()
+
+
+def _solver(certify: Certify) -> str:
+    return next((str(o.value) for o in certify.options if o.name == "solver"), Solver.AUTO)

@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from threatlang.backends.choices import Solver
+
 
 class Bounds(enum.Enum):
     """How the big-M constants are computed (mirrors ``bounds.BoundMethod`` without torch)."""
@@ -31,8 +33,12 @@ class RegretNetTrainOptions:
 
 @attrs.frozen
 class MipCertifyOptions:
-    """`certify mip { ... }` beyond solver / time_limit / threads."""
+    """`certify mip { ... }`. `time_limit` and `threads` here are the defaults the plan resolves
+    when the action's own `time_limit` / `threads` fields are absent."""
 
+    solver: Solver = Solver.AUTO
+    time_limit: float = 60.0  # seconds per MIP; a time-out is `unknown`
+    threads: int = 1
     bounds: Bounds = Bounds.LINEAR
     gap: float = 1e-6  # absolute optimality gap of each MIP on the utility
     branch_gap: float = 1e-4  # absolute gap closing spatial branching (HiGHS, IR payments)

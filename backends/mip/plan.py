@@ -66,11 +66,11 @@ class MipPlan(Plan):
                 f"{self.valuations.eval_profiles} profiles (revenue, empirical regret, IR violations)"
             )
         if self.certify is not None:
-            c, o = self.certify, self.certify_options
-            limit = f"{c.time_limit:g}s" if c.time_limit else "60s"
+            o = self.certify_options
+            limit = f"{o.time_limit:g}s"
             lines.append(
                 f"  certify mip: {self.test_profiles} held-out profiles x agents {list(self.agents)}; "
-                f"solver {c.solver.value}, time limit {limit} each, big-M from {o.bounds.value} bounds; "
+                f"solver {o.solver}, {o.threads} thread(s), time limit {limit} each, big-M from {o.bounds.value} bounds; "
                 "time-outs are unknown"
             )
         if self.regret_limit is not None:
@@ -104,11 +104,22 @@ def compile_plan(spec: Spec) -> MipPlan:
         train_options=bind_options(RegretNetTrainOptions, train.options if train else (), "train"),
         attack=attack,
         certify=certify,
-        certify_options=bind_options(
-            MipCertifyOptions, certify.options if certify else (), "certify"
-        ),
+        certify_options=_certify_options(certify),
         train_profiles=(data.train_limit if data and data.train_limit else 4096),
         test_profiles=(data.test_limit if data and data.test_limit else 20),
         valuations=bind_options(ValuationOptions, data.options if data else (), "data valuations"),
         regret_limit=spec.require.r if spec.require is not None else None,
+    )
+
+
+def _certify_options(certify: Certify | None) -> MipCertifyOptions:
+    """The certify options with every default resolved (the action's own time limit and
+    thread count win over the option defaults)."""
+    o = bind_options(MipCertifyOptions, certify.options if certify else (), "certify mip")
+    if certify is None:
+        return o
+    return attrs.evolve(
+        o,
+        time_limit=certify.time_limit or o.time_limit,
+        threads=certify.threads or o.threads,
     )

@@ -160,15 +160,15 @@ def _run(plan: MipPlan, ctx) -> Summary:
 
 
 def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: AttackConfig):
-    c, o = plan.certify, plan.certify_options
+    o = plan.certify_options
     cfg = CertifyConfig(
-        solver=SolverKind(c.solver.value),
+        solver=SolverKind(o.solver),
         bounds=BoundMethod(o.bounds.value),
-        time_limit=c.time_limit or 60.0,
+        time_limit=o.time_limit,
         gap=o.gap,
         branch_gap=o.branch_gap,
         max_boxes=o.max_nodes,
-        threads=c.threads or 1,
+        threads=o.threads,
     )
     limited = gurobi_available() and licence_is_limited()
     test_v = sample_profiles(

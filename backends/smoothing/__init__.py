@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.backends.base import Backend, Capabilities, DataOffer, Offer, Unsupported
+from threatlang.backends.choices import AttackMethod, GeneratedData, SmoothKind, Strategy
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, AttackMethod, Smooth, SmoothKind, Strategy, Train
+from threatlang.ir.actions import (
+    Attack,
+    Smooth,
+    Train,
+)
 from threatlang.ir.properties import IoUAtLeast, LabelUnchanged, OutputBounds
-from threatlang.ir.refs import DataSource
 from threatlang.ir.threats import LpBall, Norm, Target
 
 from .config import (
@@ -30,6 +34,11 @@ from .config import (
 __all__ = ["BACKEND", "SmoothingBackend"]
 
 
+def _detection(spec: Spec) -> bool:
+    """Detection smoothing is the spec whose `smooth` carries an `encoding`."""
+    return any(isinstance(a, Smooth) and a.encoding is not None for a in spec.actions)
+
+
 class SmoothingBackend(Backend):
     """Certified object detection by median smoothing (§3.3-3.5): every box coordinate and
     label of the smoothed detector gets a certified interval for l2 input perturbations;
@@ -37,21 +46,34 @@ class SmoothingBackend(Backend):
     output_bounds``); and the classic smoothed classifier (``smooth classify``)."""
 
     name: ClassVar[str] = "smoothing"
-    threats: ClassVar[frozenset[type]] = frozenset({LpBall})
-    properties: ClassVar[frozenset[type]] = frozenset({IoUAtLeast, LabelUnchanged, OutputBounds})
-    actions: ClassVar = {
-        Train: frozenset({Strategy.STANDARD}),
-        Smooth: frozenset(SmoothKind),
-        Attack: frozenset({AttackMethod.SMOOTHING_AWARE}),
-    }
-    required_modules: ClassVar[tuple[str, ...]] = ("torch", "scipy", "matplotlib")
-    architectures: ClassVar = {
-        "scene_detector": "threatlang.backends.smoothing.detection.models:scene_detector",
-        "smoothed_cnn": "threatlang.backends.smoothing.classifier_model:smoothed_cnn",
-    }
+    capabilities: ClassVar = Capabilities(
+        families={"input ball"},
+        properties={IoUAtLeast, LabelUnchanged, OutputBounds},
+        offers=[
+            Offer(Train, Strategy.STANDARD, DetectorTrainOptions, when=_detection),
+            Offer(Train, Strategy.STANDARD, ClassifierTrainOptions),
+            Offer(Smooth, SmoothKind.CLASSIFY, ClassifySmoothOptions),
+            *(
+                Offer(Smooth, kind, DetectionSmoothOptions, when=_detection)
+                for kind in (SmoothKind.MEDIAN, SmoothKind.PERCENTILE, SmoothKind.MEAN)
+            ),
+            *(
+                Offer(Smooth, kind, RegressionSmoothOptions)
+                for kind in (SmoothKind.MEDIAN, SmoothKind.PERCENTILE, SmoothKind.MEAN)
+            ),
+            Offer(Attack, AttackMethod.SMOOTHING_AWARE, DagOptions),
+        ],
+        data=[DataOffer(GeneratedData.SCENES, SceneDataOptions)],
+        architectures={
+            "scene_detector": "threatlang.backends.smoothing.detection.models:scene_detector",
+            "smoothed_cnn": "threatlang.backends.smoothing.classifier_model:smoothed_cnn",
+        },
+        required_modules=("torch", "scipy", "matplotlib"),
+        priority=20,
+    )
 
-    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
-        out = list(super().accepts(spec))
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
         ball = spec.threat
         if isinstance(ball, LpBall):
             if ball.target is not Target.INPUT:
@@ -63,18 +85,24 @@ class SmoothingBackend(Backend):
         smooths = [a for a in spec.actions if isinstance(a, Smooth)]
         if len(smooths) != 1:
             out.append(Unsupported(spec, "needs exactly one `smooth` action"))
-            return tuple(out)
-        if smooths[0].kind is SmoothKind.CLASSIFY:
+            return out
+        if smooths[0].kind == SmoothKind.MEDIAN and smooths[0].percentile != 0.5:
+            out.append(
+                Unsupported(
+                    smooths[0], "median smoothing uses percentile 0.5: say `smooth percentile`"
+                )
+            )
+        if smooths[0].kind == SmoothKind.CLASSIFY:
             out += self._accepts_classify(spec, LabelUnchanged, "label_unchanged")
         elif smooths[0].encoding is None:
             out += self._accepts_classify(spec, OutputBounds, "output_bounds")
         else:
             out += self._accepts_detection(spec, smooths[0])
-        return tuple(out)
+        return out
 
     def _accepts_detection(self, spec: Spec, smooth: Smooth) -> list[Unsupported]:
         out = []
-        if smooth.kind is not SmoothKind.MEDIAN:
+        if smooth.kind != SmoothKind.MEDIAN:
             out.append(Unsupported(smooth, "detection smoothing is `smooth median`"))
         if spec.require is not None and not isinstance(spec.require, IoUAtLeast):
             out.append(Unsupported(spec.require, "detection certifies `iou_at_least(tau)`"))
@@ -82,7 +110,7 @@ class SmoothingBackend(Backend):
         if model is not None and model.architecture not in (None, "scene_detector"):
             out.append(Unsupported(model, "the builtin detector is `scene_detector`"))
         data = spec.data
-        if data is not None and data.source is not DataSource.SCENES:
+        if data is not None and data.source != GeneratedData.SCENES:
             out.append(Unsupported(data, "detection runs on `data scenes` (or data via the API)"))
         return out
 
@@ -96,30 +124,10 @@ class SmoothingBackend(Backend):
         model = spec.model
         if model is not None and model.architecture not in (None, "smoothed_cnn"):
             out.append(Unsupported(model, "the builtin smoothed classifier is `smoothed_cnn`"))
-        if spec.data is not None and spec.data.source is DataSource.SCENES:
+        if spec.data is not None and spec.data.source == GeneratedData.SCENES:
             out.append(Unsupported(spec.data, "classification needs an image dataset"))
         if any(isinstance(a, Attack) for a in spec.actions):
             out.append(Unsupported(spec, "attacks are for detection smoothing only"))
-        return out
-
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        out: list[Unsupported] = []
-        smooth = next((a for a in spec.actions if isinstance(a, Smooth)), None)
-        detection = smooth is not None and smooth.encoding is not None
-        for action in spec.actions:
-            if isinstance(action, Smooth):
-                if action.kind is SmoothKind.CLASSIFY:
-                    cls = ClassifySmoothOptions
-                else:
-                    cls = DetectionSmoothOptions if detection else RegressionSmoothOptions
-                out += option_problems(cls, action.options, "smooth", action)
-            elif isinstance(action, Train):
-                cls = DetectorTrainOptions if detection else ClassifierTrainOptions
-                out += option_problems(cls, action.options, "train", action)
-            elif isinstance(action, Attack):
-                out += option_problems(DagOptions, action.options, "attack", action)
-        if spec.data is not None and spec.data.source is DataSource.SCENES:
-            out += option_problems(SceneDataOptions, spec.data.options, "data scenes", spec.data)
         return out
 
     def compile(self, spec: Spec):

@@ -6,7 +6,11 @@ import attrs
 
 from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, Smooth, SmoothKind, Train
+from threatlang.ir.actions import (
+    Attack,
+    Smooth,
+    Train,
+)
 from threatlang.ir.properties import IoUAtLeast
 from threatlang.ir.refs import DataSource
 
@@ -22,6 +26,7 @@ from .config import (
     SceneDataOptions,
     Sort,
 )
+from threatlang.backends.choices import GeneratedData, SmoothKind
 
 __all__ = ["ClassifyPlan", "DetectionPlan", "RegressionPlan", "compile_plan"]
 
@@ -58,7 +63,7 @@ class DetectionPlan(Plan):
         data = self.spec.data
         lines = [
             f"smoothing plan for spec {self.spec.name}: certified detection (chapter 3)",
-            f"  data: {data.source.value if data else 'user'}"
+            f"  data: {data.source if data else 'user'}"
             + (f", {data.test_limit} test images" if data and data.test_limit else ""),
         ]
         if self.train is not None:
@@ -137,7 +142,7 @@ class RegressionPlan(Plan):
 
     @property
     def mean_only(self) -> bool:
-        return self.smooth.kind is SmoothKind.MEAN
+        return self.smooth.kind == SmoothKind.MEAN
 
     @property
     def use_mean(self) -> bool:
@@ -179,7 +184,7 @@ def _compile_regression(spec: Spec, smooth: Smooth) -> RegressionPlan:
         if train is not None
         else ClassifierTrainOptions()
     )
-    owner = f"smooth {smooth.kind.value}"
+    owner = f"smooth {smooth.kind}"
     return RegressionPlan(
         spec=spec,
         eps=spec.threat.eps,
@@ -210,7 +215,7 @@ def _compile_classify(spec: Spec, smooth: Smooth) -> ClassifyPlan:
 def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan | RegressionPlan:
     """Bind options; the backend's ``accepts`` has already vetted the spec."""
     smooth = next(a for a in spec.actions if isinstance(a, Smooth))
-    if smooth.kind is SmoothKind.CLASSIFY:
+    if smooth.kind == SmoothKind.CLASSIFY:
         return _compile_classify(spec, smooth)
     if smooth.encoding is None:
         return _compile_regression(spec, smooth)
@@ -220,7 +225,7 @@ def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan | RegressionPlan:
     data = spec.data
     scene_opts = (
         bind_options(SceneDataOptions, data.options, "data scenes")
-        if data is not None and data.source is DataSource.SCENES
+        if data is not None and data.source == GeneratedData.SCENES
         else SceneDataOptions()
     )
     return DetectionPlan(

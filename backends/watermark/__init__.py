@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from threatlang.backends.base import Backend, Unsupported, option_problems
+from threatlang.backends.base import Backend, Capabilities, Offer, Unsupported
+from threatlang.backends.choices import AttackMethod, SmoothKind, Strategy
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, AttackMethod, Smooth, SmoothKind, Strategy, Train
+from threatlang.ir.actions import (
+    Attack,
+    Smooth,
+    Train,
+)
 from threatlang.ir.properties import AccuracyAtLeast
 from threatlang.ir.threats import LpBall, Norm, Target
 
@@ -29,25 +34,29 @@ class WatermarkBackend(Backend):
     smoothed trigger accuracy over an l2 ball around the parameters (Corollary 5.0.1)."""
 
     name: ClassVar[str] = "watermark"
-    threats: ClassVar[frozenset[type]] = frozenset({LpBall})
-    properties: ClassVar[frozenset[type]] = frozenset({AccuracyAtLeast})
-    actions: ClassVar = {
-        Train: frozenset({Strategy.WATERMARK}),
-        Smooth: frozenset({SmoothKind.MEDIAN}),
-        Attack: frozenset(
-            {
-                AttackMethod.FINETUNE,
-                AttackMethod.DISTILL_HARD,
-                AttackMethod.DISTILL_SOFT,
-                AttackMethod.PARAMETER_PGD,
-            }
-        ),
-    }
-    required_modules: ClassVar[tuple[str, ...]] = ("torch", "matplotlib", "sklearn", "scipy")
-    architectures: ClassVar = {"small_resnet": "threatlang.backends.watermark.models:small_resnet"}
+    capabilities: ClassVar = Capabilities(
+        families={"parameter ball"},
+        properties={AccuracyAtLeast},
+        offers=[
+            Offer(Train, Strategy.WATERMARK, WatermarkTrainOptions),
+            Offer(Smooth, SmoothKind.MEDIAN, WatermarkSmoothOptions),
+            Offer(Attack, AttackMethod.PARAMETER_PGD, ParameterPGDOptions),
+            *(
+                Offer(Attack, m, RemovalOptions)
+                for m in (
+                    AttackMethod.FINETUNE,
+                    AttackMethod.DISTILL_HARD,
+                    AttackMethod.DISTILL_SOFT,
+                )
+            ),
+        ],
+        architectures={"small_resnet": "threatlang.backends.watermark.models:small_resnet"},
+        required_modules=("torch", "matplotlib", "sklearn", "scipy"),
+        priority=30,
+    )
 
-    def accepts(self, spec: Spec) -> tuple[Unsupported, ...]:
-        out = list(super().accepts(spec))
+    def refine(self, spec: Spec) -> list[Unsupported]:
+        out: list[Unsupported] = []
         ball = spec.threat
         if isinstance(ball, LpBall):
             if ball.target is not Target.PARAMETERS:
@@ -61,22 +70,6 @@ class WatermarkBackend(Backend):
         for kind, what in ((Train, "a `train watermark` action"), (Smooth, "a `smooth median`")):
             if not any(isinstance(a, kind) for a in spec.actions):
                 out.append(Unsupported(spec, f"needs {what}"))
-        return tuple(out)
-
-    def check_options(self, spec: Spec) -> list[Unsupported]:
-        out: list[Unsupported] = []
-        for action in spec.actions:
-            if isinstance(action, Train):
-                cls, owner = WatermarkTrainOptions, "train watermark"
-            elif isinstance(action, Smooth):
-                cls, owner = WatermarkSmoothOptions, "smooth median"
-            elif isinstance(action, Attack) and action.method is AttackMethod.PARAMETER_PGD:
-                cls, owner = ParameterPGDOptions, "attack parameter_pgd"
-            elif isinstance(action, Attack):
-                cls, owner = RemovalOptions, f"attack {action.method.value}"
-            else:
-                continue
-            out.extend(option_problems(cls, action.options, owner, action))
         return out
 
     def compile(self, spec: Spec):

@@ -6,7 +6,11 @@ import attrs
 
 from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
-from threatlang.ir.actions import Attack, AttackMethod, Smooth, Train
+from threatlang.ir.actions import (
+    Attack,
+    Smooth,
+    Train,
+)
 from threatlang.ir.properties import AccuracyAtLeast
 
 from .config import (
@@ -16,6 +20,7 @@ from .config import (
     WatermarkSmoothOptions,
     WatermarkTrainOptions,
 )
+from threatlang.backends.choices import AttackMethod
 
 
 @attrs.frozen
@@ -103,11 +108,11 @@ def compile_plan(spec: Spec) -> WatermarkPlan:
     for action in spec.actions:
         if not isinstance(action, Attack):
             continue
-        if action.method is AttackMethod.PARAMETER_PGD:
+        if action.method == AttackMethod.PARAMETER_PGD:
             opts = bind_options(ParameterPGDOptions, action.options, "attack parameter_pgd")
             pgd = PGDStep(action.steps, action.step_size, action.restarts, opts)
         else:
-            opts = bind_options(RemovalOptions, action.options, f"attack {action.method.value}")
+            opts = bind_options(RemovalOptions, action.options, f"attack {action.method}")
             lr = action.step_size if action.step_size is not None else 1e-3
             removals.append(RemovalStep(_REMOVALS[action.method], lr, action.steps, opts))
     require = spec.require

@@ -146,7 +146,7 @@ def test_cifar10_from_user_files_runs_in_colour(tmp_path):
         .replace("scales [8, 4, 1]", "scales [16, 4, 1]")
     )  # fmt: skip
     spec = parse(text)
-    assert spec.data.source.value == "cifar10"
+    assert spec.data.source == "cifar10"
     result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
     methods = result.summary.metrics["methods"]
     assert set(methods) == {"standard", "upat"}

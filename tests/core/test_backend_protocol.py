@@ -43,9 +43,12 @@ def test_bind_options_converts_and_reports_every_problem():
 def test_accepts_lists_unsupported_nodes_with_spans():
     class Partial(base.Backend):
         name = "partial"
-        threats = frozenset({ir.PatchSet})
-        properties = frozenset({ir.LabelUnchanged})
-        actions = {ir.Train: frozenset({ir.Strategy.ALL_PATCH})}
+        capabilities = base.Capabilities(
+            families={"patch"},
+            properties={ir.LabelUnchanged},
+            offers=[base.Offer(ir.Train, "all_patch")],
+            architectures={"mlp255": "x:y"},
+        )
 
         def compile(self, spec):
             raise AssertionError
@@ -59,7 +62,9 @@ def test_accepts_lists_unsupported_nodes_with_spans():
 def test_missing_modules_are_found_without_importing():
     class NeedsNothingReal(base.Backend):
         name = "x"
-        required_modules = ("surely_not_installed_module_xyz", "json")
+        capabilities = base.Capabilities(
+            families={None}, required_modules=("surely_not_installed_module_xyz", "json")
+        )
 
         def compile(self, spec):
             raise AssertionError

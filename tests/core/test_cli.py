@@ -63,20 +63,21 @@ def test_help(flag, capsys):
 
 
 def test_capability_error_names_the_spec_line(tmp_path, capsys, monkeypatch):
-    from threatlang.backends import base
+    from threatlang.backends import base, registry
 
     class OnlyCertify(base.Backend):
         name = "only_certify"
+        capabilities = base.Capabilities(families={"input ball"})
 
         def compile(self, spec):  # pragma: no cover - never reached
             raise AssertionError
 
-    monkeypatch.setattr(base, "backends", lambda: (OnlyCertify(),))
+    monkeypatch.setattr(registry, "backends", lambda: (OnlyCertify(),))
     code = main(["run", str(ROOT / "specs/quickstart.threat"), "-o", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
     assert (
-        "no backend can run this spec" in err
+        "no installed backend handles patch threats" in err
         and "quickstart.threat:13:3" in err
         and "certify ibp" in err
     )

@@ -54,7 +54,7 @@ spec q {
   }
   require label_unchanged
   train random_patch(5) { epochs 3, lr 1e-3, warmup 1 }
-  certify mip { solver highs, time_limit 2min, threads 1, gap 0.01 }
+  certify crown { time_limit 2min, threads 1, chunk 64, engine ours }
 }
 """
 
@@ -64,9 +64,9 @@ def test_units_enums_tuples_and_options():
     assert spec.threat.shapes == (ir.Square(2), ir.Line(3, ir.Orientation.VERTICAL))
     assert spec.threat.locations == ir.Explicit(((0, 0), (2, 3)))
     train, certify = spec.actions
-    assert train.strategy is ir.Strategy.RANDOM_PATCH and train.k == 5 and train.lr == 1e-3
-    assert certify.time_limit == 120.0 and certify.solver is ir.Solver.HIGHS
-    assert certify.options == (ir.Option("gap", 0.01),)
+    assert train.strategy == "random_patch" and train.k == 5 and train.lr == 1e-3
+    assert certify.method == "crown" and certify.time_limit == 120.0 and certify.threads == 1
+    assert certify.options == (ir.Option("chunk", 64), ir.Option("engine", "ours"))
     assert isinstance(spec.threat.shapes, tuple)
     hash(spec)  # frozen, tuples all the way down
 

@@ -9,8 +9,12 @@ import threatlang
 from threatlang.api import plan
 from threatlang.backends.landscape import BACKEND
 from threatlang.errors import CapabilityError
-from threatlang.ir.actions import Evaluate, Train
+from threatlang.ir.actions import (
+    Evaluate,
+    Train,
+)
 from threatlang.ir.refs import DataSource
+from threatlang.backends.choices import GeneratedData
 
 SPEC = """\
 threatlang 1
@@ -61,12 +65,12 @@ def test_what_the_backend_cannot_run_is_named(tmp_path):
     only_sgd = attrs.evolve(
         spec,
         actions=tuple(
-            a for a in spec.actions if not isinstance(a, Train) or a.strategy.value == "standard"
+            a for a in spec.actions if not isinstance(a, Train) or a.strategy == "standard"
         ),
     )
     assert "gradient-free" in " ".join(u.reason for u in BACKEND.accepts(only_sgd))
     wedge_data = attrs.evolve(
-        spec, data=attrs.evolve(spec.data, source=DataSource.WEDGE, classes=None)
+        spec, data=attrs.evolve(spec.data, source=GeneratedData.WEDGE, classes=None)
     )
     assert "labelled examples" in " ".join(u.reason for u in BACKEND.accepts(wedge_data))
     with pytest.raises(CapabilityError) as err:

@@ -11,17 +11,14 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def toy(monkeypatch):
-    """The toy backend module, registered as the only backend; torch on one thread (as in a
-    Ray worker: the same arithmetic, and no spinning threads on a busy 2-core machine)."""
+def toy(install_plugin):
+    """The toy backend module, installed as a plugin through its entry point; torch on one
+    thread (as in a Ray worker: the same arithmetic, and no spinning threads on 2 cores)."""
     import torch
 
-    monkeypatch.syspath_prepend(str(HERE))
+    install_plugin(HERE, {"toy": "toy_backend:BACKEND"})
     import toy_backend
 
-    from threatlang.backends import base
-
-    monkeypatch.setattr(base, "backends", lambda: (toy_backend.ToyBackend(),))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield toy_backend

@@ -14,8 +14,23 @@ import time
 import torch
 from torch import nn
 
-from threatlang.backends.base import Backend, Plan, Record, Status, Summary, Table
-from threatlang.ir import Certify, CertifyMethod, LabelUnchanged, LpBall, Strategy, Train
+from threatlang.backends.base import (
+    Backend,
+    Capabilities,
+    Offer,
+    Plan,
+    Record,
+    Status,
+    Summary,
+    Table,
+    Unsupported,
+)
+from threatlang.ir import (
+    Certify,
+    LabelUnchanged,
+    LpBall,
+    Train,
+)
 
 SPEC = """threatlang 1
 spec toy {
@@ -121,11 +136,25 @@ class ToyPlan(Plan):
 
 
 class ToyBackend(Backend):
+    """Registered as a plugin (entry point `toy = "toy_backend:BACKEND"`) by the tests; its
+    priority puts it before the shipped backends, its architecture makes it the only taker."""
+
     name = "toy"
-    threats = frozenset({LpBall})
-    properties = frozenset({LabelUnchanged})
-    actions = {Certify: frozenset({CertifyMethod.IBP}), Train: frozenset({Strategy.STANDARD})}
-    architectures = {"toy_mlp": "toy_backend:make_model"}
+    capabilities = Capabilities(
+        families={"input ball"},
+        properties={LabelUnchanged},
+        offers=[Offer(Certify, "ibp"), Offer(Train, "standard")],
+        architectures={"toy_mlp": "toy_backend:make_model"},
+        priority=0,
+    )
+
+    def refine(self, spec):
+        if spec.model is not None and spec.model.architecture != "toy_mlp":
+            return [Unsupported(spec.model, "the toy backend runs `model toy_mlp` only")]
+        return []
 
     def compile(self, spec):
         return ToyPlan(spec)
+
+
+BACKEND = ToyBackend()

@@ -11,6 +11,7 @@ from .span import Span, span_field
 from .validators import (
     FieldError,
     at_least,
+    choice_field,
     instance_of,
     nonempty,
     open_unit,
@@ -21,29 +22,9 @@ from .validators import (
 )
 
 
-class Strategy(enum.Enum):
-    STANDARD = "standard"
-    ALL_PATCH = "all_patch"
-    RANDOM_PATCH = "random_patch"
-    GUIDED_PATCH = "guided_patch"
-    POOLED_PATCH = "pooled_patch"
-    PYRAMID = "pyramid"
-    UNIVERSAL_PYRAMID = "universal_pyramid"
-    REGRETNET = "regretnet"
-    WATERMARK = "watermark"
-    GUESS_AND_CHECK = "guess_and_check"
-    PATTERN_SEARCH = "pattern_search"
-    RANDOM_GREEDY = "random_greedy"
-    SGD = "sgd"  # plain SGD as the baseline of the landscape experiments (chapter 7)
-
-
-#: strategies whose call takes a count k: random_patch(k), guided_patch(k)
-STRATEGIES_WITH_K = frozenset({Strategy.RANDOM_PATCH, Strategy.GUIDED_PATCH})
-
-
 @attrs.frozen
 class Train:
-    strategy: Strategy = attrs.field(converter=Strategy)
+    strategy: str = choice_field()
     k: int | None = attrs.field(default=None, validator=optional(at_least(1)))
     epochs: int = attrs.field(default=10, validator=at_least(1))
     lr: float = attrs.field(default=1e-3, converter=to_float, validator=positive)
@@ -53,46 +34,19 @@ class Train:
     span: Span | None = span_field()
 
     def __attrs_post_init__(self) -> None:
-        if self.strategy in STRATEGIES_WITH_K and self.k is None:
-            raise FieldError(
-                "strategy", f"{self.strategy.value}(k) needs k, e.g. {self.strategy.value}(10)"
-            )
-        if self.strategy not in STRATEGIES_WITH_K and self.k is not None:
-            raise FieldError("strategy", f"{self.strategy.value} takes no k")
         if self.warmup > self.epochs:
             raise FieldError("warmup", f"warm-up ({self.warmup}) exceeds epochs ({self.epochs})")
 
 
-class CertifyMethod(enum.Enum):
-    IBP = "ibp"
-    CROWN = "crown"
-    MIP = "mip"
-
-
-class Solver(enum.Enum):
-    AUTO = "auto"
-    GUROBI = "gurobi"
-    HIGHS = "highs"
-    SCIP = "scip"
-
-
 @attrs.frozen
 class Certify:
-    method: CertifyMethod = attrs.field(converter=CertifyMethod)
-    solver: Solver = attrs.field(default=Solver.AUTO, converter=Solver)
+    method: str = choice_field()
     time_limit: float | None = attrs.field(
         default=None, converter=attrs.converters.optional(to_float), validator=optional(positive)
     )
     threads: int | None = attrs.field(default=None, validator=optional(at_least(1)))
     options: tuple[Option, ...] = options_field()
     span: Span | None = span_field()
-
-
-class SmoothKind(enum.Enum):
-    MEDIAN = "median"
-    PERCENTILE = "percentile"
-    MEAN = "mean"
-    CLASSIFY = "classify"
 
 
 class SortBy(enum.Enum):
@@ -142,7 +96,7 @@ class DetectionEncoding:
 
 @attrs.frozen
 class Smooth:
-    kind: SmoothKind = attrs.field(converter=SmoothKind)
+    kind: str = choice_field()
     sigma: float = attrs.field(converter=to_float, validator=positive)
     samples: int = attrs.field(default=2000, validator=at_least(1))
     confidence: float = attrs.field(default=0.999, converter=to_float, validator=open_unit)
@@ -152,25 +106,6 @@ class Smooth:
     options: tuple[Option, ...] = options_field()
     span: Span | None = span_field()
 
-    def __attrs_post_init__(self) -> None:
-        if self.kind is SmoothKind.MEDIAN and self.percentile != 0.5:
-            raise FieldError(
-                "percentile",
-                "median smoothing uses percentile 0.5; say `smooth percentile` instead",
-            )
-
-
-class AttackMethod(enum.Enum):
-    IFGSM = "ifgsm"
-    PGD = "pgd"
-    BPDA = "bpda"
-    SMOOTHING_AWARE = "smoothing_aware"
-    FINETUNE = "finetune"
-    DISTILL_HARD = "distill_hard"
-    DISTILL_SOFT = "distill_soft"
-    PARAMETER_PGD = "parameter_pgd"
-    MISREPORT = "misreport"
-
 
 class AttackLocations(enum.Enum):
     CORNERS = "corners"
@@ -179,7 +114,7 @@ class AttackLocations(enum.Enum):
 
 @attrs.frozen
 class Attack:
-    method: AttackMethod = attrs.field(converter=AttackMethod)
+    method: str = choice_field()
     steps: int = attrs.field(default=40, validator=at_least(1))
     step_size: float | None = attrs.field(
         default=None, converter=attrs.converters.optional(to_float), validator=optional(positive)
@@ -192,17 +127,9 @@ class Attack:
     span: Span | None = span_field()
 
 
-class EvaluateKind(enum.Enum):
-    ACCURACY = "accuracy"
-    CORRUPTIONS = "corruptions"
-    VOLUME = "volume"
-    WEDGE = "wedge"
-    SHAPE_TRANSFER = "shape_transfer"
-
-
 @attrs.frozen
 class Evaluate:
-    kind: EvaluateKind = attrs.field(converter=EvaluateKind)
+    kind: str = choice_field()
     options: tuple[Option, ...] = options_field()
     span: Span | None = span_field()
 

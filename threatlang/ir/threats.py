@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import ClassVar
 
 import attrs
 
@@ -104,6 +105,8 @@ class ValueRange:
 class PatchSet:
     """The union over shapes and locations of patches whose pixels take any value in `values`."""
 
+    family: ClassVar[str] = "patch"  # the threat family backends declare they handle
+
     shapes: tuple[Shape, ...] = attrs.field(converter=to_tuple, validator=nonempty)
     locations: Locations = attrs.field(factory=AllLocations)
     values: ValueRange = attrs.field(factory=lambda: ValueRange(0.0, 1.0))
@@ -141,6 +144,11 @@ class LpBall:
     span: Span | None = span_field()
 
     @property
+    def family(self) -> str:
+        """Balls around the input and around the parameters are different threat families."""
+        return "input ball" if self.target is Target.INPUT else "parameter ball"
+
+    @property
     def eps(self) -> float:
         return max(self.radii)
 
@@ -149,6 +157,8 @@ class LpBall:
 @attrs.frozen
 class BidSupport:
     """Valuations in the box [low, high]^(agents×items); `agent` (or every agent) may misreport."""
+
+    family: ClassVar[str] = "bid support"
 
     agents: int = attrs.field(validator=at_least(1))
     items: int = attrs.field(validator=at_least(1))
@@ -179,6 +189,8 @@ def _floats(value) -> tuple[float, ...]:
 class Pyramid:
     """δ = Σ_s m_s · C_B(δ_s) where s×s tiles share one parameter (6.3), clipped to `radius`."""
 
+    family: ClassVar[str] = "pyramid"
+
     scales: tuple[int, ...] = attrs.field(converter=_ints, validator=[nonempty, each(at_least(1))])
     multipliers: tuple[float, ...] = attrs.field(
         converter=_floats, validator=[nonempty, each(positive)]
@@ -197,4 +209,51 @@ class Pyramid:
             )
 
 
-Threat = PatchSet | LpBall | BidSupport | Pyramid
+# ---------------------------------------------------------------- input boxes (VNN-LIB style)
+def _bounds(value) -> tuple[float, ...]:
+    return tuple(to_float(v) for v in to_tuple(value))
+
+
+def _finite_all(instance, attribute, value) -> None:
+    nonempty(instance, attribute, value)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, float) or v != v or abs(v) == float("inf"):
+            raise FieldError(attribute.name, f"bounds are finite numbers, got {v!r}")
+
+
+@attrs.frozen
+class InputBox:
+    """Every input x with `lower[i] <= x[i] <= upper[i]` for each (flattened) input dimension i.
+
+    Absolute, not around a data point: the input region of a VNN-LIB property."""
+
+    family: ClassVar[str] = "input box"
+
+    lower: tuple[float, ...] = attrs.field(converter=_bounds, validator=_finite_all)
+    upper: tuple[float, ...] = attrs.field(converter=_bounds, validator=_finite_all)
+    span: Span | None = span_field()
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.lower) != len(self.upper):
+            raise FieldError(
+                "upper",
+                f"needs one bound per dimension ({len(self.lower)} lower, {len(self.upper)} upper)",
+            )
+        for i, (lo, hi) in enumerate(zip(self.lower, self.upper, strict=True)):
+            if lo > hi:
+                raise FieldError("upper", f"dimension {i} has lower {lo} > upper {hi}")
+
+    @property
+    def dims(self) -> int:
+        return len(self.lower)
+
+
+Threat = PatchSet | LpBall | BidSupport | Pyramid | InputBox
+
+
+def threat_family(threat: object | None) -> str | None:
+    """The family name backends declare (`None`: a spec without a threat). A threat class
+    names its family with a `family` attribute; an unknown class is its own family."""
+    if threat is None:
+        return None
+    return getattr(threat, "family", type(threat).__name__)

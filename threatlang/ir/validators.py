@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import math
+import re
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from .span import Span
 
@@ -112,3 +116,22 @@ def to_float(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _name(value) -> str:
+    """A choice (strategy, method, kind) is a plain name; enum members give their value."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _identifier(instance, attribute, value) -> None:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise FieldError(attribute.name, f"expected a lower-case name, got {value!r}")
+
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def choice_field():
+    """The backend-defined choice of an action: which ones exist is declared by the installed
+    backends (`threatlang.backends.base.Capabilities`) and checked by `threatlang.check`."""
+    return attrs.field(converter=_name, validator=_identifier)

@@ -5,21 +5,14 @@ from __future__ import annotations
 from ..ir import (
     Attack,
     AttackLocations,
-    AttackMethod,
     BinBy,
     Certify,
-    CertifyMethod,
     DetectionEncoding,
     Evaluate,
-    EvaluateKind,
     Smooth,
-    SmoothKind,
-    Solver,
     SortBy,
-    Strategy,
     Train,
 )
-from ..ir.actions import STRATEGIES_WITH_K
 from ..syntax import Call, Name, Stmt, describe
 from .reader import BAD, Block, Diagnostics, Values, build, call_args
 
@@ -49,18 +42,15 @@ def _fields(block: Block, values: Values, readers: dict) -> tuple[dict, dict]:
 
 
 def _train(stmt: Stmt, values: Values, diags: Diagnostics):
+    """`train NAME` or `train NAME(k)`; which names exist (and which take k) is the installed
+    backends' declaration, checked by `threatlang.check` with the known choices."""
     v = stmt.value
-    names = [s.value for s in Strategy]
-    usage = ", ".join(f"{n}(k)" if Strategy(n) in STRATEGIES_WITH_K else n for n in names)
     name = v.name if isinstance(v, Call) else v.text if isinstance(v, Name) else None
-    if name not in names:
+    if name is None:
         where = v.span if v is not None else stmt.span
-        what = (
-            f"unknown training strategy '{name}'"
-            if name
-            else f"train expects a strategy, got {describe(v)}"
+        return diags.error(
+            where, f"train expects a strategy, got {describe(v)}", "e.g. train standard"
         )
-        return diags.error(where, what, usage)
     k = None
     if isinstance(v, Call):
         args = call_args(diags, v, (1, 1), f"{name}(k)")
@@ -82,25 +72,25 @@ def _train(stmt: Stmt, values: Values, diags: Diagnostics):
         Train,
         stmt.span,
         spans,
-        strategy=Strategy(name),
+        strategy=name,
         k=k,
         options=block.options(values),
         **kwargs,
     )
 
 
-def _method(stmt: Stmt, values: Values, kind, what: str):
-    return values.enum(stmt.value, kind, what, stmt.key_span)
+def _method(stmt: Stmt, values: Values, what: str):
+    """The action's choice as a name; `threatlang.check` validates it against the backends."""
+    return values.identifier(stmt.value, what, stmt.key_span)
 
 
 def _certify(stmt: Stmt, values: Values, diags: Diagnostics):
-    method = _method(stmt, values, CertifyMethod, "certification method")
+    method = _method(stmt, values, "certification method")
     block = Block(stmt.block, "certify", diags)
     kwargs, spans = _fields(
         block,
         values,
         {
-            "solver": ("solver", lambda v, w, s: values.enum(v, Solver, "solver", s)),
             "time_limit": ("time_limit", values.duration),
             "threads": ("threads", values.integer),
         },
@@ -111,7 +101,7 @@ def _certify(stmt: Stmt, values: Values, diags: Diagnostics):
 
 
 def _smooth(stmt: Stmt, values: Values, diags: Diagnostics):
-    kind = _method(stmt, values, SmoothKind, "smoothing kind")
+    kind = _method(stmt, values, "smoothing kind")
     block = Block(stmt.block, "smooth", diags)
     kwargs, spans = _fields(
         block,
@@ -166,7 +156,7 @@ def _encoding(stmt: Stmt, values: Values, diags: Diagnostics):
 
 
 def _attack(stmt: Stmt, values: Values, diags: Diagnostics):
-    method = _method(stmt, values, AttackMethod, "attack")
+    method = _method(stmt, values, "attack")
     block = Block(stmt.block, "attack", diags)
     kwargs, spans = _fields(
         block,
@@ -187,7 +177,7 @@ def _attack(stmt: Stmt, values: Values, diags: Diagnostics):
 
 
 def _evaluate(stmt: Stmt, values: Values, diags: Diagnostics):
-    kind = _method(stmt, values, EvaluateKind, "evaluation")
+    kind = _method(stmt, values, "evaluation")
     block = Block(stmt.block, "evaluate", diags)
     return build(diags, Evaluate, stmt.span, {}, kind=kind, options=block.options(values))
 

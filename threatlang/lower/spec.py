@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..ir import DataRef, DataSource, Domain, ModelKind, ModelRef, Preprocess, PreprocessKind, Spec
-from ..ir.refs import GENERATED_SOURCES
+from ..ir import DataRef, Domain, ModelKind, ModelRef, Preprocess, PreprocessKind, Spec
+from ..ir.refs import CORE_SOURCES
 from ..ir.spec import LANGUAGE_VERSION
 from ..syntax import Call, FileNode, Name, SpecNode, Stmt, describe
 from .actions import ACTIONS, lower_action
-from .reader import BAD, Block, Diagnostics, Values, build, call_args, no_block
+from .reader import BAD, Block, Diagnostics, Values, build, call_args
 from .threats import lower_property, lower_threat
 
 SPEC_KEYS = ("model", "data", "input", "seed", "threat", "require", "preprocess", *ACTIONS)
@@ -72,8 +72,7 @@ def _lower_spec(node: SpecNode, version: int, diags: Diagnostics):
     s = block.take("threat")
     kwargs["threat"] = None if s is None else lower_threat(s, diags)
     s = block.take("require")
-    if s is not None:
-        no_block(diags, s, "require")
+    if s is not None:  # `require outputs { ... }` has a block; lower_property checks blocks
         kwargs["require"] = lower_property(s, diags)
     kwargs["preprocess"] = tuple(
         _preprocess(s, values, diags) for s in block.take_all("preprocess")
@@ -133,7 +132,7 @@ def _model(stmt: Stmt, values: Values, diags: Diagnostics):
 
 
 def _data(stmt: Stmt, values: Values, diags: Diagnostics):
-    source = values.enum(stmt.value, DataSource, "data source", stmt.key_span)
+    source = values.identifier(stmt.value, "data source", stmt.key_span)
     block = Block(stmt.block, "data", diags)
     kwargs, spans = {}, {}
     readers = {
@@ -150,8 +149,8 @@ def _data(stmt: Stmt, values: Values, diags: Diagnostics):
             kwargs[key] = read(s.value, key, s.span)
             spans[key] = s.span
     spans.setdefault("path", stmt.span)
-    if source is not BAD and source in GENERATED_SOURCES:
-        options = block.options(values)  # the generating backend binds and checks these
+    if source is not BAD and source not in CORE_SOURCES:
+        options = block.options(values)  # the backend that declares the source checks these
     else:
         block.reject_rest(list(readers))
         options = ()
