@@ -70,7 +70,8 @@ class Unsupported:
 
 @attrs.frozen
 class RunContext:
-    """Everything a plan may touch while it runs; no hidden global state."""
+    """Everything a plan may touch while it runs; no hidden global state. The methods are the
+    shared run scaffolding (`threatlang.runtime`): backends keep only their science."""
 
     out_dir: Path
     records: Any  # threatlang.records.RecordLog
@@ -83,12 +84,46 @@ class RunContext:
     allow_code: bool = False
     resume: bool = False
     executor: Any = attrs.field(factory=lambda: _in_process())  # threatlang.executors.Executor
+    timings: Any = attrs.field(default=None)  # threatlang.runtime.StageTimings
+
+    def __attrs_post_init__(self) -> None:
+        if self.timings is None:
+            from threatlang.runtime import StageTimings
+
+            object.__setattr__(self, "timings", StageTimings.open(self.out_dir, self.resume))
 
     def artifact(self, name: str) -> Path:
         """A path inside the run directory for checkpoints and plots (resume reuses them)."""
         path = self.out_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def splits(self, spec: Spec):
+        """The run's `DataSplits`: the caller's data if any, else the spec's `data`."""
+        from threatlang.runtime import splits_from
+
+        return splits_from(self.data, spec, self.seed)
+
+    def generator(self, stream: str, device: Any = None):
+        """The explicit generator of one named random stream, on the device that draws."""
+        from threatlang.runtime import generator
+
+        return generator(self.seed, stream, self.device if device is None else device)
+
+    def build_model(self, stream: str, build):
+        """The caller's model if one was handed in, else `build()` under the stream's seed
+        (global RNG confined), on the run's device."""
+        from threatlang.runtime import build_model
+
+        if self.model is not None:
+            return self.model.to(self.device)
+        return build_model(self.seed, stream, build, self.device)
+
+    def checkpoint(self, name: str, model: Any, train, stage: str = "train"):
+        """Train-and-save, or load on resume; the stage's seconds survive the resume."""
+        from threatlang.runtime import checkpoint
+
+        return checkpoint(self.out_dir, self.timings, self.resume, name, model, train, stage)
 
 
 def _in_process():
