@@ -16,6 +16,12 @@ import attrs
 
 from threatlang.ir import Attack, Certify, Evaluate, Smooth, Train
 
+#: the summary metric every certifying backend reports under this one name: how many items it
+#: certified that its own strongest attack (or exact check) then falsified. Always 0 unless
+#: the certificate is unsound; the conformance suite asserts it on data where something is
+#: certified.
+SOUNDNESS_COUNTER = "soundness_violations"
+
 #: the action classes and the IR field that holds each one's choice
 CHOICE_FIELD: Mapping[type, str] = {
     Train: "strategy",
@@ -107,6 +113,12 @@ class Capabilities:
     #: modules that must be importable to run (found without importing them)
     required_modules: tuple[str, ...] = attrs.field(converter=tuple, default=("torch",))
     priority: int = 100
+    #: the typed schema of `Summary.metrics` (a frozen attrs class whose fields are documented
+    #: with their meaning and unit); the conformance suite builds it from every summary
+    summary: type | None = None
+    #: does the backend claim certificates? Certifying backends report the shared soundness
+    #: counter `SOUNDNESS_COUNTER` and run the conformance suite's soundness checks
+    certifies: bool = False
 
     def offer(self, action: object, family: str | None, spec: Any = None) -> Offer | None:
         """The offer covering `action` on a threat of `family` (in `spec`), if any."""
@@ -135,6 +147,7 @@ class Capabilities:
 
 
 __all__ = [
+    "SOUNDNESS_COUNTER",
     "CHOICE_FIELD",
     "CHOICE_NOUN",
     "Capabilities",
