@@ -91,7 +91,7 @@ def run(
     (out_dir / "spec.json").write_text(json.dumps(document([spec]), indent=2) + "\n")
     log = RecordLog(out_dir / "records.jsonl", resume=resume)
     owned = isinstance(executor, str)
-    the_executor = make_executor(executor, address, workers) if owned else executor
+    the_executor = make_executor(executor, address, workers, device) if owned else executor
     ctx = RunContext(
         out_dir=out_dir,
         records=log,

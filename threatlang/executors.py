@@ -61,11 +61,22 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        device: str = "cpu",
+        gpus_per_item: float = 1.0,  # a share (0, 1] lets tasks share a GPU
+    ):
         if workers is not None and workers < 1:
             raise UsageError(f"--workers needs at least 1 worker, got {workers}.")
+        if not (0 < gpus_per_item <= 1 or (gpus_per_item > 1 and gpus_per_item.is_integer())):
+            raise UsageError(f"gpus per item must be in (0, 1] or whole, got {gpus_per_item}.")
         self.address = address
         self.workers = workers
+        #: a run on a GPU asks Ray for one (or a share) per task; Ray then sets the task's
+        #: CUDA_VISIBLE_DEVICES, so the plan's "cuda" names the GPU the task was given
+        self.gpus = gpus_per_item if str(device).startswith("cuda") else 0.0
         self.used = False  # whether any plan sent work here (some backends loop in-process)
         self._started_here = False
 
@@ -96,12 +107,21 @@ class RayExecutor:
     def _slots(self, ray) -> int:
         if self.workers is not None:
             return self.workers
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        resources = ray.cluster_resources()
+        if self.gpus:
+            gpus = resources.get("GPU", 0)
+            if gpus <= 0:
+                raise UsageError(
+                    "the run asks for --device cuda but the Ray cluster has no GPU; "
+                    "start it with GPUs or run with --device cpu."
+                )
+            return max(1, int(gpus / self.gpus))
+        return max(1, int(resources.get("CPU", 1)))
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         self.used = True
         ray = self._ray()
-        task = ray.remote(num_cpus=1, max_retries=0)(_run_item)
+        task = ray.remote(num_cpus=1, num_gpus=self.gpus, max_retries=0)(_run_item)
         boxed_fn = [ray.put(fn)]  # boxed: the worker receives the reference, not the value
         window = 2 * self._slots(ray)
         pending: collections.deque = collections.deque()
@@ -160,11 +180,13 @@ def make_executor(
     kind: ExecutorKind | str = ExecutorKind.INPROCESS,
     address: str | None = None,
     workers: int | None = None,
+    device: str = "cpu",
 ) -> Executor:
-    """The executor a run asked for (`--executor`, `--address`, `--workers`)."""
+    """The executor a run asked for (`--executor`, `--address`, `--workers`); on a GPU run,
+    Ray tasks request a GPU each."""
     kind = ExecutorKind(kind)
     if kind is ExecutorKind.INPROCESS:
         if address is not None:
             raise UsageError("--address names a Ray cluster; add --executor ray.")
         return InProcessExecutor()
-    return RayExecutor(address=address, workers=workers)
+    return RayExecutor(address=address, workers=workers, device=device)
