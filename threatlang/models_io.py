@@ -33,9 +33,9 @@ def resolve_path(ref: ModelRef) -> Path:
 
 def architecture_builder(name: str) -> Callable[..., Any]:
     """The builder function of a builtin architecture, imported from the backend that owns it."""
-    from .backends.base import backends
+    from .backends.registry import architecture_owners
 
-    owners = {arch: target for b in backends() for arch, target in b.architectures.items()}
+    owners = architecture_owners()
     if name not in owners:
         known = ", ".join(sorted(owners)) or "none installed"
         raise UsageError(f"unknown architecture {name!r}; builtin architectures: {known}.")
@@ -92,17 +92,19 @@ def load_model(
     elif kind is ModelKind.TORCHSCRIPT:
         from .interop.unscript import unscript
 
+        path = resolve_path(ref)
         try:
             with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
                 warnings.simplefilter("ignore", DeprecationWarning)
-                scripted = torch.jit.load(str(resolve_path(ref)), map_location="cpu")
-        except (RuntimeError, ValueError) as err:
-            raise UsageError(f"{ref.name} is not a TorchScript file: {err}") from None
+                scripted = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError, OSError, EOFError) as err:
+            raise UsageError(f"{path} is not a TorchScript file ({_first_line(err)}).") from None
         model = unscript(scripted, input_shape)
     elif kind is ModelKind.ONNX:
         from .interop.onnx_import import check_against_onnxruntime, load_onnx
 
         path = resolve_path(ref)
+        check_onnx_file(path)
         model = load_onnx(path)
         if input_shape is not None and importlib.util.find_spec("onnxruntime") is not None:
             check_against_onnxruntime(path, model, tuple(input_shape))
@@ -118,6 +120,33 @@ def load_model(
     else:  # pragma: no cover - ModelKind is closed
         raise UsageError(f"unknown model kind {kind}")
     return model.to(device).eval()
+
+
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, clipped: torch's are paragraphs."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_onnx_file(path: Path) -> None:
+    """Refuse an empty, unparsable or graph-less file as "not a valid ONNX model: PATH" before
+    the converter reads it (an empty file parses as an empty ModelProto)."""
+    if path.stat().st_size == 0:
+        raise UsageError(f"not a valid ONNX model: {path} (the file is empty).")
+    try:
+        import onnx
+    except ImportError:  # the converter says what to install
+        return
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # protobuf's DecodeError and friends: a truncated or foreign file
+        raise UsageError(f"not a valid ONNX model: {path} ({_first_line(err)}).") from None
+    graph = model.graph
+    if not graph.node or not graph.input or not graph.output:
+        raise UsageError(
+            f"not a valid ONNX model: {path} (its graph has {len(graph.node)} nodes, "
+            f"{len(graph.input)} inputs and {len(graph.output)} outputs)."
+        )
 
 
 def _state_dict(ref: ModelRef, input_shape, num_classes):
@@ -136,8 +165,11 @@ def _state_dict(ref: ModelRef, input_shape, num_classes):
             f"{path} is not a plain state dict (weights_only=True refused it: "
             f"{str(err).splitlines()[0]}); save it with torch.save(model.state_dict(), path)."
         ) from None
-    except (RuntimeError, EOFError) as err:
-        raise UsageError(f"{path} is not a torch.save file: {err}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated: OSError EINVAL
+        raise UsageError(
+            f"{path} is not a complete torch.save file ({_first_line(err)}); it may be "
+            "truncated: save it again with torch.save(model.state_dict(), path)."
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
