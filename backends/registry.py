@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
+import warnings
 from collections.abc import Mapping
 
 from threatlang.errors import UsageError
@@ -29,19 +30,26 @@ def backends() -> tuple:
             continue  # the first distribution on sys.path wins, as for imports
         try:
             backend = ep.load()
-        except ModuleNotFoundError as err:
-            missing = err.name or "a module"
-            raise UsageError(
-                f"backend plugin '{ep.name}' ({ep.value}) cannot be imported: {missing} is "
-                "missing; reinstall it or uninstall the distribution that registers it."
-            ) from None
+        except Exception as err:  # one broken plugin must not take the others down
+            _skip(ep, f"cannot be imported ({type(err).__name__}: {err})")
+            continue
         if getattr(backend, "name", None) != ep.name:
-            raise UsageError(
-                f"backend plugin '{ep.name}' ({ep.value}) names itself "
-                f"{getattr(backend, 'name', None)!r}; the entry-point name and `name` must agree."
-            )
+            _skip(ep, f"names itself {getattr(backend, 'name', None)!r}")
+            continue
+        if not hasattr(backend, "capabilities"):
+            _skip(ep, "declares no `capabilities`")
+            continue
         found[ep.name] = backend
     return tuple(sorted(found.values(), key=lambda b: (b.capabilities.priority, b.name)))
+
+
+def _skip(ep, why: str) -> None:
+    warnings.warn(
+        f"backend plugin '{ep.name}' ({ep.value}) is skipped: it {why}; fix or uninstall "
+        "the distribution that registers it.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def refresh() -> None:

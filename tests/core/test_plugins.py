@@ -90,3 +90,13 @@ def test_core_does_not_name_the_plugin():
     for root in (core, backends):
         for path in root.rglob("*.py"):
             assert "corner_check" not in path.read_text(), path
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning(install_plugin, tmp_path):
+    (tmp_path / "broken_backend.py").write_text("raise ImportError('needs libfoo')\n")
+    install_plugin(tmp_path, {"broken": "broken_backend:BACKEND"}, dist="broken_plugin")
+    from threatlang.backends.registry import backends
+
+    with pytest.warns(RuntimeWarning, match="'broken'.*skipped.*libfoo"):
+        names = [b.name for b in backends()]
+    assert "broken" not in names and "ibp" in names
