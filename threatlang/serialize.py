@@ -10,44 +10,25 @@ import attrs
 from . import ir
 from .ir.span import Span
 
-#: every IR node class by name (explicit: the JSON names are part of the format)
-NODES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        ir.Spec,
-        ir.ModelRef,
-        ir.DataRef,
-        ir.Domain,
-        ir.Preprocess,
-        ir.Option,
-        ir.PatchSet,
-        ir.ValueRange,
-        ir.AllLocations,
-        ir.Corners,
-        ir.Stride,
-        ir.Explicit,
-        ir.Square,
-        ir.Rectangle,
-        ir.Line,
-        ir.Diamond,
-        ir.Parallelogram,
-        ir.Mask,
-        ir.LpBall,
-        ir.BidSupport,
-        ir.Pyramid,
-        ir.LabelUnchanged,
-        ir.IoUAtLeast,
-        ir.RegretAtMost,
-        ir.AccuracyAtLeast,
-        ir.OutputBounds,
-        ir.Train,
-        ir.Certify,
-        ir.Smooth,
-        ir.DetectionEncoding,
-        ir.Attack,
-        ir.Evaluate,
-    )
-}
+
+def _ir_nodes() -> dict[str, type]:
+    """Every attrs class defined in `threatlang.ir`'s modules, by name: a new IR node (a new
+    threat family, say) is serialisable without an edit here. The class names are part of the
+    format, so two nodes may not share a name."""
+    import importlib
+    import pkgutil
+
+    out: dict[str, type] = {}
+    for info in pkgutil.iter_modules(ir.__path__):
+        module = importlib.import_module(f"{ir.__name__}.{info.name}")
+        for cls in vars(module).values():
+            if isinstance(cls, type) and attrs.has(cls) and cls.__module__ == module.__name__:
+                if out.setdefault(cls.__name__, cls) is not cls:
+                    raise TypeError(f"two IR nodes are named {cls.__name__}")
+    return out
+
+
+NODES: dict[str, type] = _ir_nodes()
 FORMAT = "threatlang-ir/1"
 
 
