@@ -32,10 +32,12 @@ def validate(spec: Spec, *, model_given: bool = False, data_given: bool = False)
 
     A model or data object handed to `run` stands in for the spec's reference, so a spec built
     in Python may leave `model`/`data` out when the caller supplies them."""
-    from .check import check_spec
+    from .check import check_spec, untrained_builtin
 
     given = {"model": model_given, "data": data_given}
     problems = check_spec(spec, skip=frozenset(k for k, v in given.items() if v))
+    if not model_given:
+        problems += untrained_builtin(spec)
     if problems:
         raise SpecError(problems)
     return spec

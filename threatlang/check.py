@@ -136,18 +136,26 @@ def _reference_problems(spec: Spec, out: list[Diagnostic]) -> None:
                     "one of " + ", ".join(sorted(known)),
                 )
             )
+
+
+def untrained_builtin(spec: Spec) -> list[Diagnostic]:
+    """A builtin model that nothing trains has no weights to run. Checked when a run starts
+    (`api.validate`), not at parse time: a model handed to `run(spec, model=...)` supplies them."""
+    model = spec.model
     if (
         model is not None
         and model.kind is ModelKind.BUILTIN
         and not any(isinstance(a, Train) for a in spec.actions)
     ):
-        out.append(
+        return [
             Diagnostic(
                 model.span,
                 f"builtin model '{model.name}' has no weights and the spec never trains it",
-                'a `train ...` action, or weights: state_dict("w.pt") { arch NAME }',
+                'a `train ...` action, weights: state_dict("w.pt") { arch NAME }, or a '
+                "module handed to threatlang.run(spec, model=...)",
             )
-        )
+        ]
+    return []
 
 
 def _domain(spec: Spec, shape, out: list[Diagnostic]) -> None:
