@@ -22,7 +22,7 @@ from .ir import (
     mask_size,
 )
 from .ir.refs import CORE_SOURCES
-from .ir.threats import threat_family
+from .ir.threats import InputBox, threat_family
 
 #: input shapes of the data sources whose shape is fixed
 _SOURCE_SHAPES = {
@@ -94,7 +94,7 @@ def _reference_problems(spec: Spec, out: list[Diagnostic]) -> None:
                 'e.g. model small_cnn, or model state_dict("w.pt") { arch small_cnn }',
             )
         )
-    if spec.data is None:
+    if spec.data is None and not isinstance(spec.threat, InputBox):  # a box needs no data
         out.append(
             Diagnostic(spec.span, f"spec '{spec.name}' has no data reference", "e.g. data digits")
         )

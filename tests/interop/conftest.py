@@ -15,14 +15,20 @@ def archs(monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     import archs
 
-    from threatlang.backends import base
+    from threatlang.backends import base, registry
+    from threatlang.ir import Certify, LabelUnchanged, Train
 
     class Owner(base.Backend):
         name = "owner"
-        architectures = {"tiny": "archs:tiny"}
+        capabilities = base.Capabilities(
+            families={"input ball", "patch"},
+            properties={LabelUnchanged},
+            offers=[base.Offer(Train, "standard"), base.Offer(Certify, "ibp")],
+            architectures={"tiny": "archs:tiny"},
+        )
 
         def compile(self, spec):  # pragma: no cover - not run
             raise AssertionError
 
-    monkeypatch.setattr(base, "backends", lambda: (Owner(),))
+    monkeypatch.setattr(registry, "backends", lambda: (Owner(),))
     return archs

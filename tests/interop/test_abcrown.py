@@ -72,7 +72,7 @@ def test_patch_and_parameter_threats_are_refused(onnx_model, tmp_path):
     params = parse(
         'spec w {\n model onnx("m.onnx")\n data digits\n'
         " threat l2_ball { around parameters\n radius 0.1 }\n"
-        " require accuracy_at_least(0.5)\n smooth percentile { sigma 0.1 }\n}\n"
+        " require accuracy_at_least(0.5)\n smooth median { sigma 0.1 }\n}\n"
     )
     with pytest.raises(UsageError, match="parameters"):
         export_abcrown(params, tmp_path / "y")

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import LabelUnchanged, LpBall, Norm, PatchSet, Smooth, Spec, Target
+from ..ir.properties import OutputsSatisfy
+from ..ir.threats import InputBox
 from .vnnlib import Box
 
 
@@ -24,10 +26,10 @@ def refuse_unless_boxes(spec: Spec) -> None:
                 f"spec '{spec.name}' has an l2 ball, which is not a box; VNN-LIB export "
                 "covers linf balls and patch sets (write the exact box with `linf_ball`)."
             )
-    elif not isinstance(threat, PatchSet):
+    elif not isinstance(threat, PatchSet | InputBox):
         raise UsageError(
             f"spec '{spec.name}' has a {what} threat, which is not a box or union of boxes; "
-            "VNN-LIB export covers linf input balls and patch sets."
+            "VNN-LIB export covers input boxes, linf input balls and patch sets."
         )
     refuse_preprocessing(spec)
     if any(isinstance(a, Smooth) for a in spec.actions):
@@ -35,10 +37,15 @@ def refuse_unless_boxes(spec: Spec) -> None:
             f"spec '{spec.name}' is certified by smoothing, a property of the smoothed "
             "classifier, not of the network; VNN-LIB cannot state it."
         )
-    if not isinstance(spec.require, LabelUnchanged):
+    if isinstance(threat, InputBox) and not isinstance(spec.require, OutputsSatisfy):
+        raise UsageError(
+            f"spec '{spec.name}' has an input box, which has no true label; VNN-LIB export "
+            "states `require outputs { ... }` for it."
+        )
+    if not isinstance(spec.require, LabelUnchanged | OutputsSatisfy):
         raise UsageError(
             f"spec '{spec.name}' requires {type(spec.require).__name__}; VNN-LIB export "
-            "states label_unchanged only."
+            "states label_unchanged and `require outputs { ... }`."
         )
 
 

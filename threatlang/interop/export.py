@@ -4,7 +4,9 @@
     DIR/vnnlib/NAME_I_KIND.vnnlib  one property per test example (and per radius)
     DIR/instances.csv             onnx,vnnlib,timeout per line, paths relative to DIR
 
-Each property is unsafe when some input in the threat's boxes changes the label.
+Each property is unsafe when some input in the threat's boxes changes the label, or (for
+`require outputs { ... }`) gives outputs where the required formula fails. An input box needs
+no data: it is one property.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Certify, ModelKind, ModelRef, Spec
+from ..ir.properties import OutputsSatisfy
+from ..ir.threats import InputBox
 from .boxes import example_queries, refuse_unless_boxes
-from .vnnlib import Query, label_unsafe
+from .vnnlib import Box, Query, label_unsafe
+from .vnnlib_props import unsafe_of
 from .vnnlib_write import write_v1, write_v2
 
 DEFAULT_TIMEOUT = 60.0
@@ -50,6 +55,8 @@ def export_vnnlib(
     from ..data import load_dataset
 
     refuse_unless_boxes(spec)
+    if isinstance(spec.threat, InputBox):
+        return _export_box(spec, Path(out_dir), weights, version, allow_code)
     if spec.data is None:
         raise UsageError(f"spec '{spec.name}' has no data: properties are stated per example.")
     splits = load_dataset(spec.data, spec.seed)
@@ -68,7 +75,12 @@ def export_vnnlib(
     props, rows = [], []
     for i, (x, y) in enumerate(zip(test.x, test.y, strict=True)):
         for suffix, boxes in _parts(example_queries(spec, x, low, high), split):
-            query = Query(shape, num_outputs, boxes, label_unsafe(int(y), num_outputs))
+            unsafe = (
+                unsafe_of(spec.require)
+                if isinstance(spec.require, OutputsSatisfy)
+                else label_unsafe(int(y), num_outputs)
+            )
+            query = Query(shape, num_outputs, boxes, unsafe)
             note = f"threatlang spec {spec.name}: test example {i} (label {int(y)}), {suffix}"
             text = write_v1(query, note) if version == 1 else write_v2(query, spec.name, note)
             path = out / "vnnlib" / f"{spec.name}_{i}_{suffix}.vnnlib"
@@ -78,6 +90,38 @@ def export_vnnlib(
     instances = out / "instances.csv"
     instances.write_text("\n".join(rows) + "\n")
     return Exported(onnx_path, tuple(props), instances)
+
+
+def _export_box(spec: Spec, out: Path, weights, version: int, allow_code: bool) -> Exported:
+    """One property: the box, and where `require outputs` fails."""
+    box, prop = spec.threat, spec.require
+    shape = tuple(spec.domain.shape) if spec.domain is not None else (box.dims,)
+    if int(np.prod(shape)) != box.dims:
+        raise UsageError(
+            f"spec '{spec.name}': the box has {box.dims} dimensions, the input shape {shape} "
+            f"has {int(np.prod(shape))}."
+        )
+    (out / "onnx").mkdir(parents=True, exist_ok=True)
+    (out / "vnnlib").mkdir(parents=True, exist_ok=True)
+    onnx_path = out / "onnx" / f"{spec.name}.onnx"
+    num_outputs = _write_model(spec, onnx_path, shape, prop.outputs, weights, allow_code)
+    if prop.outputs > num_outputs:
+        raise UsageError(
+            f"spec '{spec.name}' constrains y[{prop.outputs - 1}], but the network has "
+            f"{num_outputs} outputs."
+        )
+    query = Query(shape, num_outputs, (Box(box.lower, box.upper),), unsafe_of(prop))
+    note = f"threatlang spec {spec.name}: an input box, require outputs"
+    text = write_v1(query, note) if version == 1 else write_v2(query, spec.name, note)
+    path = out / "vnnlib" / f"{spec.name}.vnnlib"
+    path.write_text(text)
+    timeout = next(
+        (a.time_limit for a in spec.actions if isinstance(a, Certify) and a.time_limit),
+        DEFAULT_TIMEOUT,
+    )
+    instances = out / "instances.csv"
+    instances.write_text(f"{onnx_path.relative_to(out)},{path.relative_to(out)},{timeout:g}\n")
+    return Exported(onnx_path, (path,), instances)
 
 
 def _parts(queries, split: bool):

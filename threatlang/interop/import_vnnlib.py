@@ -1,8 +1,12 @@
-"""`threatlang import-vnnlib`: VNN-COMP instances (an ONNX model, `X_i`/`Y_j` properties that
-are a box or an `or` of boxes with a label_unchanged output) become a `.threat` spec.
+"""`threatlang import-vnnlib`: VNN-COMP instances (an ONNX model and `X_i`/`Y_j` properties)
+become `.threat` specs.
 
-The threat is recognised, then re-generated from the recognised spec and compared box for box
-with the file, so an import either states exactly the same boxes or refuses.
+Properties whose output constraint is label_unchanged around data points become one spec over
+those points: the threat (linf ball or patch set) is recognised, then re-generated from the
+recognised spec and compared box for box with the file, so an import either states exactly the
+same boxes or refuses. Any other linear output constraint (e.g. ACAS Xu's disjunctions) becomes
+one spec per instance: `threat box { ... }`, `require outputs { ... }` (the negation of the
+file's unsafe set) and `certify bab` with the instance's time-out.
 """
 
 from __future__ import annotations
@@ -19,39 +23,61 @@ from ..ir import AllLocations, Corners, Explicit, LpBall, Mask, PatchSet, Stride
 from ..ir.shapes import Diamond, Line, Orientation, Rectangle, Square
 from .boxes import ball_box, patch_boxes
 from .vnnlib import Box, Query, unsafe_label
+from .vnnlib_props import outputs_text, safe_formula
 from .vnnlib_read import read
+
+DEFAULT_TIMEOUT = 60.0
 
 
 @attrs.frozen(eq=False)
 class Instance:
     onnx: Path
     query: Query
-    label: int
+    label: int | None  # the label of a label_unchanged property, else None
+    vnnlib: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
 
 
 def read_instances(path: str | Path, onnx: str | Path | None = None) -> list[Instance]:
     """Instances from an instances.csv (paths relative to it) or one .vnnlib with `onnx`."""
     path = Path(path)
     if path.suffix == ".csv":
+        if not path.exists():
+            raise UsageError(f"instances file {path} not found.")
         rows = [r for r in csv.reader(path.read_text().splitlines()) if r and r[0].strip()]
-        pairs = [(path.parent / r[0].strip(), path.parent / r[1].strip()) for r in rows]
+        if any(len(r) < 2 for r in rows):
+            raise UsageError(f"{path}: each line needs onnx,vnnlib[,timeout].")
+        triples = [
+            (path.parent / r[0].strip(), path.parent / r[1].strip(), _timeout(r, path))
+            for r in rows
+        ]
     else:
         if onnx is None:
             raise UsageError(f"{path} needs its network: pass --onnx MODEL.onnx.")
-        pairs = [(Path(onnx), path)]
+        triples = [(Path(onnx), path, DEFAULT_TIMEOUT)]
     out = []
-    for model, prop in pairs:
+    for model, prop, timeout in triples:
         text = _read_text(prop)
-        query = read(text, _onnx_input_shape(model))
-        label = unsafe_label(query)
-        if label is None:
-            raise UsageError(
-                f"{prop}: the output constraint is not label_unchanged (an `or` of Y_j >= Y_l)."
-            )
-        out.append(Instance(model, query, label))
+        try:
+            query = read(text, _onnx_input_shape(model))
+        except UsageError as err:
+            raise UsageError(f"{prop}: {err}") from None
+        out.append(Instance(model, query, unsafe_label(query), prop, timeout))
     if not out:
         raise UsageError(f"{path} lists no instances.")
     return out
+
+
+def _timeout(row: list[str], path: Path) -> float:
+    if len(row) < 3 or not row[2].strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(row[2])
+    except ValueError:
+        raise UsageError(f"{path}: the timeout {row[2].strip()!r} is not a number.") from None
+    if not value > 0:
+        raise UsageError(f"{path}: the timeout {row[2].strip()!r} must be positive.")
+    return value
 
 
 def _read_text(path: Path) -> str:
@@ -176,9 +202,12 @@ def import_vnnlib(
     models = {i.onnx.resolve() for i in instances}
     if len(models) != 1:
         raise UsageError("the instances use several networks; import one network at a time.")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if any(i.label is None for i in instances):
+        return _import_general(instances, path, output, name, next(iter(models)))
     shape = instances[0].query.input_shape
     low, high = _range(instances)
-    output = Path(output)
     name = name or output.stem.replace("-", "_")
     balls = (
         _balls(instances, low, high) if all(len(i.query.boxes) == 1 for i in instances) else None
@@ -310,3 +339,55 @@ def _patch_text(threat: PatchSet) -> str:
         f"threat patch {{\n{shapes}\n    locations {where}\n"
         f"    values [{v.low!r}, {v.high!r}]\n  }}"
     )
+
+
+# ------------------------------------------------------------------ general linear properties
+def _import_general(instances, source, output: Path, name: str | None, model: Path) -> Path:
+    """One spec per instance (and per input box of it): box threat, outputs formula, bab."""
+    base = _identifier(name or output.stem)
+    rel = os.path.relpath(model, output.parent.resolve())
+    specs, used = [], set()
+    for k, inst in enumerate(instances):
+        q = inst.query
+        formula = safe_formula(q.unsafe)
+        stem = _identifier(inst.vnnlib.stem if inst.vnnlib is not None else str(k))
+        for b, box in enumerate(q.boxes):
+            if not (np.isfinite(box.lo).all() and np.isfinite(box.hi).all()):
+                raise UsageError(f"{inst.vnnlib}: an input is unbounded; a box needs both bounds.")
+            spec_name = f"{base}_{stem}" + (f"_box{b}" if len(q.boxes) > 1 else "")
+            while spec_name in used:
+                spec_name += "_"
+            used.add(spec_name)
+            specs.append(_box_spec(spec_name, rel, q, box, formula, inst.timeout))
+    note = f"# Imported from {Path(source).name}: {len(instances)} VNN-LIB properties."
+    output.write_text("threatlang 1\n\n" + note + "\n" + "\n".join(specs))
+    return output
+
+
+def _identifier(text: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    return out if out and not out[0].isdigit() else f"p_{out}"
+
+
+def _floats(values) -> str:
+    return "[" + ", ".join(repr(float(v) + 0.0) for v in values) + "]"
+
+
+def _box_spec(name: str, model: str, query: Query, box: Box, formula, timeout: float) -> str:
+    shape = query.input_shape
+    domain = ""
+    if len(shape) > 1:
+        lo, hi = float(box.lo.min()), float(box.hi.max())
+        hi = hi if hi > lo else lo + 1.0
+        dims = ", ".join(str(d) for d in shape)
+        domain = f"  input {{\n    shape ({dims})\n    range [{lo!r}, {hi!r}]\n  }}\n"
+    return f"""spec {name} {{
+  model onnx("{model}")
+{domain}  threat box {{
+    lower {_floats(box.lo)}
+    upper {_floats(box.hi)}
+  }}
+  {outputs_text(formula)}
+  certify bab {{ time_limit {timeout!r}s }}
+}}
+"""

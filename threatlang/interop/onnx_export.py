@@ -13,7 +13,6 @@ import numpy as np
 from torch import nn
 
 from ..errors import UsageError
-from .onnx_import import Normalize
 
 OPSET = 17
 
@@ -85,12 +84,6 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: str | Pat
             nodes.append(
                 helper.make_node("BatchNormalization", [current, *names], [out], epsilon=layer.eps)
             )
-        elif isinstance(layer, Normalize):
-            mid = f"{p}.centred"
-            nodes.append(
-                helper.make_node("Sub", [current, const(f"{p}.shift", layer.shift)], [mid])
-            )
-            nodes.append(helper.make_node("Div", [mid, const(f"{p}.scale", layer.scale)], [out]))
         elif isinstance(layer, nn.Identity | nn.Dropout):
             nodes.append(helper.make_node("Identity", [current], [out]))
         else:

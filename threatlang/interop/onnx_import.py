@@ -2,7 +2,9 @@
 
 The graph must be a chain (each node consumes the previous node's output plus constants), and
 becomes an `nn.Sequential` of plain torch layers, so every backend sees a network it can bound.
-Anything else is refused by name, never approximated. `check_against_onnxruntime` runs both on
+Add/Sub/Mul/Div by constants (input normalisation) become affine layers: folded into the
+preceding Linear, else a diagonal Linear (flat data) or a depthwise 1x1 Conv2d (per-channel
+constants on images). Anything else is refused by name, never approximated. `check_against_onnxruntime` runs both on
 random inputs and raises if they disagree.
 """
 
@@ -20,18 +22,6 @@ SUPPORTED = (
     "Gemm, MatMul(+Add), Add of a constant, Sub/Div by constants, Conv, Relu, Flatten, "
     "Reshape to (batch, -1), AveragePool, MaxPool, BatchNormalization, Identity, Dropout"
 )
-
-
-class Normalize(nn.Module):
-    """(x - shift) / scale with constant tensors: the input normalisation ONNX models often carry."""
-
-    def __init__(self, shift: torch.Tensor, scale: torch.Tensor):
-        super().__init__()
-        self.register_buffer("shift", shift)
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.shift) / self.scale
 
 
 def _onnx():
@@ -56,8 +46,10 @@ def load_onnx(path: str | Path) -> nn.Sequential:
     inputs = [i for i in graph.input if i.name not in consts]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise UsageError(f"{path}: only single-input, single-output ONNX models are supported.")
-    rank = len(inputs[0].type.tensor_type.shape.dim) or 4
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    rank = len(dims) or 4
     current, layers = inputs[0].name, []
+    affine = _Affine(tuple(dims[1:]), path)
     nodes = list(graph.node)
     i = 0
     while i < len(nodes):
@@ -73,15 +65,101 @@ def load_onnx(path: str | Path) -> nn.Sequential:
                 "chain of layers; only sequential networks are supported."
             )
         nxt = nodes[i + 1] if i + 1 < len(nodes) else None
+        if node.op_type in ("Add", "Sub", "Div", "Mul"):
+            affine.add(node, consts, layers)
+            current = node.output[0]
+            i += 1
+            continue
+        rank = affine.flush(layers, rank)
         layer, fused = _convert(node, nxt, consts, rank, path)
         if layer is not None:
             layers.append(layer)
             rank = _rank_after(layer, rank)
         current = (nxt if fused else node).output[0]
         i += 2 if fused else 1
+    affine.flush(layers, rank)
     if current != graph.output[0].name:
         raise UsageError(f"{path}: the graph output is not the end of the layer chain.")
     return nn.Sequential(*layers).eval()
+
+
+class _Affine:
+    """Consecutive Add/Sub/Mul/Div by constants, kept as `y = a * x + b` (per element) until a
+    real layer comes, then emitted as layers the bound engines handle."""
+
+    def __init__(self, input_shape: tuple[int, ...], path) -> None:
+        self.input_shape, self.path = input_shape, path
+        self.a: torch.Tensor | None = None
+        self.b: torch.Tensor | None = None
+
+    def _shape(self, layers) -> tuple[int, ...]:
+        if not self.input_shape or not all(d > 0 for d in self.input_shape):
+            raise UsageError(
+                f"{self.path}: the input shape is not static, so constant Add/Sub/Mul/Div "
+                "cannot be turned into layers; export the model with a fixed input shape."
+            )
+        with torch.no_grad():
+            x = torch.zeros(1, *self.input_shape)
+            return tuple(nn.Sequential(*layers).eval()(x).shape[1:])
+
+    def add(self, node, consts, layers) -> None:
+        const = [n for n in node.input if n in consts]
+        op = node.op_type
+        if len(const) != 1 or (node.input[0] in consts and op in ("Sub", "Div")):
+            raise UsageError(f"{self.path}: {op} needs the data first and one constant.")
+        if self.a is None:
+            shape = self._shape(layers)
+            self.a, self.b = (
+                torch.ones(shape, dtype=torch.float64),
+                torch.zeros(shape, dtype=torch.float64),
+            )
+        c = torch.from_numpy(np.asarray(consts[const[0]], dtype=np.float64))
+        while c.dim() > self.a.dim() and c.shape[0] == 1:
+            c = c[0]  # a leading batch dimension of 1
+        try:
+            c = torch.broadcast_to(c, self.a.shape)
+        except RuntimeError:
+            raise UsageError(
+                f"{self.path}: {op} by a constant of shape {tuple(c.shape)} does not fit the "
+                f"data of shape {tuple(self.a.shape)}."
+            ) from None
+        if op == "Div" and bool((c == 0).any()):
+            raise UsageError(f"{self.path}: Div by a constant with zeros.")
+        if op in ("Add", "Sub"):
+            self.b = self.b + c if op == "Add" else self.b - c
+        else:
+            factor = c if op == "Mul" else 1.0 / c
+            self.a, self.b = self.a * factor, self.b * factor
+
+    def flush(self, layers: list, rank: int) -> int:
+        """Emit the pending map as layers; returns the data's rank afterwards."""
+        if self.a is None:
+            return rank
+        a, b = self.a, self.b
+        self.a = self.b = None
+        if a.dim() == 1 and layers and isinstance(layers[-1], nn.Linear):
+            last = layers[-1]
+            with torch.no_grad():
+                bias = last.bias.double() if last.bias is not None else torch.zeros_like(a)
+                layers[-1] = _linear(
+                    (a[:, None] * last.weight.double()).numpy(), (a * bias + b).numpy()
+                )
+            return rank
+        if a.dim() == 1:
+            layers.append(_linear(torch.diag(a).numpy(), b.numpy()))
+            return rank
+        per_channel = a.dim() == 3 and all(bool((t == t[:, :1, :1]).all()) for t in (a, b))
+        if per_channel:
+            channels = a.shape[0]
+            conv = nn.Conv2d(channels, channels, 1, groups=channels)
+            with torch.no_grad():
+                conv.weight.copy_(a[:, 0, 0].reshape(channels, 1, 1, 1))
+                conv.bias.copy_(b[:, 0, 0])
+            layers.append(conv)
+            return rank
+        layers.append(nn.Flatten())  # per-element constants on images: act on the flat data
+        layers.append(_linear(torch.diag(a.flatten()).numpy(), b.flatten().numpy()))
+        return 2
 
 
 def _attrs(node) -> dict:
@@ -118,8 +196,6 @@ def _convert(node, nxt, consts, rank, path):
             b = consts.get(other[0]) if other else None
             fuse = b is not None
         return _linear(w, None if b is None else _bias(b, w.shape[0])), fuse
-    if op in ("Add", "Sub", "Div", "Mul"):
-        return _affine_const(node, consts, path), False
     if op == "Flatten":
         if a.get("axis", 1) != 1:
             raise UsageError(f"{path}: Flatten with axis {a['axis']} is not supported.")
@@ -130,6 +206,10 @@ def _convert(node, nxt, consts, rank, path):
             raise UsageError(f"{path}: Reshape to {shape} is not supported (only to (batch, -1)).")
         return nn.Flatten(), False
     if op == "Conv":
+        if rank != 4:
+            raise UsageError(
+                f"{path}: Conv after per-element constants on a flat tensor is not supported."
+            )
         return _conv(node, a, consts, path), False
     if op in ("AveragePool", "MaxPool"):
         return _pool(op, a, path), False
@@ -160,23 +240,6 @@ def _linear(w, b) -> nn.Linear:
         if b is not None:
             layer.bias.copy_(_t(b))
     return layer
-
-
-def _affine_const(node, consts, path) -> Normalize:
-    const = [n for n in node.input if n in consts]
-    if len(const) != 1 or node.input[0] in consts and node.op_type in ("Sub", "Div"):
-        raise UsageError(f"{path}: {node.op_type} needs the data first and one constant.")
-    c = _t(consts[const[0]])
-    one, zero = torch.ones_like(c), torch.zeros_like(c)
-    shift, scale = {
-        "Add": (-c, one),
-        "Sub": (c, one),
-        "Div": (zero, c),
-        "Mul": (zero, 1.0 / c),
-    }[node.op_type]
-    if node.op_type == "Mul" and bool((c == 0).any()):
-        raise UsageError(f"{path}: Mul by a constant with zeros is not supported.")
-    return Normalize(shift, scale)
 
 
 def _sym_pads(pads, path, op) -> tuple[int, ...]:

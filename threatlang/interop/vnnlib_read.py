@@ -10,6 +10,9 @@ import numpy as np
 from ..errors import UsageError
 from .vnnlib import Box, Linear, Query
 
+#: deepest nesting of parentheses we read (real properties nest a handful of levels; the
+#: recursive evaluation below would otherwise exhaust Python's stack on hostile input)
+MAX_DEPTH = 200
 _TOKEN = re.compile(r";[^\n]*|\(|\)|<\d[\d.]*>|[^\s()\[]+\[[^\]]*\]|[^\s()]+")
 
 
@@ -20,6 +23,11 @@ def _sexprs(text: str):
             continue
         if tok == "(":
             stack.append([])
+            if len(stack) > MAX_DEPTH + 1:
+                raise UsageError(
+                    f"VNN-LIB text nests parentheses deeper than {MAX_DEPTH} levels; "
+                    "no property needs that (is the file generated correctly?)."
+                )
         elif tok == ")":
             if len(stack) == 1:
                 raise UsageError("VNN-LIB text has an unmatched ')'.")

@@ -11,7 +11,7 @@ from .vnnlib import Box, Linear, Query
 
 
 def _num(v: float) -> str:
-    return repr(float(v))
+    return repr(float(v) + 0.0)  # never "-0.0"
 
 
 def _split(boxes: tuple[Box, ...]):
@@ -41,8 +41,12 @@ def _term(out, t: Linear) -> str:
         pos = next(i for i, c in t.terms if c == 1.0)
         neg = next(i for i, c in t.terms if c == -1.0)
         return f"(>= {out(neg)} {out(pos)})"
+    if len(t.terms) == 1 and abs(t.terms[0][1]) == 1.0:
+        (i, c), rhs = t.terms[0], t.rhs
+        return f"(<= {out(i)} {_num(rhs)})" if c > 0 else f"(>= {out(i)} {_num(-rhs)})"
     lhs = " ".join(f"(* {_num(c)} {out(i)})" for i, c in t.terms)
-    return f"(<= (+ {lhs}) {_num(t.rhs)})"
+    lhs = lhs if len(t.terms) == 1 else f"(+ {lhs})"
+    return f"(<= {lhs} {_num(t.rhs)})"
 
 
 def _unsafe(query: Query, out) -> str:

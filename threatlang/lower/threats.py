@@ -21,10 +21,12 @@ from ..ir import (
     ValueRange,
 )
 from ..ir.shapes import SHAPES, Diamond, Line, Mask, Orientation, Parallelogram, Rectangle, Square
+from ..ir.threats import InputBox
 from ..syntax import Call, ListV, Name, Stmt, TupleV, describe
+from .formulas import lower_outputs
 from .reader import BAD, Block, Diagnostics, Values, build, call_args, choices
 
-THREAT_KINDS = ("patch", "l2_ball", "linf_ball", "bid_support", "pyramid")
+THREAT_KINDS = ("patch", "l2_ball", "linf_ball", "bid_support", "pyramid", "box")
 SHAPE_USAGE = {
     "square": "square(n)",
     "rectangle": "rectangle(height, width)",
@@ -47,6 +49,7 @@ def lower_threat(stmt: Stmt, diags: Diagnostics) -> object:
         "linf_ball": _ball,
         "bid_support": _bids,
         "pyramid": _pyramid,
+        "box": _box,
     }
     return lowerers[kind](kind, stmt, block, values, diags)
 
@@ -242,6 +245,38 @@ def _pyramid(kind, stmt, block: Block, values: Values, diags):
     return build(diags, Pyramid, stmt.span, spans, **kwargs)
 
 
+BOX_USAGE = "lower [...] and upper [...], or bounds [(low, high), ...], one per input dimension"
+
+
+def _box(kind, stmt, block: Block, values: Values, diags):
+    """`threat box { lower [...]; upper [...] }` or `threat box { bounds [(lo, hi), ...] }`."""
+    lower, upper, bounds = block.take("lower"), block.take("upper"), block.take("bounds")
+    block.reject_rest(["lower", "upper", "bounds"])
+    spans = {}
+    if bounds is not None:
+        if lower is not None or upper is not None:
+            first = lower or upper
+            return diags.error(first.key_span, "give `bounds` or `lower`/`upper`, not both")
+        items = values.sequence(bounds.value, "bounds", bounds.span)
+        if items is BAD:
+            return BAD
+        pairs = [
+            values.pair(item, "a dimension's bounds", bounds.span, values.real) for item in items
+        ]
+        if BAD in pairs:
+            return BAD
+        lo, hi = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        spans = {"lower": bounds.span, "upper": bounds.span}
+    elif lower is not None and upper is not None:
+        lo = values.many(lower.value, "lower", lower.span, values.real)
+        hi = values.many(upper.value, "upper", upper.span, values.real)
+        spans = {"lower": lower.span, "upper": upper.span}
+    else:
+        missing = "upper" if lower is not None else "lower"
+        return diags.error(stmt.span, f"threat box needs `{missing}`", BOX_USAGE)
+    return build(diags, InputBox, stmt.span, spans, lower=lo, upper=hi)
+
+
 PROPERTIES = {
     "label_unchanged": (LabelUnchanged, None),
     "output_bounds": (OutputBounds, None),
@@ -256,8 +291,15 @@ def lower_property(stmt: Stmt, diags: Diagnostics):
     v = stmt.value
     name = v.name if isinstance(v, Call) else v.text if isinstance(v, Name) else None
     usage = (
-        "label_unchanged, output_bounds, iou_at_least(tau), regret_at_most(r), accuracy_at_least(a)"
+        "label_unchanged, output_bounds, iou_at_least(tau), regret_at_most(r), "
+        "accuracy_at_least(a), outputs { ... }"
     )
+    if name == "outputs" and isinstance(v, Name):
+        return lower_outputs(stmt, diags)
+    if stmt.block is not None:
+        return diags.error(
+            stmt.block[0].span if stmt.block else stmt.span, "require takes no block"
+        )
     if name not in PROPERTIES:
         where = v.span if v is not None else stmt.span
         what = (

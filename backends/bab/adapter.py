@@ -1,0 +1,165 @@
+"""The one place branch and bound touches the bound engine (`backends/ibp/bounds`).
+
+Everything else in this package sees `EngineNet.bound`: lower bounds on linear functions of the
+outputs (a C matrix) over a batch of input boxes, with some ReLUs fixed active or inactive (the
+splits), plus what branching needs: the input coefficients of each bound (input splitting) and
+each ReLU's pre-activation bounds and output coefficients (ReLU splitting). When the engine
+exposes this over traced graphs, only this module changes.
+
+Bounds are computed in float64 on a copy of the model, so round-off cannot turn a violated
+property into a proof for any margin above ~1e-12.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from threatlang.backends.ibp.bounds import (
+    BackwardOptions,
+    Box,
+    LowerSlope,
+    UnsupportedLayer,
+    back_substitute,
+    build_ops,
+    forward,
+)
+from threatlang.backends.ibp.bounds.affine import (
+    BoundBatchNorm,
+    BoundConv2d,
+    BoundFlatten,
+    BoundIdentity,
+    BoundLinear,
+)
+from threatlang.backends.ibp.bounds.nonlinear import BoundReLU
+from threatlang.backends.ibp.inputs import BoxInput
+
+__all__ = ["Bounds", "EngineNet", "UnsupportedLayer"]
+
+DTYPE = torch.float64
+_OPTS = BackwardOptions(LowerSlope.ADAPTIVE)
+
+
+@attrs.frozen(eq=False)
+class Bounds:
+    """Bounds for N domains and S output rows."""
+
+    lower: Tensor  # (N, S) lower bounds on C @ y
+    a_in: Tensor  # (N, S, d) input coefficients of the lower bound (flattened input)
+    pre: tuple[tuple[Tensor, Tensor], ...]  # per ReLU: (lo, hi) of its input, (N, n_l) each
+    relu_a: tuple[Tensor, ...]  # per ReLU: coefficients (N, S, n_l) on its output
+    empty: Tensor  # (N,) bool: the splits contradict each other (the domain is empty)
+
+
+class EngineNet:
+    """A model compiled for bounding; raises `UnsupportedLayer` naming what it cannot bound."""
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        self.model = copy.deepcopy(model).to(DTYPE).eval()
+        self.input_shape = tuple(input_shape)
+        self.ops = build_ops(self.model)
+        self.relus = [i for i, op in enumerate(self.ops) if isinstance(op, BoundReLU)]
+        with torch.no_grad():
+            x = torch.zeros(1, *self.input_shape, dtype=DTYPE)
+            sizes = []
+            for i, op in enumerate(self.ops):
+                if i in self.relus:
+                    sizes.append(x[0].numel())
+                x = op.forward(x)
+        self.relu_sizes = tuple(sizes)
+        self.outputs = x[0].numel()
+
+    @property
+    def dims(self) -> int:
+        return int(torch.tensor(self.input_shape).prod())
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Outputs (N, outputs) for flat inputs (N, d)."""
+        return forward(self.ops, x.reshape(-1, *self.input_shape)).flatten(1)
+
+    def bound(
+        self, lo: Tensor, hi: Tensor, c: Tensor, splits: tuple[Tensor, ...] | None = None
+    ) -> Bounds:
+        """CROWN (adaptive lower slopes, intermediate ReLU bounds by CROWN, all intersected
+        with IBP) of `c @ y` over the boxes [lo, hi] (N, d); `splits[l]` (N, n_l) holds +1
+        (active: pre >= 0), -1 (inactive: pre <= 0) or 0 per neuron of ReLU layer l."""
+        with torch.no_grad():
+            return self._bound(lo, hi, c, splits)
+
+    def _bound(self, lo, hi, c, splits) -> Bounds:
+        n = lo.shape[0]
+        shape = self.input_shape
+        box = Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
+        inputs = BoxInput(box)
+        trace: dict = {}
+        empty = torch.zeros(n, dtype=torch.bool)
+        pre = []
+        for i, op in enumerate(self.ops):
+            if isinstance(op, BoundReLU):
+                layer = len(pre)
+                if not _ibp_exact(self.ops[:i]):
+                    box = _intersect(box, _crown_box(inputs, self.ops[:i], box, trace))
+                low, up = box.lo.flatten(1), box.hi.flatten(1)
+                if splits is not None and splits[layer] is not None:
+                    s = splits[layer]
+                    low = torch.where(s > 0, low.clamp(min=0), low)
+                    up = torch.where(s < 0, up.clamp(max=0), up)
+                    empty |= (low > up).any(1)
+                    up = torch.maximum(up, low)
+                    box = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
+                pre.append((low, up))
+            trace[id(op)] = box
+            box = op.interval(box, trace)
+        s_rows = c.shape[0]
+        a = (
+            c.to(DTYPE)
+            .reshape(1, s_rows, *box.centre.shape[1:])
+            .expand(n, -1, *box.centre.shape[1:])
+        )
+        ibp = (a.flatten(2) * box.centre.flatten(1)[:, None]).sum(2) - (
+            a.flatten(2).abs() * box.radius.flatten(1)[:, None]
+        ).sum(2)
+        relu_a = []
+        bias = a.new_zeros(n, s_rows)
+        for op in reversed(self.ops):
+            if isinstance(op, BoundReLU):
+                relu_a.append(a.flatten(2))
+            a, b = op.backward(a, trace, _OPTS)
+            bias = bias + b
+        crown = inputs.concretize(a, bias)
+        return Bounds(
+            lower=torch.maximum(crown, ibp),
+            a_in=a.flatten(2),
+            pre=tuple(pre),
+            relu_a=tuple(reversed(relu_a)),
+            empty=empty,
+        )
+
+
+def _ibp_exact(prefix) -> bool:
+    """IBP is exact per neuron after one affine layer (and per-element maps) on a box."""
+    weighted = [op for op in prefix if isinstance(op, BoundLinear | BoundConv2d)]
+    elementwise = all(
+        isinstance(op, BoundLinear | BoundConv2d | BoundBatchNorm | BoundFlatten | BoundIdentity)
+        for op in prefix
+    )
+    return elementwise and len(weighted) <= 1
+
+
+def _crown_box(inputs: BoxInput, prefix, box: Box, trace) -> Box:
+    n, shape = box.centre.shape[0], box.centre.shape[1:]
+    d = box.centre[0].numel()
+    eye = torch.eye(d, dtype=box.centre.dtype)
+    spec = torch.cat([eye, -eye]).reshape(1, 2 * d, *shape).expand(n, -1, *shape)
+    a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
+    bounds = inputs.concretize(a_in, bias)
+    return Box.from_bounds(bounds[:, :d].reshape(n, *shape), (-bounds[:, d:]).reshape(n, *shape))
+
+
+def _intersect(a: Box, b: Box) -> Box:
+    lo = torch.maximum(a.lo, b.lo)
+    hi = torch.minimum(a.hi, b.hi)
+    return Box.from_bounds(lo, torch.maximum(hi, lo))

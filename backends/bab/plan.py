@@ -1,0 +1,67 @@
+"""The compiled `certify bab` spec: which box, which property, which options (no torch)."""
+
+from __future__ import annotations
+
+import attrs
+
+from threatlang.backends.base import Plan, bind_options
+from threatlang.ir import Spec
+from threatlang.ir.actions import Certify
+from threatlang.ir.properties import OutputsSatisfy, constraints
+from threatlang.ir.threats import InputBox
+
+from .config import BabCertifyOptions, BabOptions
+
+VERDICTS = (
+    "holds = proved for every input in the box (record status certified); "
+    "violated = a counterexample the original model confirms (falsified); "
+    "unknown = neither within the limits, with the reason (timeout at the time limit, "
+    "unknown otherwise)"
+)
+
+
+@attrs.frozen
+class BabPlan(Plan):
+    spec: Spec
+    box: InputBox
+    prop: OutputsSatisfy
+    options: BabOptions
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        d = self.spec.domain
+        return tuple(d.shape) if d is not None else (self.box.dims,)
+
+    def describe(self) -> str:
+        o = self.options
+        atoms = len(constraints(self.prop.formula))
+        branching = (
+            f"auto (inputs when <= {o.input_split_max_dims} dimensions, else ReLUs)"
+            if o.branching == "auto"
+            else o.branching
+        )
+        lines = [
+            f"bab plan for spec {self.spec.name}: an input box of {self.box.dims} dimensions, "
+            f"a property of {atoms} linear output constraint(s)",
+            f"  bound: CROWN on our engine (float64), {o.batch} domains per engine call",
+            f"  attack first: PGD {o.pgd_restarts} restarts x {o.pgd_steps} steps; every open "
+            "domain's centre and worst vertex checked too",
+            f"  branching: {branching}; at most {o.max_domains} open domains",
+            f"  time limit {o.time_limit:g}s"
+            + (f" per shard, {o.shards} shards as work items" if o.shards > 1 else ""),
+            f"  verdicts: {VERDICTS}",
+        ]
+        return "\n".join(lines)
+
+    def run(self, ctx):
+        from .run import run_plan
+
+        return run_plan(self, ctx)
+
+
+def compile_plan(spec: Spec) -> BabPlan:
+    box, prop = spec.threat, spec.require
+    assert isinstance(box, InputBox) and isinstance(prop, OutputsSatisfy)
+    certify = next(a for a in spec.actions if isinstance(a, Certify))
+    options = bind_options(BabCertifyOptions, certify.options, "certify bab")
+    return BabPlan(spec, box, prop, options.resolve(certify.time_limit))
