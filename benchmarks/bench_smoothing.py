@@ -31,9 +31,9 @@ from threatlang.backends.smoothing.detection.encoding import (
 )
 from threatlang.backends.smoothing.detection.scenes import make_scenes
 from threatlang.backends.smoothing.detection.training import TrainConfig, train_detector
-from threatlang.backends.smoothing.percentile import order_statistic_bounds
 from threatlang.backends.smoothing.regression import PercentileConfig, certify_regression
 from threatlang.backends.smoothing.sampling import make_generator
+from threatlang.stats import order_statistic_bounds
 
 THRESHOLDS = (0.1, 0.2, 0.4, 0.6, 0.8)
 

@@ -1,5 +1,8 @@
 """Order statistics that certify percentile smoothing (dissertation §3.4-3.5, Algorithm 4 of §5.6.5).
 
+Shared math in the core (numpy/scipy only, no torch): smoothing over inputs (chapter 3) and
+over parameters (chapter 5, the watermark backend) both read their ranks from here.
+
 Percentile smoothing of ``f`` (Definition 1) is the ``p``-th percentile of ``f(x + G)``,
 ``G ~ N(0, sigma^2 I)``.  Lemma 3.1: for every ``||delta||_2 < eps``
 
@@ -26,8 +29,9 @@ K_{k_upper}]`` then holds with probability at least ``1 - 2 (1 - confidence)``; 
 
 When ``n`` is too small the needed rank would be ``K_0`` or ``K_{n+1}`` (an infinite bound):
 the answer is :class:`InsufficientSamples` carrying the smallest ``n`` that would do — never a
-bound.  This module needs only numpy and scipy, so other backends (chapter 5, smoothing over
-parameters) can import it without torch.
+bound, and never an exception: a large ``eps/sigma`` needs an astronomical ``n`` (about
+``-log(1 - confidence) / Phi(-eps/sigma)``, e.g. 1.5e24 samples at eps/sigma = 10), which is
+computed in log space and reported, never handed to scipy.
 
 >>> s = order_statistic_bounds(2000, eps_over_sigma=0.36 / 0.25, confidence=0.99999)
 >>> (s.k_lower, s.k_upper)
@@ -45,7 +49,9 @@ from scipy import stats
 __all__ = [
     "InsufficientSamples",
     "OrderStatistics",
+    "EXACT_LIMIT",
     "certified_interval",
+    "describe_samples",
     "min_samples",
     "order_statistic_bounds",
     "p_bounds",
@@ -117,7 +123,7 @@ class InsufficientSamples:
     """``n`` samples cannot certify this ``eps/sigma`` at this confidence: status ``unknown``."""
 
     n: int
-    min_n: int
+    min_n: int | None  # None: more than 10^300 samples (see `min_samples`)
     reason: str
 
 
@@ -145,20 +151,55 @@ def _upper_rank(n: int, p_upper: float, confidence: float) -> int:
     return lo
 
 
-def min_samples(eps_over_sigma: float, confidence: float, p: float = 0.5) -> int:
-    """Smallest ``n`` for which both ranks are finite (``k_lower >= 1`` and ``k_upper <= n``).
+#: beyond this many samples the exact binomial check is skipped: no run draws that many, scipy's
+#: binomial needs n < 2^63, and the closed form below is exact up to rounding anyway
+EXACT_LIMIT = 10**12
 
-    Closed form: ``1 - (1 - p_lower)^n >= c`` and ``1 - p_upper^n >= c``, then checked exactly.
+
+def min_samples(eps_over_sigma: float, confidence: float, p: float = 0.5) -> int | None:
+    """Smallest ``n`` for which both ranks are finite (``k_lower >= 1`` and ``k_upper <= n``);
+    ``None`` when it exceeds 10^300 (the percentile bounds are 0 and 1 in double precision).
+
+    Closed form (exact): ``1 - (1 - p_lower)^n >= c`` and ``1 - p_upper^n >= c``, i.e.
+    ``n >= log(1 - c) / log(1 - q)`` for ``q = p_lower`` and ``q = 1 - p_upper``; both tails are
+    taken in log space (``logcdf``/``logsf``) so a tiny ``q`` neither rounds to 0 nor overflows.
+    Counts up to `EXACT_LIMIT` are then confirmed with the binomial search itself.
     """
     _check_confidence(confidence)
+    _check_p(p)
+    if eps_over_sigma < 0:
+        raise ValueError(f"eps/sigma must be >= 0, got {eps_over_sigma}")
+    z = float(stats.norm.ppf(p))
+    log_q = min(
+        float(stats.norm.logcdf(z - eps_over_sigma)), float(stats.norm.logsf(z + eps_over_sigma))
+    )
+    log_n = math.log(-math.log1p(-confidence)) - _log_neg_log1m(log_q)
+    if log_n > math.log(10.0) * 300:
+        return None
+    n = max(1, math.ceil(math.exp(log_n) * (1 - 1e-12)) - 1)
+    if n > EXACT_LIMIT:
+        return math.ceil(math.exp(log_n))
     p_lower, p_upper = _p_bounds_ratio(p, eps_over_sigma)
-    need = [math.log1p(-confidence) / math.log1p(-q) for q in (p_lower, 1.0 - p_upper) if q > 0]
-    if len(need) < 2:
-        raise ValueError("eps/sigma so large that the percentile bounds are 0 or 1: no n suffices")
-    n = max(1, math.ceil(max(need)) - 1)
     while not _adequate(n, p_lower, p_upper, confidence):
         n += 1
     return n
+
+
+def _log_neg_log1m(log_q: float) -> float:
+    """``log(-log(1 - q))`` from ``log q``, accurate when ``q`` underflows a double."""
+    if log_q > -20.0:
+        return math.log(-math.log1p(-math.exp(log_q)))
+    return log_q  # -log(1 - q) = q (1 + q/2 + ...), and q < 2e-9 here
+
+
+def describe_samples(n: int | None) -> str:
+    """A sample count for a message: exact when small, else its first three digits."""
+    if n is None:
+        return "1e300"
+    if n <= EXACT_LIMIT:
+        return f"{n}"
+    exponent = len(str(n)) - 1
+    return f"{int(str(n)[:3]) / 100:.2f}e+{exponent}"  # truncated, so "n >= ..." stays true
 
 
 def _adequate(n: int, p_lower: float, p_upper: float, confidence: float) -> bool:
@@ -191,7 +232,12 @@ def order_statistic_bounds(
             reason=(
                 f"{n} samples cannot bound percentiles {p_lower:.4g}/{p_upper:.4g} "
                 f"(eps/sigma={eps_over_sigma:.4g}) at confidence {confidence:.10g}; "
-                f"need n >= {min_n}"
+                f"need n >= {describe_samples(min_n)}"
+                + (
+                    ""
+                    if min_n is not None and min_n <= EXACT_LIMIT
+                    else ", more than any run draws"
+                )
             ),
         )
     return OrderStatistics(

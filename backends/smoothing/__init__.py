@@ -2,8 +2,8 @@
 
 Light on purpose: importing this package pulls in neither torch nor scipy.  It declares the
 capabilities and compiles a spec to a plan; the plan imports the compute modules when it runs.
-The compute modules are usable on their own: :mod:`.percentile` (order statistics, numpy/scipy
-only), :mod:`.regression`, :mod:`.mean`, :mod:`.classify`, and :mod:`.detection`.
+The compute modules are usable on their own: :mod:`.regression`, :mod:`.mean`, :mod:`.classify`
+and :mod:`.detection`; the order statistics live in the core (:mod:`threatlang.stats`).
 """
 
 from __future__ import annotations

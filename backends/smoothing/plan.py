@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from threatlang.backends.base import Plan, bind_options
+from threatlang.backends.choices import GeneratedData, SmoothKind
 from threatlang.ir import Spec
 from threatlang.ir.actions import (
     Attack,
@@ -12,7 +13,6 @@ from threatlang.ir.actions import (
     Train,
 )
 from threatlang.ir.properties import IoUAtLeast
-from threatlang.ir.refs import DataSource
 
 from .config import (
     Bin,
@@ -26,7 +26,6 @@ from .config import (
     SceneDataOptions,
     Sort,
 )
-from threatlang.backends.choices import GeneratedData, SmoothKind
 
 __all__ = ["ClassifyPlan", "DetectionPlan", "RegressionPlan", "compile_plan"]
 

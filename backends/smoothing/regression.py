@@ -13,7 +13,8 @@ from collections.abc import Callable
 import attrs
 import torch
 
-from .percentile import InsufficientSamples, OrderStatistics, order_statistic_bounds
+from threatlang.stats import InsufficientSamples, OrderStatistics, order_statistic_bounds
+
 from .sampling import monte_carlo
 
 __all__ = ["PercentileConfig", "RegressionCertificate", "certify_regression", "certify_sorted"]

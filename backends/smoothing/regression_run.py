@@ -15,11 +15,11 @@ import torch
 
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
+from threatlang.stats import InsufficientSamples
 
 from .classify_run import build_model, load_data
 from .config import Outputs
 from .mean import MeanConfig, certify_mean
-from .percentile import InsufficientSamples
 from .regression import PercentileConfig, certify_regression
 from .sampling import make_generator
 

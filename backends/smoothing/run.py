@@ -10,6 +10,7 @@ import torch
 
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
+from threatlang.stats import InsufficientSamples, per_side_confidence
 
 from .detection.attack import dag_attack, supports_dag
 from .detection.certify import detection_stats
@@ -20,7 +21,6 @@ from .detection.plot import plot_certified_boxes
 from .detection.scenes import CLASS_NAMES
 from .detection.types import Detections, from_torchvision
 from .models_io import build_denoiser, build_detector, load_scenes
-from .percentile import InsufficientSamples, per_side_confidence
 from .sampling import make_generator
 
 __all__ = ["run_detection"]

@@ -7,7 +7,7 @@ Corollary 5.0.1: with θ-noise G ~ N(0, σ²I) and f(θ) the trigger-set accurac
 Algorithm 3 estimates the left side from n draws: sort the accuracies f(θ + G_i) and take the
 order statistic chosen by Algorithm 4's binomial search, which lower-bounds h̲_{Φ(−ε/σ)}(θ) with
 probability at least ``confidence`` over the draws. The order statistics come from the shared
-``smoothing.percentile`` module; where n is too small for a radius the answer is ``None`` with
+``threatlang.stats`` module; where n is too small for a radius the answer is ``None`` with
 the smallest n that would do — never a bound.
 """
 
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..smoothing.percentile import InsufficientSamples, order_statistic_bounds
+from threatlang.stats import InsufficientSamples, order_statistic_bounds
+
 from .config import NoiseStrategy
 from .param_noise import accuracy_under_noise
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from threatlang.backends.smoothing.percentile import (
+from threatlang.stats import (
     InsufficientSamples,
     OrderStatistics,
     certified_interval,
@@ -121,3 +121,25 @@ def test_certified_interval_indexes_sorted_samples():
     np.testing.assert_array_equal(lo, samples[s.k_lower - 1])
     with pytest.raises(ValueError):
         certified_interval(samples[:10], s)
+
+
+@pytest.mark.parametrize("ratio,p", [(10.0, 0.5), (8.0, 0.1), (6.0, 0.5), (20.0, 0.9)])
+def test_large_eps_over_sigma_is_unknown_with_the_exact_count(ratio, p):
+    """Issue 15: eps/sigma = 10 raised "no n suffices" and eps/sigma = 8 at p = 0.1 handed
+    scipy an n above 2^63. Both are `unknown` carrying the closed-form count, checked here
+    against 50-digit arithmetic (a sample count always exists: Phi(-eps/sigma) > 0)."""
+    conf = 0.99999
+    r = order_statistic_bounds(2000, ratio, conf, p)
+    assert isinstance(r, InsufficientSamples)
+    with mpmath.workdps(50):
+        z = mpmath.sqrt(2) * mpmath.erfinv(2 * mpmath.mpf(p) - 1)
+        q = min(mpmath.ncdf(z - ratio), mpmath.ncdf(-(z + ratio)))
+        exact = mpmath.log(1 - mpmath.mpf(conf)) / mpmath.log1p(-q)
+    assert r.min_n == pytest.approx(float(exact), rel=1e-6)
+    assert r.min_n > 2000 and "need" in r.reason
+
+
+def test_ratio_beyond_double_precision_reports_no_count():
+    r = order_statistic_bounds(2000, 40.0, 0.99999)
+    assert isinstance(r, InsufficientSamples) and r.min_n is None
+    assert "n >= 1e300" in r.reason

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import attrs
 import pytest
@@ -42,7 +43,7 @@ def _spec(tmp_path, samples=250, text=SPEC):
 
 def test_importing_the_backend_pulls_in_no_torch():
     code = (
-        "import sys, threatlang.backends.smoothing as s, threatlang.backends.smoothing.percentile;"
+        "import sys, threatlang.backends.smoothing as s, threatlang.backends.smoothing.plan, threatlang.stats;"
         "print(s.BACKEND.name, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -205,3 +206,30 @@ def test_user_detector_in_torchvision_convention_through_the_api(tmp_path):
     assert {r.status.value for r in result.records} == {"certified"}
     assert "raw head" in m["attack_skipped"]
     assert not (tmp_path / "r" / "detector.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {"sigma 0.25": "sigma 0.1", "radius 0.25": "radius 1.0"},  # issue 15: "no n suffices"
+        {  # issue 15: scipy was handed an n above 2^63
+            "sigma 0.25": "sigma 0.1\n    percentile 0.1",
+            "radius 0.25": "radius 0.8",
+            "smooth median": "smooth percentile",
+        },
+    ],
+)
+def test_large_radius_over_sigma_runs_and_answers_unknown(tmp_path, edits):
+    """A sample count exists (Phi(-eps/sigma) > 0) but no run can draw it: every example is
+    `unknown` with the count in the reason, before any training or sampling."""
+    text = Path("specs/output_bounds.threat").read_text()
+    for old, new in edits.items():
+        text = text.replace(old, new)
+    spec = _spec(tmp_path, text=text)
+    assert BACKEND.accepts(spec) == ()
+    result = threatlang.run(spec, output=tmp_path / "run", quiet=True)
+    assert {r.status.value for r in result.records} == {"unknown"}
+    assert len(result.records) == 50
+    assert "more than any run draws" in result.records[0].reason
+    assert result.summary.metrics["min_samples"] > 10**18
+    assert not (tmp_path / "run" / "classifier.pt").exists()

@@ -14,9 +14,9 @@ from scipy import stats
 
 from threatlang.backends.smoothing.classify import ABSTAIN, ClassifyConfig, certify
 from threatlang.backends.smoothing.mean import MeanConfig, certify_mean
-from threatlang.backends.smoothing.percentile import OrderStatistics
 from threatlang.backends.smoothing.regression import PercentileConfig, certify_regression
 from threatlang.backends.smoothing.sampling import make_generator, monte_carlo
+from threatlang.stats import OrderStatistics
 
 TRIALS = 400
 P_REJECT = 1e-3

@@ -106,7 +106,7 @@ def test_detections_cat_pads_widths():
 def test_certify_encoded_matches_a_plain_sort():
     """The active-column sort gives exactly the order statistics of a full sort along samples."""
     from threatlang.backends.smoothing.detection.certify import certify_encoded
-    from threatlang.backends.smoothing.percentile import order_statistic_bounds
+    from threatlang.stats import order_statistic_bounds
 
     g = torch.Generator().manual_seed(0)
     n = 200

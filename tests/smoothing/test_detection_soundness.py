@@ -14,8 +14,8 @@ from threatlang.backends.smoothing.detection.encoding import Binning, EncodingCo
 from threatlang.backends.smoothing.detection.models import TinyDetector
 from threatlang.backends.smoothing.detection.pipeline import SmoothingSetup, certify_image
 from threatlang.backends.smoothing.detection.types import Detections
-from threatlang.backends.smoothing.percentile import order_statistic_bounds
 from threatlang.backends.smoothing.sampling import make_generator
+from threatlang.stats import order_statistic_bounds
 
 SIZE = 16
 W = torch.zeros(4, 1, SIZE, SIZE)  # each box coordinate reads one direction of the image

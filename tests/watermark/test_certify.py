@@ -2,7 +2,6 @@ import numpy as np
 import torch
 from scipy import stats
 
-from threatlang.backends.smoothing.percentile import order_statistic_bounds
 from threatlang.backends.watermark.certify import (
     certify_samples,
     certify_watermark,
@@ -10,6 +9,7 @@ from threatlang.backends.watermark.certify import (
     median_upper_bound,
 )
 from threatlang.backends.watermark.param_noise import detached_params
+from threatlang.stats import order_statistic_bounds
 
 from .conftest import tiny_mlp
 

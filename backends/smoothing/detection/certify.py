@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import attrs
 import torch
 
-from ..percentile import InsufficientSamples, OrderStatistics, order_statistic_bounds
+from threatlang.stats import InsufficientSamples, OrderStatistics, order_statistic_bounds
+
 from ..sampling import noise_batches
 from .encoding import SENTINEL, EncodingConfig, encode_active, num_bins
 from .types import Detections, from_torchvision

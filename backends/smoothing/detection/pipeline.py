@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import attrs
 import torch
 
-from ..percentile import OrderStatistics
+from threatlang.stats import OrderStatistics
+
 from .certify import SlotCertificate, certify_encoded, sample_detections
 from .encoding import Binning, EncodingConfig, Sorting
 from .metrics import Counts, certified_counts, smoothed_counts
