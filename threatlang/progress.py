@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from rich.console import Console
@@ -27,8 +27,14 @@ class ProgressFactory:
         self.enabled = not quiet and console.is_terminal and sys.stderr.isatty()
 
     def track(
-        self, items: Iterable[T], total: int | None = None, description: str = ""
+        self,
+        items: Iterable[T],
+        total: int | None = None,
+        description: str = "",
+        sizes: Sequence[int] | None = None,
     ) -> Iterator[T]:
+        """Yield `items`, advancing the bar by 1 per item, or by `sizes[i]` for item i (a
+        group of examples computed together counts as its examples)."""
         if not self.enabled:
             yield from items
             return
@@ -42,9 +48,9 @@ class ProgressFactory:
         )
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total if total is not None else _len(items))
-            for item in items:
+            for i, item in enumerate(items):
                 yield item
-                bar.advance(task)
+                bar.advance(task, 1 if sizes is None else sizes[i])
 
 
 def _len(items) -> int | None:

@@ -28,9 +28,9 @@ def run_items(
     done = ctx.records.done_ids()
     todo = [(item_id, payload) for item_id, payload in items if not set(_ids(item_id)) <= done]
     results = ctx.executor.map(fn, [payload for _, payload in todo])
-    for (item_id, _), result in zip(
-        todo, ctx.progress.track(results, total=len(todo), description=description), strict=True
-    ):
+    sizes = [len(set(_ids(item_id)) - done) for item_id, _ in todo]  # examples, not groups
+    bar = ctx.progress.track(results, total=sum(sizes), description=description, sizes=sizes)
+    for (item_id, _), result in zip(todo, bar, strict=True):
         records = tuple(result) if isinstance(item_id, tuple) else (result,)
         if tuple(r.id for r in records) != _ids(item_id):
             got = [r.id for r in records]
