@@ -2,9 +2,10 @@
 
 Does generalisation come from the loss landscape's volume rather than from gradient descent?
 Guess & Check (vectorised over thousands of guessed models), Pattern Search, Random Greedy
-Search and SGD are compared at matched normalised training-loss levels on few-shot two-class
-problems (Table 7.2), with the poisoned model as the worst case (Table 7.1) and the wedge toy
-problem's decision boundaries (Figure 7.2).
+Search and SGD are compared at matched normalised training-loss levels on few-shot problems
+(two classes: Tables 7.2-7.3; every class: Table 7.4; the model's width scaled: Table 7.6),
+with the poisoned model as the worst case (Table 7.1) and the wedge toy problem's decision
+boundaries (Figure 7.2).
 
 Light on purpose: declares capabilities without importing torch; the plan imports the compute
 modules when it runs.
@@ -31,6 +32,7 @@ from .config import (
     VolumeOptions,
     WedgeOptions,
 )
+from .summary import LandscapeSummary
 
 __all__ = ["BACKEND", "LandscapeBackend"]
 
@@ -59,6 +61,7 @@ class LandscapeBackend(Backend):
         },
         required_modules=("torch", "matplotlib", "sklearn"),
         priority=60,
+        summary=LandscapeSummary,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:
@@ -92,17 +95,32 @@ class LandscapeBackend(Backend):
                     f"`evaluate volume` needs labelled examples (digits, mnist, ...), not generated {data.source} data",
                 )
             )
+        model = spec.model
+        for a in spec.actions:
+            if not (isinstance(a, Evaluate) and a.kind == EvaluateKind.VOLUME):
+                continue
+            if any(o.name == "widths" for o in a.options) and (
+                model is None or model.architecture not in ("mlp_small", "lenet_tiny")
+            ):
+                out.append(
+                    Unsupported(
+                        a,
+                        "`widths` rebuilds the model at each width: use a builtin model with a "
+                        "width option (mlp_small, lenet_tiny)",
+                    )
+                )
         seen = set()
         for a in trains:
-            if a.strategy in seen:
+            same = "sgd" if a.strategy in (Strategy.STANDARD, Strategy.SGD) else a.strategy
+            if same in seen:
                 out.append(Unsupported(a, f"strategy {a.strategy} appears twice"))
-            seen.add(a.strategy)
+            seen.add(same)
         return out
 
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
-        return compile_plan(spec)
+        return compile_plan(spec, self)
 
 
 BACKEND = LandscapeBackend()

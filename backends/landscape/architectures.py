@@ -10,10 +10,15 @@ from .models import lenet, mlp
 
 
 def mlp_small(
-    input_shape: tuple[int, ...], num_classes: int, hidden: int | tuple[int, ...] = 16
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    hidden: int | tuple[int, ...] = 16,
+    width: float = 1.0,
 ) -> nn.Module:
-    """A one-hidden-layer MLP (``hidden 0`` or ``hidden []`` gives Table 7.2's linear model)."""
+    """A one-hidden-layer MLP (``hidden 0`` or ``hidden []`` gives Table 7.2's linear model);
+    ``width`` scales every hidden layer (Table 7.6's width study)."""
     widths = tuple(hidden) if isinstance(hidden, tuple | list) else ((hidden,) if hidden else ())
+    widths = tuple(max(1, round(h * float(width))) for h in widths)
     return mlp(math.prod(input_shape), widths, num_classes)
 
 

@@ -8,25 +8,12 @@ knob here because a few-minute run cannot afford it. A loss-raising step is neve
 
 from __future__ import annotations
 
-import attrs
 import torch
 
+from .config import GreedyConfig
 from .levels import LossWindow
 from .local_search import DirectionStream, SearchResult, SearchSchedule, local_search
-from .losses import LossKind
 from .models import FlatModel
-
-
-@attrs.frozen
-class GreedyConfig:
-    """Chapter defaults for ``sigma`` and ``shrink``; ``patience`` is 30,000 in the chapter."""
-
-    sigma: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    shrink: float = attrs.field(default=2.0, validator=attrs.validators.gt(1))
-    patience: int = attrs.field(default=30_000, validator=attrs.validators.gt(0))
-    min_sigma: float = 1e-4
-    max_evaluations: int = 200_000
-    objective: LossKind = LossKind.NORMALISED
 
 
 class GaussianSteps(DirectionStream):

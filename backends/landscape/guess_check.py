@@ -23,19 +23,10 @@ import time
 import attrs
 import torch
 
+from .config import GuessCheckConfig, LossKind
 from .levels import LevelHit, LevelTracker, LossWindow
-from .losses import LossKind, accuracy, training_loss
+from .losses import accuracy, training_loss
 from .models import FlatModel
-
-
-@attrs.frozen
-class GuessCheckConfig:
-    """``bound`` is ``a`` in ``U[-a, a]`` (the chapter uses 1); ``max_guesses`` caps the search."""
-
-    bound: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    batch: int = attrs.field(default=2048, validator=attrs.validators.gt(0))
-    max_guesses: int = attrs.field(default=1_000_000, validator=attrs.validators.gt(0))
-    loss_kind: LossKind = LossKind.NORMALISED
 
 
 @attrs.frozen

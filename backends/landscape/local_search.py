@@ -1,9 +1,11 @@
 """The shared loop of the two local gradient-free searches of §7.4.1.2.
 
 Both Pattern Search and Random Greedy Search propose ``theta + scale * d`` for directions ``d``
-drawn from a stream, accept a proposal only when it *strictly lowers* the objective, and divide
-``scale`` by a constant factor after ``patience`` consecutive failures. They differ only in the
-stream (signed coordinate vectors or Gaussian vectors) and the patience.
+drawn from a stream, accept a proposal only when it *strictly lowers* the objective — the
+training loss, as the chapter says (the normalised loss is an option) — and divide ``scale`` by
+a constant factor after ``patience`` consecutive failures. They differ only in the stream
+(signed coordinate vectors or Gaussian vectors) and the patience. Models are recorded in the
+loss windows by their *normalised* loss, the comparison measure shared with SGD and G&C.
 
 The loop is sequential in meaning but speculative in execution: it scores the next ``k``
 proposals from the current point in one vectorised call and keeps the first improving one;
@@ -58,7 +60,7 @@ class SearchSchedule:
     min_scale: float = 1e-6
     max_evaluations: int = 200_000
     max_batch: int = 256
-    objective: LossKind = LossKind.NORMALISED
+    objective: LossKind = LossKind.TRAINING
 
 
 @attrs.frozen
@@ -96,7 +98,8 @@ def local_search(
     """Descend until every window has a model, the budget is spent, or the scale underflows.
 
     Windows are judged on the normalised loss (the comparison measure); the objective is
-    ``schedule.objective``.
+    ``schedule.objective``. Like SGD, the search also stops once the model fits the training
+    set with a normalised loss below every open window.
     """
     start = time.perf_counter()
     tracker = LevelTracker(windows)
@@ -115,9 +118,9 @@ def local_search(
             stream.push_back(dirs[j + 1 :])
             evals += j + 1
             theta = theta + scale * dirs[j]
-            obj, fails = float(objs[j]), 0
+            obj, norm, acc, fails = float(objs[j]), float(norms[j]), float(accs[j]), 0
             accepted.append(obj)
-            tracker.offer(theta, float(norms[j]), float(accs[j]), evals)
+            tracker.offer(theta, norm, acc, evals)
             batch = max(8, min(schedule.max_batch, 2 * (j + 1)))
         else:
             evals += k
@@ -127,8 +130,9 @@ def local_search(
                 scale, fails = scale / schedule.shrink, 0
         if math.isnan(obj):
             break
-        if schedule.objective is LossKind.NORMALISED and obj < tracker.lowest_open:
-            break  # the objective only falls: no open window can be reached any more
+        if norm < tracker.lowest_open and (acc >= 1.0 or schedule.objective is LossKind.NORMALISED):
+            break  # below every open window: fitted (the normalised loss rarely climbs back),
+            # or the normalised objective, which only falls, can reach none of them any more
     return SearchResult(
         tracker.result(), theta, evals, tuple(accepted), scale, time.perf_counter() - start
     )

@@ -4,6 +4,11 @@ Every trial of every optimizer contributes, per loss window, the test accuracy o
 model it found there with 100% training accuracy (or nothing). A cell is the mean over trials
 with its standard error; "best" is the highest cell mean among cells filled by at least half
 the trials, as in the tables' "Best Test Acc" column.
+
+Comparing one optimizer's best with SGD's is fair only over the same loss levels (a lower bin
+generalises better), so `matched_best` takes both bests over the bins both filled, and
+`paired_gaps` gives, per bin, the mean difference over the trials (same split, same
+initialisation) in which both optimizers have a model there.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ class TrialOutcome:
     samples: int
     trial: int
     cells: tuple[tuple[float, float, int] | None, ...]
+    width: float | None = None  # the model's width multiplier (Table 7.6); None: as specified
 
     def to_json(self) -> dict:
         return {
             "optimizer": self.optimizer,
             "samples": self.samples,
             "trial": self.trial,
+            "width": self.width,
             "cells": [None if c is None else list(c) for c in self.cells],
         }
 
@@ -37,7 +44,14 @@ class TrialOutcome:
         cells = tuple(
             None if c is None else (float(c[0]), float(c[1]), int(c[2])) for c in d["cells"]
         )
-        return cls(d["optimizer"], int(d["samples"]), int(d["trial"]), cells)
+        width = d.get("width")
+        return cls(
+            d["optimizer"],
+            int(d["samples"]),
+            int(d["trial"]),
+            cells,
+            None if width is None else float(width),
+        )
 
 
 @attrs.frozen
@@ -73,7 +87,7 @@ def mean_se(values: list[float]) -> Cell:
 def aggregate(
     outcomes: Iterable[TrialOutcome], windows: int
 ) -> dict[tuple[str, int], tuple[Cell, ...]]:
-    """``(optimizer, samples) -> one Cell per window`` over the trials."""
+    """``(optimizer, samples) -> one Cell per window`` over the trials (of one width)."""
     acc: dict[tuple[str, int], list[list[float]]] = defaultdict(
         lambda: [[] for _ in range(windows)]
     )
@@ -84,11 +98,70 @@ def aggregate(
     return {k: tuple(mean_se(v) for v in lists) for k, lists in acc.items()}
 
 
+def sturdy(cells: tuple[Cell, ...], trials: int) -> tuple[bool, ...]:
+    """Which windows at least half of the trials filled."""
+    return tuple(c.mean is not None and c.count >= math.ceil(trials / 2) for c in cells)
+
+
 def best_cell(cells: tuple[Cell, ...], trials: int) -> Cell:
     """The best mean among windows filled by at least half the trials (else any filled one)."""
     filled = [c for c in cells if c.mean is not None]
-    sturdy = [c for c in filled if c.count >= math.ceil(trials / 2)] or filled
-    return max(sturdy, key=lambda c: c.mean, default=Cell(None, None, 0))
+    strong = [c for c, ok in zip(cells, sturdy(cells, trials), strict=True) if ok] or filled
+    return max(strong, key=lambda c: c.mean, default=Cell(None, None, 0))
+
+
+@attrs.frozen
+class MatchedBest:
+    """Two optimizers' best cells over the windows both filled in at least half the trials."""
+
+    windows: tuple[int, ...]
+    mine: Cell
+    reference: Cell
+
+    @property
+    def gap(self) -> float | None:
+        if self.mine.mean is None or self.reference.mean is None:
+            return None
+        return self.mine.mean - self.reference.mean
+
+
+def matched_best(mine: tuple[Cell, ...], reference: tuple[Cell, ...], trials: int) -> MatchedBest:
+    both = tuple(
+        i
+        for i, (a, b) in enumerate(
+            zip(sturdy(mine, trials), sturdy(reference, trials), strict=True)
+        )
+        if a and b
+    )
+    empty = Cell(None, None, 0)
+    return MatchedBest(
+        both,
+        max((mine[i] for i in both), key=lambda c: c.mean, default=empty),
+        max((reference[i] for i in both), key=lambda c: c.mean, default=empty),
+    )
+
+
+def paired_gaps(
+    outcomes: Iterable[TrialOutcome], optimizer: str, reference: str, samples: int, windows: int
+) -> tuple[Cell, ...]:
+    """Per window: mean and SE of (optimizer - reference) test accuracy over the trials where
+    both have a model in that window (``count`` = number of pairs)."""
+    mine: dict[int, TrialOutcome] = {}
+    ref: dict[int, TrialOutcome] = {}
+    for o in outcomes:
+        if o.samples == samples and o.optimizer == optimizer:
+            mine[o.trial] = o
+        elif o.samples == samples and o.optimizer == reference:
+            ref[o.trial] = o
+    out = []
+    for i in range(windows):
+        diffs = [
+            mine[t].cells[i][1] - ref[t].cells[i][1]
+            for t in sorted(mine.keys() & ref.keys())
+            if mine[t].cells[i] is not None and ref[t].cells[i] is not None
+        ]
+        out.append(mean_se(diffs))
+    return tuple(out)
 
 
 def mean_log10_volume(

@@ -15,18 +15,12 @@ models are scored in one call.
 
 from __future__ import annotations
 
-import enum
-
 import torch
 import torch.nn.functional as F
 
+from .config import LossKind
 
-class LossKind(enum.Enum):
-    """Which training loss a threshold or an objective refers to."""
-
-    RAW = "raw"
-    NORMALISED = "normalised"
-
+__all__ = ["LossKind", "accuracy", "cross_entropy", "normalise_logits", "training_loss"]
 
 _EPS = 1e-12
 

@@ -71,6 +71,16 @@ class FlatModel:
         self.num_params = sum(self.sizes)
         self._batched = vmap(self.logits_one, in_dims=(0, None))
 
+    def __getstate__(self) -> dict:
+        """Picklable for executors that leave the process (the vmapped function is rebuilt)."""
+        state = dict(self.__dict__)
+        del state["_batched"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._batched = vmap(self.logits_one, in_dims=(0, None))
+
     def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(P,)`` -> the template's parameter dict (views, no copies)."""
         chunks = torch.split(theta, self.sizes, dim=-1)

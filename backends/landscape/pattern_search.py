@@ -11,35 +11,37 @@ used; a step that raises (or keeps) the loss is never accepted.
 
 from __future__ import annotations
 
-import attrs
 import torch
 
+from .config import PatternSearchConfig
 from .levels import LossWindow
 from .local_search import DirectionStream, SearchResult, SearchSchedule, local_search
-from .losses import LossKind
 from .models import FlatModel
 
 
-@attrs.frozen
-class PatternSearchConfig:
-    """Chapter defaults: step 1, halved after a pass over all parameters without progress."""
-
-    step: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    shrink: float = attrs.field(default=2.0, validator=attrs.validators.gt(1))
-    min_step: float = 1e-4
-    max_evaluations: int = 200_000
-    objective: LossKind = LossKind.NORMALISED
-
-
 class CoordinateSteps(DirectionStream):
-    """Passes over a random permutation of the coordinates, each with a random sign."""
+    """Passes over a random permutation of the coordinates, each with a random sign; the
+    signed unit vectors are materialised 256 at a time (a pass over a LeNet's thousands of
+    parameters would otherwise be a P x P matrix)."""
+
+    chunk = 256
+
+    def __init__(self, dim: int, generator: torch.Generator) -> None:
+        super().__init__(dim, generator)
+        self._order = torch.empty(0, dtype=torch.long, device=generator.device)
+        self._signs = torch.empty(0, device=generator.device)
 
     def _draw(self) -> torch.Tensor:
         g = self.generator
-        order = torch.randperm(self.dim, generator=g, device=g.device)
-        signs = torch.randint(0, 2, (self.dim,), generator=g, device=g.device).float() * 2 - 1
-        steps = torch.zeros(self.dim, self.dim, device=g.device)
-        steps[torch.arange(self.dim, device=g.device), order] = signs
+        if not len(self._order):  # a new pass: permutation and signs drawn as one block
+            self._order = torch.randperm(self.dim, generator=g, device=g.device)
+            self._signs = (
+                torch.randint(0, 2, (self.dim,), generator=g, device=g.device).float() * 2 - 1
+            )
+        order, self._order = self._order[: self.chunk], self._order[self.chunk :]
+        signs, self._signs = self._signs[: self.chunk], self._signs[self.chunk :]
+        steps = torch.zeros(len(order), self.dim, device=g.device)
+        steps[torch.arange(len(order), device=g.device), order] = signs
         return steps
 
 

@@ -15,17 +15,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from .config import PoisonConfig
 from .losses import accuracy
 from .models import FlatModel
-
-
-@attrs.frozen
-class PoisonConfig:
-    """Adam on the poisoned objective until train accuracy is 1 and validation accuracy 0."""
-
-    steps: int = attrs.field(default=1500, validator=attrs.validators.gt(0))
-    lr: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
-    val_weight: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen
@@ -56,7 +48,7 @@ def poison(
     classes = int(fm.logits_one(theta0, x_train[:1]).shape[-1])
     target = wrong_labels(y_val, classes)
     theta = theta0.detach().clone().requires_grad_(True)
-    adam = _Adam(theta, config.lr)
+    adam = torch.optim.Adam([theta], lr=config.lr)
     x = torch.cat([x_train, x_val])
     n = len(y_train)
     step = 0
@@ -64,31 +56,13 @@ def poison(
         logits = fm.logits_one(theta, x)
         loss = F.cross_entropy(logits[:n], y_train)
         loss = loss + config.val_weight * F.cross_entropy(logits[n:], target)
-        adam.step(torch.autograd.grad(loss, theta)[0])
+        adam.zero_grad(set_to_none=True)
+        loss.backward()
+        adam.step()
         if step % 10 == 0 and _fits(fm, theta, x, n, y_train, y_val) == (1.0, 0.0):
             break
     tr, va = _fits(fm, theta, x, n, y_train, y_val)
     return PoisonResult(theta.detach(), tr, va, step, time.perf_counter() - start)
-
-
-class _Adam:
-    """Adam's update on one flat tensor (torch.optim's defaults), without importing torch.optim."""
-
-    def __init__(
-        self, theta: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8
-    ) -> None:
-        self.theta, self.lr, self.betas, self.eps, self.t = theta, lr, betas, eps, 0
-        self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
-
-    def step(self, grad: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        with torch.no_grad():
-            self.m.mul_(b1).add_(grad, alpha=1 - b1)
-            self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            m_hat = self.m / (1 - b1**self.t)
-            v_hat = self.v / (1 - b2**self.t)
-            self.theta.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
 
 def _fits(fm: FlatModel, theta, x, n, y_train, y_val) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Records, tables and summary metrics of a landscape run."""
+"""Records, tables and summary metrics of a landscape run (fields: `summary.LandscapeSummary`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,29 @@ from collections import defaultdict
 from threatlang.report import Record, Status, Table
 
 from .experiment import PoisonOutcome
-from .loss_bins import Cell, TrialOutcome, aggregate, best_cell, mean_log10_volume, mean_se
+from .loss_bins import (
+    Cell,
+    TrialOutcome,
+    aggregate,
+    best_cell,
+    matched_best,
+    mean_log10_volume,
+    mean_se,
+    paired_gaps,
+)
 from .wedge import METHODS, Boundary
 
 EMPIRICAL = "an empirical measurement: nothing is certified"
+REFERENCE = "sgd"
 
 
-def trial_record(outcome: TrialOutcome, seconds: float) -> Record:
-    rid = f"volume/n{outcome.samples}/t{outcome.trial}/{outcome.optimizer}"
+def size_key(width: float | None, samples: int) -> str:
+    return str(samples) if width is None else f"w{width:g}/n{samples}"
+
+
+def trial_record(prefix: str, outcome: TrialOutcome, width: float | None, seconds: float) -> Record:
+    rid = f"{prefix}/{outcome.optimizer}"
+    outcome = TrialOutcome(outcome.optimizer, outcome.samples, outcome.trial, outcome.cells, width)
     if all(c is None for c in outcome.cells):
         return Record(
             rid,
@@ -26,81 +41,132 @@ def trial_record(outcome: TrialOutcome, seconds: float) -> Record:
     return Record(rid, Status.UNKNOWN, outcome.to_json(), seconds, reason=EMPIRICAL)
 
 
-def poison_record(p: PoisonOutcome, seconds: float) -> Record:
-    values = {
-        "samples": p.samples,
-        "trial": p.trial,
-        "train_accuracy": p.train_accuracy,
-        "val_accuracy": p.val_accuracy,
-        "steps": p.steps,
-    }
-    return Record(
-        f"poison/n{p.samples}/t{p.trial}", Status.UNKNOWN, values, seconds, reason=EMPIRICAL
-    )
+def poison_record(rid: str, p: PoisonOutcome, seconds: float) -> Record:
+    return Record(rid, Status.UNKNOWN, p.to_json(), seconds, reason=EMPIRICAL)
+
+
+def _signed(cell: Cell) -> str:
+    if cell.mean is None:
+        return "-"
+    se = "n/a" if cell.se is None else f"{100 * cell.se:.2f}"
+    return f"{100 * cell.mean:+.2f}±{se} ({cell.count})"
 
 
 def volume_tables(
     outcomes: list[TrialOutcome],
     labels: tuple[str, ...],
     samples: tuple[int, ...],
+    widths: tuple[float | None, ...],
     optimizers: tuple[str, ...],
     trials: int,
 ):
-    """Table 7.2 in miniature, the G&C volume table, and the summary metrics."""
-    cells = aggregate(outcomes, len(labels))
-    rows, metrics, per_bin = [], {}, defaultdict(dict)
-    for n in sorted(samples, reverse=True):
-        for opt in optimizers:
-            row = cells.get((opt, n), tuple(Cell(None, None, 0) for _ in labels))
-            best = best_cell(row, trials)
-            rows.append((n, opt, best.text(), *(c.text() for c in row)))
-            per_bin[opt][str(n)] = [
-                {"window": w, **c.to_json()} for w, c in zip(labels, row, strict=True)
-            ]
-            metrics.setdefault(f"{opt}_accuracy_by_samples", {})[str(n)] = best.mean
+    """Tables 7.2-7.4/7.6 in miniature, the matched-bin comparison with SGD and its per-bin
+    paired gaps, the G&C volume table, and the summary metrics."""
+    shown_width = len(widths) > 1 or widths[0] is not None
+    metrics: dict = {
+        "samples": sorted(samples),
+        "widths": None if not shown_width else [w for w in widths if w is not None],
+        "loss_bins": list(labels),
+        "accuracy_at_samples": max(samples),
+    }
+    rows, per_bin, by_samples = [], defaultdict(dict), defaultdict(dict)
+    matched_rows, matched, gaps = [], defaultdict(dict), defaultdict(dict)
+    empty = tuple(Cell(None, None, 0) for _ in labels)
+    for width in widths:
+        mine = [o for o in outcomes if o.width == width]
+        cells = aggregate(mine, len(labels))
+        for n in sorted(samples, reverse=True):
+            key = size_key(width, n)
+            lead = ((f"{width:g}",) if shown_width else ()) + (n,)
+            for opt in optimizers:
+                row = cells.get((opt, n), empty)
+                best = best_cell(row, trials)
+                rows.append((*lead, opt, best.text(), *(c.text() for c in row)))
+                per_bin[opt][key] = [
+                    {"window": w, **c.to_json()} for w, c in zip(labels, row, strict=True)
+                ]
+                by_samples[opt][key] = best.mean
+                if opt == REFERENCE or REFERENCE not in optimizers:
+                    continue
+                m = matched_best(row, cells.get((REFERENCE, n), empty), trials)
+                pg = paired_gaps(mine, opt, REFERENCE, n, len(labels))
+                bins = [labels[i] for i in m.windows]
+                matched[opt][key] = {
+                    "bins": bins,
+                    "accuracy": m.mine.mean,
+                    "sgd_accuracy": m.reference.mean,
+                    "gap": m.gap,
+                }
+                gaps[opt][key] = [
+                    {"window": w, **c.to_json()} for w, c in zip(labels, pg, strict=True)
+                ]
+                gap = "-" if m.gap is None else f"{100 * m.gap:+.2f}"
+                matched_rows.append(
+                    (*lead, opt, len(bins), m.mine.text(), m.reference.text(), gap,
+                     *(_signed(c) for c in pg))
+                )  # fmt: skip
+    first = widths[0]
     largest = max(samples)
+    first_cells = aggregate([o for o in outcomes if o.width == first], len(labels))
+    metrics["accuracy"], metrics["accuracy_se"] = {}, {}
     for opt in optimizers:
-        best = best_cell(cells.get((opt, largest), ()), trials)
-        metrics[f"{opt}_accuracy"] = best.mean
-        metrics[f"{opt}_accuracy_se"] = best.se
-    metrics["accuracy_at_samples"] = largest
-    metrics["loss_bins"] = list(labels)
+        best = best_cell(first_cells.get((opt, largest), empty), trials)
+        metrics["accuracy"][opt] = best.mean
+        metrics["accuracy_se"][opt] = best.se
+    metrics["accuracy_by_samples"] = dict(by_samples)
     metrics["loss_bin_tables"] = dict(per_bin)
-    table = Table(
-        "Test accuracy at matched normalised train loss (mean±SE over trials; - = no model in the bin)",
-        ("samples", "optimizer", "best test acc", *labels),
-        rows,
-    )
-    tables = [table]
+    metrics["matched_accuracy"] = dict(matched) or None
+    metrics["paired_gaps"] = dict(gaps) or None
+    lead_cols = (("width",) if shown_width else ()) + ("samples",)
+    tables = [
+        Table(
+            "Test accuracy at matched normalised train loss (mean±SE over trials; - = no model "
+            "in the bin; best = best bin filled by half the trials, the chapter's rule)",
+            (*lead_cols, "optimizer", "best test acc", *labels),
+            rows,
+        )
+    ]
+    if matched_rows:
+        tables.append(
+            Table(
+                "Against SGD over matched bins (both bests over the bins both filled in half "
+                "the trials) and per-bin paired gaps, optimizer - SGD in points (pairs)",
+                (*lead_cols, "optimizer", "bins", "best", "SGD best", "gap", *labels),
+                matched_rows,
+            )
+        )
     if "guess_and_check" in optimizers:
-        vols = mean_log10_volume(outcomes, "guess_and_check", len(labels))
-        metrics["guess_and_check_log10_volume"] = {str(n): v for n, v in vols.items()}
-        vrows = [
-            (n, *("-" if v is None else f"{v:.2f}" for v in vs))
-            for n, vs in sorted(vols.items(), reverse=True)
-        ]
+        vols = {}
+        for width in widths:
+            mine = [o for o in outcomes if o.width == width]
+            for n, v in mean_log10_volume(mine, "guess_and_check", len(labels)).items():
+                vols[size_key(width, n)] = v
+        metrics["guess_and_check_log10_volume"] = vols
         tables.append(
             Table(
                 "Guess & Check volume estimate log10(1/guesses) per loss bin (§7.6)",
-                ("samples", *labels),
-                vrows,
+                ("size", *labels),
+                [(k, *("-" if v is None else f"{v:.2f}" for v in vs)) for k, vs in vols.items()],
             )
         )
     return tables, metrics
 
 
-def poison_table(outcomes: list[PoisonOutcome], samples: tuple[int, ...]):
+def poison_table(outcomes: list[PoisonOutcome], samples: tuple[int, ...], widths):
     """Table 7.1: the architecture fits each split while failing the validation set."""
     rows, metrics = [], {"poison_train_accuracy": {}, "poison_val_accuracy": {}}
-    for n in sorted(samples, reverse=True):
-        mine = [p for p in outcomes if p.samples == n]
-        tr, va = mean_se([p.train_accuracy for p in mine]), mean_se([p.val_accuracy for p in mine])
-        rows.append((n, tr.text(), va.text()))
-        metrics["poison_train_accuracy"][str(n)] = tr.mean
-        metrics["poison_val_accuracy"][str(n)] = va.mean
+    for width in widths:
+        for n in sorted(samples, reverse=True):
+            mine = [p for p in outcomes if p.samples == n and p.width == width]
+            tr = mean_se([p.train_accuracy for p in mine])
+            va = mean_se([p.val_accuracy for p in mine])
+            key = size_key(width, n)
+            rows.append((key, tr.text(), va.text()))
+            metrics["poison_train_accuracy"][key] = tr.mean
+            metrics["poison_val_accuracy"][key] = va.mean
     return Table(
         "Poisoned model (Table 7.1): train and validation accuracy",
-        ("samples", "train acc", "val acc"),
+        ("size", "train acc", "val acc"),
         rows,
     ), metrics
 

@@ -1,6 +1,6 @@
 """The SGD baseline of Tables 7.2-7.4, stopped at matched normalised loss levels.
 
-SGD minimises the ordinary (raw) cross-entropy from PyTorch's default initialisation. After
+SGD (``torch.optim.SGD`` with momentum) minimises the ordinary (training) cross-entropy from PyTorch's default initialisation. After
 every step the whole (few-shot) training set is scored and the model is recorded in each loss
 window it enters with 100% training accuracy — early stopping at a loss level, as the chapter
 does for its SGD and linear baselines.
@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import time
 
-import attrs
 import torch
 import torch.nn.functional as F
 
+from .config import SGDConfig
 from .levels import LevelTracker, LossWindow
 from .local_search import SearchResult
 from .losses import accuracy, cross_entropy, normalise_logits
 from .models import FlatModel
-
-
-@attrs.frozen
-class SGDConfig:
-    """Full-batch when ``batch_size`` is 0 (the few-shot sets have at most a few dozen points).
-
-    Training stops when every window has a model, after ``max_steps``, or after ``patience``
-    steps without a new lowest normalised loss, or once the model fits the data below every
-    open window (SGD's normalised loss rarely climbs back)."""
-
-    lr: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
-    momentum: float = attrs.field(
-        default=0.9, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.lt(1))
-    )
-    batch_size: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    max_steps: int = attrs.field(default=2000, validator=attrs.validators.gt(0))
-    patience: int = attrs.field(default=200, validator=attrs.validators.gt(0))
-    weight_decay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
 
 def sgd(
@@ -51,7 +33,9 @@ def sgd(
     start = time.perf_counter()
     tracker = LevelTracker(windows)
     theta = theta0.detach().clone().requires_grad_(True)
-    velocity = torch.zeros_like(theta)
+    opt = torch.optim.SGD(
+        [theta], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     n = len(y)
     losses: list[float] = []
     best, best_step = float("inf"), 0
@@ -79,11 +63,9 @@ def sgd(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x, y
-        (grad,) = torch.autograd.grad(F.cross_entropy(fm.logits_one(theta, xb), yb), theta)
-        with torch.no_grad():  # torch.optim.SGD's update, without importing torch.optim
-            grad = grad + config.weight_decay * theta
-            velocity.mul_(config.momentum).add_(grad)
-            theta.sub_(config.lr * velocity)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(fm.logits_one(theta, xb), yb).backward()
+        opt.step()
     return SearchResult(
         tracker.result(),
         theta.detach(),

@@ -1,7 +1,9 @@
-"""Few-shot two-class problems cut from a labelled data set (§7.4.2: 2-class, 2-32 samples).
+"""Few-shot problems cut from a labelled data set (§7.4.2: 2 classes, 2-32 samples; §7.4.3:
+10 classes, 100-1000 samples).
 
-Each trial draws a class-balanced training set of ``n`` samples from the training split and
-scores on every test-split example of the two classes. Labels are remapped to ``0, 1``.
+Each trial draws a class-balanced training set of ``n`` samples from the training split
+(``n // K`` per class, the remainder to the first classes) and scores on every test-split
+example. Labels are ``0 .. K-1`` (the data loader relabels a `classes [...]` selection).
 """
 
 from __future__ import annotations
@@ -49,16 +51,18 @@ def sample_few_shot(
     device: torch.device | str = "cpu",
     test_limit: int | None = None,
 ) -> FewShot:
-    """A balanced ``samples``-point training set (``samples // 2`` per class, remainder to class 0)."""
+    """A balanced ``samples``-point training set (``samples // K`` per class, the remainder to
+    the first classes), drawn with a numpy generator seeded by ``seed``."""
     (xtr, ytr), (xte, yte) = pool
     rng = np.random.default_rng(seed)
-    per_class = (samples - samples // 2, samples // 2)
+    k = int(max(ytr.max(), yte.max())) + 1
+    per_class = [samples // k + (1 if c < samples % k else 0) for c in range(k)]
     idx = []
-    for c, k in enumerate(per_class):
+    for c, count in enumerate(per_class):
         members = np.flatnonzero(ytr == c)
-        if k > len(members):
-            raise ValueError(f"class {c} has {len(members)} training examples, need {k}")
-        idx.extend(rng.choice(members, size=k, replace=False).tolist())
+        if count > len(members):
+            raise ValueError(f"class {c} has {len(members)} training examples, need {count}")
+        idx.extend(rng.choice(members, size=count, replace=False).tolist())
     idx = np.array(idx, dtype=np.int64)
     test_idx = np.arange(len(yte)) if test_limit is None else rng.permutation(len(yte))[:test_limit]
 

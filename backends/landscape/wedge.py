@@ -13,29 +13,15 @@ import attrs
 import numpy as np
 import torch
 
-from .guess_check import GuessCheckConfig, guess_and_check
+from threatlang.runtime import generator
+
+from .config import GuessCheckConfig, PoisonConfig, SGDConfig, WedgeConfig
+from .guess_check import guess_and_check
 from .levels import below
 from .losses import accuracy
 from .models import FlatModel, mlp
-from .poison import PoisonConfig, poison
-from .sgd import SGDConfig, sgd
-
-
-@attrs.frozen
-class WedgeConfig:
-    """Data (``train``/``test`` points, ``margin``, arm ``thickness``) and the figure's grid."""
-
-    train: int = 11
-    test: int = 5
-    margin: float = 0.15
-    thickness: float = 0.12
-    widths: tuple[int, ...] = (2, 4, 10, 15, 20)
-    draws: int = 4
-    loss_below: float = 0.4
-    poison_steps: int = 2000
-    poison_weight: float = 0.3  # < 1: fitting the training points comes first
-    max_guesses: int = 400_000
-    population: int = 2000  # fresh points for each boundary's accuracy on the distribution
+from .poison import poison
+from .sgd import sgd
 
 
 def sample_wedge(
@@ -68,8 +54,9 @@ class Boundary:
 def run_wedge(
     config: WedgeConfig, seed: int, device: str = "cpu"
 ) -> tuple[tuple[Boundary, ...], dict]:
-    """Train ``draws`` networks per (method, width); returns them and the data used."""
-    g = torch.Generator(device=device).manual_seed(seed)
+    """Train ``draws`` networks per (method, width); returns them and the data used. One
+    random stream, `wedge` of the run seed, on the run's device."""
+    g = generator(seed, "wedge", device)
     xtr, ytr = sample_wedge(config.train, config, g)
     xte, yte = sample_wedge(config.test, config, g)
     xpop, ypop = sample_wedge(config.population, config, g)
@@ -90,9 +77,12 @@ def run_wedge(
                 xte,
                 yte,
                 theta0,
-                PoisonConfig(steps=config.poison_steps, lr=0.05, val_weight=config.poison_weight),
+                PoisonConfig(
+                    steps=config.poison_steps, lr=config.poison_lr, val_weight=config.poison_weight
+                ),
             )
-            fitted = sgd(fm, xtr, ytr, theta0, window, SGDConfig(lr=0.05, max_steps=3000), g)
+            sgd_config = SGDConfig(lr=config.sgd_lr, max_steps=config.sgd_steps)
+            fitted = sgd(fm, xtr, ytr, theta0, window, sgd_config, g)
             gc = guess_and_check(
                 fm, xtr, ytr, window, GuessCheckConfig(max_guesses=config.max_guesses), g
             )

@@ -3,14 +3,15 @@ import math
 import pytest
 import torch
 
-from threatlang.backends.landscape.guess_check import GuessCheckConfig, guess_and_check, score
+from threatlang.backends.landscape.config import GuessCheckConfig
+from threatlang.backends.landscape.guess_check import guess_and_check, score
 from threatlang.backends.landscape.levels import LossWindow, below, windows_from_edges
 from threatlang.backends.landscape.losses import LossKind
 
 
 @pytest.mark.parametrize(
     ("kind", "threshold", "rejected_for"),
-    [(LossKind.NORMALISED, 0.36, "loss"), (LossKind.RAW, 0.6, "accuracy")],
+    [(LossKind.NORMALISED, 0.36, "loss"), (LossKind.TRAINING, 0.6, "accuracy")],
 )
 def test_accepts_only_the_first_model_meeting_both_conditions(
     blobs, small_model, kind, threshold, rejected_for

@@ -2,15 +2,12 @@ import math
 
 import torch
 
-from threatlang.backends.landscape.greedy import GreedyConfig, random_greedy
+from threatlang.backends.landscape.config import GreedyConfig, PatternSearchConfig
+from threatlang.backends.landscape.greedy import random_greedy
 from threatlang.backends.landscape.levels import below, windows_from_edges
 from threatlang.backends.landscape.local_search import SearchSchedule, local_search
 from threatlang.backends.landscape.losses import LossKind
-from threatlang.backends.landscape.pattern_search import (
-    CoordinateSteps,
-    PatternSearchConfig,
-    pattern_search,
-)
+from threatlang.backends.landscape.pattern_search import CoordinateSteps, pattern_search
 
 
 def _objective(fm, theta, x, y, kind):
@@ -99,3 +96,30 @@ def test_greedy_is_monotone_reproducible_and_shrinks_sigma(blobs, small_model):
     assert a.accepted_losses == b.accepted_losses and torch.equal(a.theta, b.theta)
     assert all(q < p for p, q in zip(a.accepted_losses, a.accepted_losses[1:], strict=False))
     assert a.final_scale < cfg.sigma
+
+
+def test_by_default_local_search_accepts_only_training_loss_decreases(blobs, small_model):
+    """The chapter's rule: a step is kept when the training cross-entropy falls (§7.4.1.2)."""
+    x, y = blobs
+    for search, cfg in (
+        (pattern_search, PatternSearchConfig(max_evaluations=2000)),
+        (random_greedy, GreedyConfig(patience=40, max_evaluations=2000)),
+    ):
+        assert cfg.objective is LossKind.TRAINING
+        theta0 = small_model.default_init(torch.Generator().manual_seed(3))
+        res = search(small_model, x, y, theta0, windows_from_edges((0.3, 0.31)), cfg,
+                     torch.Generator().manual_seed(4))  # fmt: skip
+        raw = res.accepted_losses
+        assert len(raw) > 3 and all(b < a for a, b in zip(raw, raw[1:], strict=False))
+        final = _objective(small_model, res.theta, x, y, LossKind.TRAINING)
+        assert math.isclose(final, raw[-1], rel_tol=1e-5)
+
+
+def test_coordinate_passes_visit_every_parameter_once_with_unit_signed_steps():
+    dim = 600  # more than one 256-row chunk per pass
+    stream = CoordinateSteps(dim, torch.Generator().manual_seed(0))
+    first = torch.cat([stream.take(100), stream.take(500)])
+    assert bool((first.abs().sum(1) == 1).all())
+    assert sorted(first.abs().argmax(1).tolist()) == list(range(dim))
+    second = stream.take(dim)
+    assert not torch.equal(second.abs().argmax(1), first.abs().argmax(1))

@@ -16,7 +16,7 @@ def test_normalised_loss_is_scale_invariant_and_raw_is_not():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(3, 10, 2, generator=g)
     y = torch.randint(0, 2, (10,), generator=g)
-    for kind, invariant in ((LossKind.NORMALISED, True), (LossKind.RAW, False)):
+    for kind, invariant in ((LossKind.NORMALISED, True), (LossKind.TRAINING, False)):
         a, b = training_loss(logits, y, kind), training_loss(7.0 * logits, y, kind)
         assert torch.allclose(a, b, atol=1e-5) is invariant
 

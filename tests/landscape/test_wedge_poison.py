@@ -1,8 +1,9 @@
 import torch
 
+from threatlang.backends.landscape.config import PoisonConfig, WedgeConfig
 from threatlang.backends.landscape.models import FlatModel, mlp
-from threatlang.backends.landscape.poison import PoisonConfig, poison, wrong_labels
-from threatlang.backends.landscape.wedge import WedgeConfig, sample_wedge
+from threatlang.backends.landscape.poison import poison, wrong_labels
+from threatlang.backends.landscape.wedge import sample_wedge
 
 
 def test_wedge_samples_lie_on_the_arms_outside_the_margin():
