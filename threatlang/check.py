@@ -22,6 +22,7 @@ from .ir import (
     mask_size,
 )
 from .ir.refs import CORE_SOURCES
+from .ir.shapes import MAX_MASK_CELLS
 from .ir.threats import InputBox, threat_family
 
 #: input shapes of the data sources whose shape is fixed
@@ -175,31 +176,59 @@ def _domain(spec: Spec, shape, out: list[Diagnostic]) -> None:
         )
 
 
+#: the most (shape, position) placements a patch threat may ask a run to enumerate per image
+MAX_PLACEMENTS = 10_000_000
+
+
 def _patch(threat: PatchSet, shape, out: list[Diagnostic]) -> None:
-    if shape is None:
-        return
-    if len(shape) < 2:
+    """Sizes by arithmetic (`size`, `count`): nothing is enumerated before it is known to fit."""
+    if shape is not None and len(shape) < 2:
         out.append(
             Diagnostic(threat.span, f"a patch needs an image input, but the input shape is {shape}")
         )
         return
-    hw = (shape[-2], shape[-1])
+    hw = None if shape is None else (shape[-2], shape[-1])
+    found = len(out)
     for s in threat.shapes:
         h, w = mask_size(s)
-        if h > hw[0] or w > hw[1]:
+        if hw is not None and (h > hw[0] or w > hw[1]):
             out.append(
                 Diagnostic(s.span, f"patch {h}x{w} is larger than the {hw[0]}x{hw[1]} input")
             )
-    if isinstance(threat.locations, Explicit):
-        h, w = threat.largest()
-        for r, c in threat.locations.points:
-            if r + h > hw[0] or c + w > hw[1]:
-                out.append(
-                    Diagnostic(
-                        threat.locations.span,
-                        f"a {h}x{w} patch at ({r}, {c}) leaves the {hw[0]}x{hw[1]} input",
-                    )
+        elif h * w > MAX_MASK_CELLS:
+            out.append(
+                Diagnostic(
+                    s.span, f"patch {h}x{w} exceeds the {MAX_MASK_CELLS} pixels a mask holds"
                 )
+            )
+    if hw is None or len(out) > found:
+        return
+    if isinstance(threat.locations, Explicit):
+        _explicit(threat, hw, out)
+    total = threat.placements(hw)
+    if total > MAX_PLACEMENTS:
+        out.append(
+            Diagnostic(
+                threat.locations.span or threat.span,
+                f"{total} patch placements per image exceed the {MAX_PLACEMENTS} a run "
+                "enumerates; use stride(k), corners or fewer shapes",
+            )
+        )
+
+
+def _explicit(threat: PatchSet, hw, out: list[Diagnostic]) -> None:
+    """One diagnostic for all explicit locations that leave the input (not one per point)."""
+    h, w = threat.largest()
+    leaving = [(r, c) for r, c in threat.locations.points if r + h > hw[0] or c + w > hw[1]]
+    if leaving:
+        (r, c), more = leaving[0], len(leaving) - 1
+        also = f" (and {more} more location{'s' if more > 1 else ''})" if more else ""
+        out.append(
+            Diagnostic(
+                threat.locations.span,
+                f"a {h}x{w} patch at ({r}, {c}) leaves the {hw[0]}x{hw[1]} input{also}",
+            )
+        )
 
 
 def _pyramid(threat: Pyramid, shape, out: list[Diagnostic]) -> None:

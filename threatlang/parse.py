@@ -7,6 +7,8 @@ semantic problem found while lowering is collected and reported at once (see `lo
 from __future__ import annotations
 
 import functools
+import math
+import re
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -82,10 +84,37 @@ def _span(file: str, meta_or_token) -> Span:
     return Span(file, m.line, m.column, m.end_line or m.line, m.end_column or m.column + 1)
 
 
+#: the longest number literal read (a 64-bit integer has 19 digits, a double ~17 significant);
+#: longer ones are refused before conversion, whose cost grows with the square of the length
+MAX_NUMBER_CHARS = 100
+
+#: the most items one [...] list or (...) tuple may hold: one bound per input dimension of a
+#: 3x224x224 image (150,528) fits; longer lists are refused before parsing (see `_long_list`)
+MAX_LIST_ITEMS = 200_000
+
+
 def _number(text: str) -> int | float:
     if any(ch in text for ch in ".eE"):
         return float(text)
     return int(text)
+
+
+def _literal(tok: Token, file: str) -> int | float:
+    """A number token's value, or a positioned error: too long, or too large for a double."""
+    text = str(tok)
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _error(
+            _span(file, tok),
+            f"a number of {len(text)} characters is too long to read (at most {MAX_NUMBER_CHARS})",
+        )
+    value = _number(text)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _error(_span(file, tok), f"{text} is beyond the largest number (about 1.8e308)")
+    return value
+
+
+def _error(span: Span, message: str) -> SpecError:
+    return SpecError([Diagnostic(span, message)])
 
 
 def _first(items) -> Token | object:
@@ -204,14 +233,16 @@ class _ToSyntax(Transformer):
             items = items[:-1]
         text = " ".join(str(t) for t in items)
         if len(items) == 2:
-            num, den = _number(str(items[0])), _number(str(items[1]))
-            if den == 0:
-                value: int | float = float("inf")
-            else:
-                value = float(Fraction(str(num)) / Fraction(str(den)))
+            num, den = _literal(items[0], self.file), _literal(items[1], self.file)
             text = f"{items[0]}/{items[1]}"
+            if den == 0:
+                raise _error(span, f"{text} divides by zero")
+            try:
+                value: int | float = float(Fraction(str(num)) / Fraction(str(den)))
+            except OverflowError:
+                raise _error(span, f"{text} is beyond the largest number (about 1.8e308)") from None
         else:
-            value = _number(text)
+            value = _literal(items[0], self.file)
         if unit:
             text += unit if unit in ("s", "ms", "min", "h", "%", "px") else f" {unit}"
         return Num(value, unit, text, span)
@@ -263,8 +294,43 @@ def _syntax_error(err: lark.exceptions.UnexpectedInput, file: str, text: str) ->
     return Diagnostic(Span(file, line, column), "syntax error: unexpected end of file")
 
 
+#: what the list-length pre-scan must see: strings and comments (skipped whole, so their
+#: brackets and commas do not count), brackets and commas
+_LIST_TOKENS = re.compile(r'"(?:\\.|[^"\\\n])*"|(?:#|//)[^\n]*|[\[\]()]|,')
+
+
+def _long_list(text: str, file: str) -> Diagnostic | None:
+    """The first [...] or (...) with more than `MAX_LIST_ITEMS` items, found by a regex scan
+    before parsing, so a million-item list costs a second instead of minutes of parsing.
+    Skipped when the whole file has too few commas for any list to be that long."""
+    if text.count(",") < MAX_LIST_ITEMS:
+        return None
+    stack: list[list[int]] = []  # [offset of the bracket, commas inside it at its own depth]
+    for m in _LIST_TOKENS.finditer(text):
+        tok = m.group()
+        if tok in "[(":
+            stack.append([m.start(), 0])
+        elif tok in "])":
+            if stack:
+                stack.pop()
+        elif tok == "," and stack:
+            stack[-1][1] += 1
+            if stack[-1][1] >= MAX_LIST_ITEMS:
+                start = stack[-1][0]
+                line = text.count("\n", 0, start) + 1
+                column = start - text.rfind("\n", 0, start)
+                return Diagnostic(
+                    Span(file, line, column, line, column + 1),
+                    f"this list holds more than {MAX_LIST_ITEMS} items, the most a list may hold",
+                )
+    return None
+
+
 def parse_syntax(text: str, file: str = "<string>") -> FileNode:
     """Parse text into the uniform syntax tree, or raise `SpecError` with the syntax error."""
+    too_long = _long_list(text, file)
+    if too_long is not None:
+        raise SpecError([too_long])
     try:
         return _parser(file).parse(text if text.endswith("\n") else text + "\n")
     except lark.exceptions.UnexpectedInput as err:

@@ -1,12 +1,15 @@
 """Patch shapes (chapter 2, §2.5.3 / Table 2.4) as pixel masks, in pure Python.
 
-Masks are computed here, not in a backend, so the checker can compare a shape with the input
-size without importing numpy or torch, and every backend sees the same pixels.
+Masks are computed here, not in a backend, so every backend sees the same pixels. Each shape also
+knows its bounding box (`size`) and pixel count (`area`) by arithmetic, so the checker compares
+a shape with the input without materialising a single pixel: `square(10**18)` is refused at once,
+and `mask()` is only called once a shape is known to fit.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 
 import attrs
 
@@ -14,6 +17,10 @@ from .span import Span, span_field
 from .validators import FieldError, at_least, nonempty, to_tuple
 
 MaskRows = tuple[tuple[bool, ...], ...]
+
+#: the most cells (height x width of the bounding box) a mask is ever materialised with, a
+#: 2048x2048 patch; `threatlang check` refuses larger shapes, so `mask()` never hangs a run
+MAX_MASK_CELLS = 2**22
 
 
 class Orientation(enum.Enum):
@@ -24,6 +31,8 @@ class Orientation(enum.Enum):
 
 
 def _rows(height: int, width: int, on) -> MaskRows:
+    if height * width > MAX_MASK_CELLS:
+        raise ValueError(f"a {height}x{width} mask exceeds {MAX_MASK_CELLS} cells")
     return tuple(tuple(bool(on(r, c)) for c in range(width)) for r in range(height))
 
 
@@ -33,6 +42,12 @@ class Square:
 
     n: int = attrs.field(validator=at_least(1))
     span: Span | None = span_field()
+
+    def size(self) -> tuple[int, int]:
+        return self.n, self.n
+
+    def area(self) -> int:
+        return self.n * self.n
 
     def mask(self) -> MaskRows:
         return _rows(self.n, self.n, lambda r, c: True)
@@ -46,6 +61,12 @@ class Rectangle:
     width: int = attrs.field(validator=at_least(1))
     span: Span | None = span_field()
 
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def area(self) -> int:
+        return self.height * self.width
+
     def mask(self) -> MaskRows:
         return _rows(self.height, self.width, lambda r, c: True)
 
@@ -57,6 +78,16 @@ class Line:
     n: int = attrs.field(validator=at_least(1))
     orientation: Orientation = attrs.field(default=Orientation.HORIZONTAL, converter=Orientation)
     span: Span | None = span_field()
+
+    def size(self) -> tuple[int, int]:
+        if self.orientation is Orientation.HORIZONTAL:
+            return 1, self.n
+        if self.orientation is Orientation.VERTICAL:
+            return self.n, 1
+        return self.n, self.n
+
+    def area(self) -> int:
+        return self.n
 
     def mask(self) -> MaskRows:
         n = self.n
@@ -80,10 +111,31 @@ class Diamond:
     pixels: int = attrs.field(validator=at_least(1))
     span: Span | None = span_field()
 
-    def mask(self) -> MaskRows:
-        radius = 0
+    def _radius(self) -> int:
+        """The smallest l1 radius whose ball (2r^2 + 2r + 1 pixels) holds `pixels`."""
+        radius = max(0, (math.isqrt(max(0, 2 * self.pixels - 1)) - 1) // 2)
         while 2 * radius * radius + 2 * radius + 1 < self.pixels:
             radius += 1
+        return radius
+
+    def area(self) -> int:
+        return self.pixels
+
+    def size(self) -> tuple[int, int]:
+        """The cropped mask's height and width. The full ball of radius r-1 spans rows and
+        columns 1..2r-1; the k outer-ring pixels are taken in row-major order: (0, r) first,
+        then two per row, so column 0 joins at the 2r-th, column 2r at the (2r+1)-th and the
+        bottom row only with the last (k = 4r)."""
+        radius = self._radius()
+        if radius == 0:
+            return 1, 1
+        k = self.pixels - (2 * (radius - 1) ** 2 + 2 * (radius - 1) + 1)
+        height = 2 * radius + (1 if k == 4 * radius else 0)
+        width = 2 * radius - 1 + (k >= 2 * radius) + (k >= 2 * radius + 1)
+        return height, width
+
+    def mask(self) -> MaskRows:
+        radius = self._radius()
         size = 2 * radius + 1
         cells = sorted(
             ((abs(r - radius) + abs(c - radius), r, c) for r in range(size) for c in range(size)),
@@ -100,6 +152,12 @@ class Parallelogram:
     width: int = attrs.field(validator=at_least(1))
     shift: int = attrs.field(default=1, validator=at_least(0))
     span: Span | None = span_field()
+
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width + self.shift * (self.height - 1)
+
+    def area(self) -> int:
+        return self.height * self.width
 
     def mask(self) -> MaskRows:
         total = self.width + self.shift * (self.height - 1)
@@ -132,6 +190,12 @@ class Mask:
     rows: MaskRows = attrs.field(converter=_to_mask, validator=_rectangular)
     span: Span | None = span_field()
 
+    def size(self) -> tuple[int, int]:
+        return len(self.rows), len(self.rows[0])
+
+    def area(self) -> int:
+        return sum(sum(row) for row in self.rows)
+
     def mask(self) -> MaskRows:
         return self.rows
 
@@ -148,12 +212,12 @@ SHAPES: dict[str, type] = {
 
 
 def mask_size(shape: Shape) -> tuple[int, int]:
-    rows = shape.mask()
-    return len(rows), len(rows[0])
+    """(height, width) of the shape's mask, by arithmetic (nothing is materialised)."""
+    return shape.size()
 
 
 def pixel_count(shape: Shape) -> int:
-    return sum(sum(row) for row in shape.mask())
+    return shape.area()
 
 
 def _crop(rows: MaskRows) -> MaskRows:

@@ -33,6 +33,10 @@ class AllLocations:
     def positions(self, patch_hw: tuple[int, int], image_hw: tuple[int, int]):
         return _grid(patch_hw, image_hw, 1)
 
+    def count(self, patch_hw: tuple[int, int], image_hw: tuple[int, int]) -> int:
+        """How many positions `positions` yields, by arithmetic."""
+        return _grid_count(patch_hw, image_hw, 1)
+
 
 @attrs.frozen
 class Corners:
@@ -45,6 +49,11 @@ class Corners:
         cols = sorted({0, image_hw[1] - patch_hw[1]})
         return tuple((r, c) for r in rows for c in cols)
 
+    def count(self, patch_hw, image_hw) -> int:
+        if not _fits(patch_hw, image_hw):
+            return 0
+        return len({0, image_hw[0] - patch_hw[0]}) * len({0, image_hw[1] - patch_hw[1]})
+
 
 @attrs.frozen
 class Stride:
@@ -55,6 +64,9 @@ class Stride:
 
     def positions(self, patch_hw, image_hw):
         return _grid(patch_hw, image_hw, self.k)
+
+    def count(self, patch_hw, image_hw) -> int:
+        return _grid_count(patch_hw, image_hw, self.k)
 
 
 def _points(value) -> tuple[tuple[int, int], ...]:
@@ -78,8 +90,21 @@ class Explicit:
     def positions(self, patch_hw, image_hw):
         return self.points
 
+    def count(self, patch_hw, image_hw) -> int:
+        return len(self.points)
+
 
 Locations = AllLocations | Corners | Stride | Explicit
+
+
+def _fits(patch_hw, image_hw) -> bool:
+    return patch_hw[0] <= image_hw[0] and patch_hw[1] <= image_hw[1]
+
+
+def _grid_count(patch_hw, image_hw, step: int) -> int:
+    if not _fits(patch_hw, image_hw):
+        return 0
+    return ((image_hw[0] - patch_hw[0]) // step + 1) * ((image_hw[1] - patch_hw[1]) // step + 1)
 
 
 def _grid(patch_hw, image_hw, step: int):
@@ -115,6 +140,11 @@ class PatchSet:
     def largest(self) -> tuple[int, int]:
         sizes = [mask_size(s) for s in self.shapes]
         return max(h for h, _ in sizes), max(w for _, w in sizes)
+
+    def placements(self, image_hw: tuple[int, int]) -> int:
+        """How many (shape, position) pairs an attack or a certificate enumerates on an
+        `image_hw` input, by arithmetic: the work the spec asks for, known before any of it."""
+        return sum(self.locations.count(mask_size(s), image_hw) for s in self.shapes)
 
 
 # ---------------------------------------------------------------- lp balls (chapters 3 and 5)

@@ -72,6 +72,14 @@ def at_least(bound: int) -> Validator:
     return check
 
 
+def at_most(bound: int) -> Validator:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if isinstance(value, int) and not isinstance(value, bool) and value > bound:
+            _fail(instance, attribute, f"must be <= {bound}, got {value}")
+
+    return check
+
+
 def optional(validator: Validator) -> Validator:
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if value is not None:

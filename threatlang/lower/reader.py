@@ -20,6 +20,8 @@ from ..ir.validators import FieldError
 from ..syntax import Call, ListV, Name, Num, Stmt, Str, TupleV, Value, describe
 
 BAD: Any = object()  # marks a value that already produced a diagnostic
+#: the largest whole number the language reads (int64, what numpy and torch index with)
+MAX_INT = 2**63 - 1
 DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
 E = TypeVar("E", bound=enum.Enum)
 
@@ -60,8 +62,19 @@ class Values:
         x = self.number(v, what, span)
         return BAD if x is BAD else float(x)
 
-    def integer(self, v: Value | None, what: str, span: Span, unit: str | None = None) -> Any:
+    def integer(
+        self,
+        v: Value | None,
+        what: str,
+        span: Span,
+        unit: str | None = None,
+        bounds: tuple[int, int] = (-MAX_INT, MAX_INT),
+    ) -> Any:
+        """A whole number within `bounds` (default: the 64-bit range)."""
         if isinstance(v, Num) and isinstance(v.value, int) and v.unit in (None, unit):
+            low, high = bounds
+            if not low <= v.value <= high:
+                return self.diags.error(v.span, _outside(what, v.text, low, high))
             return v.value
         if isinstance(v, Num) and isinstance(v.value, int):
             return self.diags.error(
@@ -140,6 +153,8 @@ class Values:
         if v is None:
             return True
         if isinstance(v, Num):
+            if isinstance(v.value, int) and abs(v.value) > MAX_INT:
+                return self.diags.error(v.span, _outside("an option", v.text, -MAX_INT, MAX_INT))
             return v.value
         if isinstance(v, Str):
             return v.text
@@ -151,6 +166,12 @@ class Values:
         return self.diags.error(
             v.span, "an option value is a number, string, name or list, not a call"
         )
+
+
+def _outside(what: str, text: str, low: int, high: int) -> str:
+    if low == -MAX_INT and high == MAX_INT:
+        return f"{what} {text} is beyond the 64-bit range (at most 2^63 - 1 in size)"
+    return f"{what} must lie in {low}..{high}, got {text}"
 
 
 def _at(v: Value | None, span: Span) -> Span:

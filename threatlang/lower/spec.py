@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import SpecError
 from ..ir import DataRef, Domain, ModelKind, ModelRef, Preprocess, PreprocessKind, Spec
 from ..ir.refs import CORE_SOURCES
-from ..ir.spec import LANGUAGE_VERSION
+from ..ir.spec import LANGUAGE_VERSION, SEED_MAX
 from ..syntax import Call, FileNode, Name, SpecNode, Stmt, describe
 from .actions import ACTIONS, lower_action
 from .reader import BAD, Block, Diagnostics, Values, build, call_args
@@ -68,7 +68,7 @@ def _lower_spec(node: SpecNode, version: int, diags: Diagnostics):
     kwargs["domain"] = None if s is None else _domain(s, values, diags)
     s = block.take("seed")
     if s is not None:
-        kwargs["seed"] = values.integer(s.value, "seed", s.span)
+        kwargs["seed"] = values.integer(s.value, "seed", s.span, bounds=(0, SEED_MAX))
     s = block.take("threat")
     kwargs["threat"] = None if s is None else lower_threat(s, diags)
     s = block.take("require")
@@ -92,7 +92,8 @@ def _lower_spec(node: SpecNode, version: int, diags: Diagnostics):
     partial["seed"] = 0 if partial.get("seed") is None else partial["seed"]
     try:
         return Spec(**partial, span=node.span), frozenset(broken)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as err:  # never drop a spec without a word
+        diags.error(node.span, str(err))
         return BAD, frozenset(broken | {"spec"})
 
 
