@@ -23,17 +23,18 @@ from threatlang.ir.actions import (
     Train,
 )
 from threatlang.ir.properties import RegretAtMost
-from threatlang.ir.refs import (
-    DataSource,
-    ModelKind,
-)
-from threatlang.ir.threats import BidSupport
+from threatlang.ir.refs import ModelKind
 
-from .config import MipCertifyOptions, RegretNetTrainOptions, ValuationOptions
+from .config import (
+    MipCertifyOptions,
+    MisreportOptions,
+    RegretNetModelOptions,
+    RegretNetTrainOptions,
+    ValuationOptions,
+)
+from .summary import MipSummary
 
 __all__ = ["BACKEND", "MipBackend"]
-
-_PAYMENTS = ("fractional", "free")
 
 
 def _has(module: str) -> bool:
@@ -49,13 +50,16 @@ class MipBackend(Backend):
         properties={RegretAtMost},
         offers=[
             Offer(Train, Strategy.REGRETNET, RegretNetTrainOptions),
-            Offer(Attack, AttackMethod.MISREPORT),
+            Offer(Attack, AttackMethod.MISREPORT, MisreportOptions),
             Offer(Certify, CertifyMethod.MIP, MipCertifyOptions),
         ],
         data=[DataOffer(GeneratedData.VALUATIONS, ValuationOptions)],
+        model_options=RegretNetModelOptions,
         architectures={"regretnet": "threatlang.backends.mip.architectures:regretnet"},
         required_modules=("torch", "highspy"),
         priority=40,
+        summary=MipSummary,
+        certifies=True,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:
@@ -64,9 +68,6 @@ class MipBackend(Backend):
         if model is not None:
             if model.kind not in (ModelKind.BUILTIN, ModelKind.STATE_DICT):
                 out.append(Unsupported(model, "needs `regretnet` (builtin or a state dict of it)"))
-            payment = {o.name: o.value for o in model.options}.get("payment", "fractional")
-            if payment not in _PAYMENTS:
-                out.append(Unsupported(model, f"payment is one of {', '.join(_PAYMENTS)}"))
         if spec.data is not None and spec.data.source != GeneratedData.VALUATIONS:
             out.append(Unsupported(spec.data, "auctions read `data valuations`"))
         for action in spec.actions:
@@ -89,7 +90,7 @@ class MipBackend(Backend):
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
-        return compile_plan(spec)
+        return compile_plan(spec, self)
 
 
 BACKEND = MipBackend()

@@ -34,6 +34,7 @@ class CertifyConfig:
     max_boxes: int = 400
     threads: int = 1
     residual_tol: float = 1e-5  # MIP vs network disagreement above this is numerical trouble
+    bound_tol: float = 1e-6  # a proven bound this far below the truthful utility is trouble too
 
 
 @attrs.frozen
@@ -47,13 +48,24 @@ class AgentCertificate:
     seconds: float
     solver: str
     boxes: int = 1
-    reason: str | None = None  # why not certified, or the solver fallback note
+    reason: str | None = None  # why not certified, or the solver switch note
     residual: float = float("nan")  # |MIP - network| for allocation/payment/utility at optimum
     stats: dict = attrs.Factory(dict)
+    switch: str | None = None  # `solver auto` moved this certificate off Gurobi: why, to what
 
     @property
     def regret_found(self) -> float:
-        return self.best_utility - self.truthful_utility
+        return _regret(self.best_utility - self.truthful_utility)
+
+    @property
+    def regret_upper_bound(self) -> float:
+        return _regret(self.utility_bound - self.truthful_utility)
+
+
+def _regret(gain: float) -> float:
+    """Regret is never negative (truthful bidding is a misreport too); ``+ 0.0`` turns -0.0
+    into 0.0 so no report reads "-0.0"."""
+    return max(gain, 0.0) + 0.0
 
 
 def _utility(mech: Mechanism, profile: np.ndarray, agent: int, bids: np.ndarray):
@@ -114,6 +126,9 @@ def certify_agent(
         if certified and notes["residual"] > config.residual_tol:  # sound or silent
             certified = False
             reason = f"numerical trouble: the MIP solution disagrees with the network by {notes['residual']:.2e}"
+        if certified and bound < truthful - config.bound_tol:  # truthful bidding is feasible
+            certified = False
+            reason = f"numerical trouble: the proven bound is {truthful - bound:.2e} below the truthful utility"
         why = "; ".join(r for r in (reason, notes["fallback"]) if r) or None
         stats = {**form.model.stats(), "unstable_relus": form.unstable, "relus": form.relus}
         return AgentCertificate(
@@ -122,13 +137,14 @@ def certify_agent(
             bound,
             best["u"],
             best["b"],
-            bound - truthful if certified else None,
+            _regret(bound - truthful) if certified else None,
             time.perf_counter() - start,
             notes["solver"],
             boxes,
             why,
             notes["residual"],
             stats,
+            notes["fallback"],
         )
 
     res = solve_fn(form.model, config.time_limit)

@@ -1,4 +1,5 @@
-"""Option classes for the `mip` backend's actions (bound from spec options; no torch here)."""
+"""Option classes for the `mip` backend's model, data and actions (their field defaults are the
+option defaults `compile` resolves into the plan; no torch here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import attrs
 
 from threatlang.backends.choices import Solver
 
+_pos = attrs.validators.gt(0)
+_nonneg = attrs.validators.ge(0)
+
 
 class Bounds(enum.Enum):
     """How the big-M constants are computed (mirrors ``bounds.BoundMethod`` without torch)."""
@@ -16,19 +20,53 @@ class Bounds(enum.Enum):
     LINEAR = "linear"
 
 
+class Payment(enum.Enum):
+    """``fractional``: a fraction of the allocation's value at the bids (IR by construction,
+    bilinear MIP); ``free``: any payment, IR only through the training penalty (linear MIP)."""
+
+    FRACTIONAL = "fractional"
+    FREE = "free"
+
+
+@attrs.frozen
+class RegretNetModelOptions:
+    """`model regretnet { hidden 128 layers 1 payment fractional }` (§4.6.1: 128-unit layers,
+    one for 1x2 and two for 2x2)."""
+
+    hidden: int = attrs.field(default=128, validator=_pos)
+    layers: int = attrs.field(default=1, validator=_pos)
+    payment: Payment = Payment.FRACTIONAL
+
+
 @attrs.frozen
 class RegretNetTrainOptions:
     """`train regretnet { ... }`: augmented Lagrangian (§4.6.1) and the certification aids."""
 
-    misreport_steps: int = 25
-    misreport_lr: float = 0.02
+    misreport_steps: int = attrs.field(default=25, validator=_pos)
+    misreport_lr: float = attrs.field(default=0.02, validator=_pos)
+    #: also start each batch's misreport ascent from the best of a grid of this many bids per
+    #: bidder (0: off, the chapter's plain ascent from the truthful bid)
+    misreport_grid: int = attrs.field(default=0, validator=_nonneg)
     lambda_init: float = 5.0
-    rho: float = 1.0
-    rho_increment: float = 0.0
-    stability: float = 0.0  # weight of the ReLU-stability regulariser -tanh(1 + u l) (§4.3.3)
+    rho: float = attrs.field(default=1.0, validator=_nonneg)
+    rho_increment: float = attrs.field(default=0.0, validator=_nonneg)
+    stability: float = attrs.field(default=0.0, validator=_nonneg)  # -tanh(1 + u l), §4.3.3
     distill: bool = False  # free payments: first train a softmax RegretNet teacher, then distil
-    distill_weight: float = 1.0
-    teacher_epochs: int | None = None  # defaults to the student's epochs
+    distill_weight: float = attrs.field(default=1 / 400, validator=_nonneg)  # §4.6.1, on the MSE
+    teacher_epochs: int | None = attrs.field(  # the plan resolves None to the student's epochs
+        default=None, validator=attrs.validators.optional(_pos)
+    )
+    #: learning rate divided by 10 from this fraction of the steps on (1.0: constant)
+    lr_decay_at: float = attrs.field(default=1.0, validator=[_pos, attrs.validators.le(1.0)])
+
+
+@attrs.frozen
+class MisreportOptions:
+    """`attack misreport { steps N step_size A restarts R grid G }`: PGD regret (the chapter's
+    empirical regret) and the menu search behind the menu revenue (grid of G bids per bidder,
+    refined by the same ascent)."""
+
+    grid: int = attrs.field(default=1024, validator=attrs.validators.ge(2))
 
 
 @attrs.frozen
@@ -37,16 +75,16 @@ class MipCertifyOptions:
     when the action's own `time_limit` / `threads` fields are absent."""
 
     solver: Solver = Solver.AUTO
-    time_limit: float = 60.0  # seconds per MIP; a time-out is `unknown`
-    threads: int = 1
+    time_limit: float = attrs.field(default=60.0, validator=_pos)  # per MIP; time-out = unknown
+    threads: int = attrs.field(default=1, validator=_pos)
     bounds: Bounds = Bounds.LINEAR
-    gap: float = 1e-6  # absolute optimality gap of each MIP on the utility
-    branch_gap: float = 1e-4  # absolute gap closing spatial branching (HiGHS, IR payments)
-    max_nodes: int = 400
+    gap: float = attrs.field(default=1e-6, validator=_pos)  # absolute gap of each MIP
+    branch_gap: float = attrs.field(default=1e-4, validator=_pos)  # spatial branching (HiGHS)
+    max_nodes: int = attrs.field(default=400, validator=_pos)
 
 
 @attrs.frozen
 class ValuationOptions:
     """`data valuations { ... }`: profiles for revenue and PGD regret (more than are certified)."""
 
-    eval_profiles: int = 1000
+    eval_profiles: int = attrs.field(default=1000, validator=_pos)

@@ -1,4 +1,5 @@
-"""The compiled auction spec: what is trained, attacked and certified (printable, no torch)."""
+"""The compiled auction spec: what is trained, attacked and certified, every default resolved
+(printable, no torch; `run.py` imports this module, never the other way round at import)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,52 @@ from threatlang.ir import Spec
 from threatlang.ir.actions import Attack, Certify, Train
 from threatlang.ir.threats import BidSupport
 
-from .config import MipCertifyOptions, RegretNetTrainOptions, ValuationOptions
+from .config import (
+    MipCertifyOptions,
+    MisreportOptions,
+    Payment,
+    RegretNetModelOptions,
+    RegretNetTrainOptions,
+    ValuationOptions,
+)
+
+#: the misreport search when the spec has no `attack misreport` (the certify stage still
+#: reports PGD regret beside the certified regret)
+DEFAULT_ATTACK = (200, 0.02, 2)
+DEFAULT_TRAIN_PROFILES = 4096
+DEFAULT_TEST_PROFILES = 20
 
 
 @attrs.frozen
-class ModelChoice:
-    hidden: int = 128
-    layers: int = 1
-    payment: str = "fractional"
+class TrainStep:
+    """`train regretnet`: ``steps`` batches of fresh profiles (epochs x profiles per epoch)."""
 
-    @property
-    def ir(self) -> bool:
-        return self.payment == "fractional"
+    epochs: int
+    batch_size: int
+    lr: float
+    steps: int
+    teacher_steps: int
+    options: RegretNetTrainOptions
+
+
+@attrs.frozen
+class MisreportStep:
+    """PGD on each bidder's report (empirical regret) and the menu search (menu revenue)."""
+
+    steps: int
+    step_size: float
+    restarts: int
+    options: MisreportOptions
 
 
 @attrs.frozen
 class MipPlan(Plan):
     spec: Spec
     support: BidSupport
-    model: ModelChoice
-    train: Train | None
-    train_options: RegretNetTrainOptions
-    attack: Attack | None
-    certify: Certify | None
-    certify_options: MipCertifyOptions
+    model: RegretNetModelOptions
+    train: TrainStep | None
+    attack: MisreportStep
+    certify: MipCertifyOptions | None
     train_profiles: int
     test_profiles: int
     valuations: ValuationOptions
@@ -43,34 +66,50 @@ class MipPlan(Plan):
         s = self.support
         return tuple(range(s.agents)) if s.agent is None else (s.agent,)
 
+    @property
+    def ir(self) -> bool:
+        return self.model.payment is Payment.FRACTIONAL
+
     def describe(self) -> str:
         s, m = self.support, self.model
         lines = [
             f"mip plan for spec {self.spec.name}: {s.agents} agent(s) x {s.items} item(s), "
             f"valuations U[{s.low:g}, {s.high:g}]",
             f"  mechanism: trunk {m.layers} x {m.hidden} ReLU, sparsemax allocation with dummy, "
-            + ("fractional (IR) payment" if m.ir else "free payment (IR penalty), clipped at 0"),
+            + ("fractional (IR) payment" if self.ir else "free payment (IR penalty), clipped at 0"),
         ]
         if self.train is not None:
-            t, o = self.train, self.train_options
-            lines.append(
-                f"  train regretnet: {t.epochs} epochs over {self.train_profiles} profiles, batch "
-                f"{t.batch_size}, lr {t.lr:g}; misreports {o.misreport_steps} steps at {o.misreport_lr:g}; "
-                f"lambda0 {o.lambda_init:g}, rho {o.rho:g}; stability weight {o.stability:g}"
-                + ("; distilled from a softmax RegretNet teacher" if o.distill else "")
+            t, o = self.train, self.train.options
+            grid = (
+                f", also from the best of {o.misreport_grid} grid bids" if o.misreport_grid else ""
             )
-        if self.attack is not None:
-            a = self.attack
+            decay = f", lr / 10 after {o.lr_decay_at:g} of the steps" if o.lr_decay_at < 1 else ""
             lines.append(
-                f"  attack misreport: {a.steps} steps, {a.restarts} restart(s) on "
-                f"{self.valuations.eval_profiles} profiles (revenue, empirical regret, IR violations)"
+                f"  train regretnet: {t.steps} steps ({t.epochs} epochs x {self.train_profiles} "
+                f"fresh profiles) of batch {t.batch_size}, Adam lr {t.lr:g}{decay}; misreports "
+                f"{o.misreport_steps} ascent steps at {o.misreport_lr:g}{grid}; lambda0 "
+                f"{o.lambda_init:g}, rho {o.rho:g} (+{o.rho_increment:g}); stability weight "
+                f"{o.stability:g}"
             )
+            if o.distill:
+                lines.append(
+                    f"    distilled from a softmax RegretNet teacher ({t.teacher_steps} steps), "
+                    f"weight {o.distill_weight:g} on the mean squared output difference"
+                )
+        a = self.attack
+        lines.append(
+            f"  attack misreport: {a.steps} ascent steps at {a.step_size:g}, {a.restarts} "
+            f"restart(s) on {self.valuations.eval_profiles} profiles (revenue, empirical regret, "
+            f"IR violations); menu revenue from the best of {a.options.grid} grid bids per "
+            "bidder, refined by the same ascent"
+        )
         if self.certify is not None:
-            o = self.certify_options
-            limit = f"{o.time_limit:g}s"
+            o = self.certify
             lines.append(
-                f"  certify mip: {self.test_profiles} held-out profiles x agents {list(self.agents)}; "
-                f"solver {o.solver}, {o.threads} thread(s), time limit {limit} each, big-M from {o.bounds.value} bounds; "
+                f"  certify mip: {self.test_profiles} held-out profiles x agents "
+                f"{list(self.agents)}; solver {o.solver}, {o.threads} thread(s), time limit "
+                f"{o.time_limit:g}s each, big-M from {o.bounds.value} bounds, gap {o.gap:g} "
+                f"(spatial branching {o.branch_gap:g}, at most {o.max_nodes} nodes); "
                 "time-outs are unknown"
             )
         if self.regret_limit is not None:
@@ -83,43 +122,64 @@ class MipPlan(Plan):
         return run_plan(self, ctx)
 
 
-def compile_plan(spec: Spec) -> MipPlan:
+def compile_plan(spec: Spec, backend) -> MipPlan:
+    """Bind every option to its declared class (the backend's offers) and resolve defaults."""
     support = spec.threat
     assert isinstance(support, BidSupport)
-    opts = {o.name: o.value for o in spec.model.options} if spec.model is not None else {}
-    model = ModelChoice(
-        hidden=int(opts.get("hidden", 128)),
-        layers=int(opts.get("layers", 1)),
-        payment=str(opts.get("payment", "fractional")),
+    model = bind_options(
+        RegretNetModelOptions, spec.model.options if spec.model else (), "model regretnet"
     )
+    data = spec.data
+    train_profiles = data.train_limit if data and data.train_limit else DEFAULT_TRAIN_PROFILES
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     attack = next((a for a in spec.actions if isinstance(a, Attack)), None)
     certify = next((a for a in spec.actions if isinstance(a, Certify)), None)
-    data = spec.data
     return MipPlan(
         spec=spec,
         support=support,
         model=model,
-        train=train,
-        train_options=bind_options(RegretNetTrainOptions, train.options if train else (), "train"),
-        attack=attack,
-        certify=certify,
-        certify_options=_certify_options(certify),
-        train_profiles=(data.train_limit if data and data.train_limit else 4096),
-        test_profiles=(data.test_limit if data and data.test_limit else 20),
+        train=None if train is None else _train(spec, train, backend, train_profiles),
+        attack=_attack(spec, attack, backend),
+        certify=None if certify is None else _certify(spec, certify, backend),
+        train_profiles=train_profiles,
+        test_profiles=data.test_limit if data and data.test_limit else DEFAULT_TEST_PROFILES,
         valuations=bind_options(ValuationOptions, data.options if data else (), "data valuations"),
         regret_limit=spec.require.r if spec.require is not None else None,
     )
 
 
-def _certify_options(certify: Certify | None) -> MipCertifyOptions:
+def _train(spec: Spec, train: Train, backend, profiles: int) -> TrainStep:
+    o = backend.options(spec, train)
+    per_epoch = max(1, -(-profiles // train.batch_size))
+    teacher_epochs = train.epochs if o.teacher_epochs is None else o.teacher_epochs
+    return TrainStep(
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        steps=train.epochs * per_epoch,
+        teacher_steps=teacher_epochs * per_epoch,
+        options=attrs.evolve(o, teacher_epochs=teacher_epochs),
+    )
+
+
+def _attack(spec: Spec, attack: Attack | None, backend) -> MisreportStep:
+    steps, step_size, restarts = DEFAULT_ATTACK
+    if attack is None:
+        return MisreportStep(steps, step_size, restarts, MisreportOptions())
+    return MisreportStep(
+        attack.steps,
+        step_size if attack.step_size is None else attack.step_size,
+        attack.restarts,
+        backend.options(spec, attack),
+    )
+
+
+def _certify(spec: Spec, certify: Certify, backend) -> MipCertifyOptions:
     """The certify options with every default resolved (the action's own time limit and
     thread count win over the option defaults)."""
-    o = bind_options(MipCertifyOptions, certify.options if certify else (), "certify mip")
-    if certify is None:
-        return o
+    o = backend.options(spec, certify)
     return attrs.evolve(
         o,
-        time_limit=certify.time_limit or o.time_limit,
-        threads=certify.threads or o.threads,
+        time_limit=o.time_limit if certify.time_limit is None else certify.time_limit,
+        threads=o.threads if certify.threads is None else certify.threads,
     )

@@ -43,14 +43,20 @@ def find_misreports(
     box: SupportBox,
     config: AttackConfig,
     generator: torch.Generator,
+    extra_starts: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best misreports ``(B, A, items)`` and their utilities ``(B, A)`` (no grad to the net)."""
-    starts = [values]
+    """Best misreports ``(B, A, items)`` and their utilities ``(B, A)`` (no grad to the net).
+
+    Ascent starts at the truthful bids, at ``extra_starts`` (e.g. the best point of a grid) and
+    at ``restarts - 1`` uniform random bids; the best utility seen at any step is kept."""
+    starts = [values, *(extra_starts or [])]
     for _ in range(config.restarts - 1):
         starts.append(
             box.low
             + (box.high - box.low)
-            * torch.rand(values.shape, generator=generator, dtype=values.dtype)
+            * torch.rand(
+                values.shape, generator=generator, dtype=values.dtype, device=values.device
+            )
         )
     m = torch.stack(starts).detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([m], lr=config.lr)

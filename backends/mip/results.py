@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from threatlang.report import Record, Status, Table
@@ -11,42 +12,65 @@ from threatlang.report import Record, Status, Table
 from .certify import AgentCertificate
 
 
+@attrs.frozen
+class ItemAttack:
+    """The strongest attack on one (profile, bidder) before it is certified: PGD regret (the
+    chapter's empirical regret) and the best of PGD and the menu search, with its misreport."""
+
+    pgd_regret: float
+    regret: float
+    misreport: np.ndarray
+
+
 def certificate_record(
-    rid: str, profile: np.ndarray, cert: AgentCertificate, pgd_regret: float, limit: float | None
+    rid: str, profile: np.ndarray, cert: AgentCertificate, attack: ItemAttack, limit: float | None
 ) -> Record:
     """``certified`` only with a proven regret within ``limit``; ``falsified`` only with a real
-    misreport (evaluated by the network) whose regret exceeds it; ``unknown`` otherwise."""
+    misreport (evaluated by the network: the MIP's or the attack's) whose regret exceeds it;
+    ``unknown`` otherwise. A proven regret below what the attack attained is a soundness
+    violation (``soundness_violation`` true; never expected)."""
     proven = cert.certified_regret
     values = {
         "profile": profile,
         "agent": cert.agent,
         "truthful_utility": cert.truthful_utility,
         "certified_regret": proven,
-        "regret_upper_bound": cert.utility_bound - cert.truthful_utility,
+        "regret_upper_bound": cert.regret_upper_bound,
         "regret_found": cert.regret_found,
-        "empirical_regret": pgd_regret,
+        "empirical_regret": attack.pgd_regret,
+        "attack_regret": attack.regret,
+        "soundness_violation": proven is not None and attack.regret > proven + 1e-7,
         "solver": cert.solver,
+        "solver_switch": cert.switch,
         "nodes": cert.boxes,
         "residual": cert.residual,
         **cert.stats,
     }
+    truthful = profile[cert.agent]
     counter = None
-    if cert.misreport is not None:
-        counter = {
-            "agent": cert.agent,
-            "truthful": profile[cert.agent],
-            "misreport": cert.misreport,
-            "regret": cert.regret_found,
-        }
-    if limit is not None and cert.regret_found > limit:
+    if cert.misreport is not None and cert.regret_found >= attack.regret:
+        counter = _counter(cert.agent, truthful, cert.misreport, cert.regret_found)
+    elif attack.regret > 0:
+        counter = _counter(cert.agent, truthful, attack.misreport, attack.regret)
+    found = max(cert.regret_found, attack.regret)
+    if limit is not None and found > limit:
         return Record(rid, Status.FALSIFIED, values, cert.seconds, counter, cert.reason)
     if proven is not None and (limit is None or proven <= limit):
         return Record(rid, Status.CERTIFIED, values, cert.seconds, counter, cert.reason)
     if proven is not None:
-        reason = f"certified regret {proven:.6f} exceeds {limit:g}; best misreport found {cert.regret_found:.6f}"
+        reason = (
+            f"certified regret {proven:.6f} exceeds {limit:g}; best misreport found {found:.6f}"
+        )
     else:
         reason = cert.reason or "not proven optimal"
     return Record(rid, Status.UNKNOWN, values, cert.seconds, counter, reason)
+
+
+def _counter(agent: int, truthful, misreport, regret: float) -> dict:
+    return {"agent": agent, "truthful": truthful, "misreport": misreport, "regret": regret}
+
+
+_UNDECIDED = (Status.UNKNOWN, Status.TIMEOUT, Status.ERROR)
 
 
 def _mean_std(xs) -> str:
@@ -55,9 +79,10 @@ def _mean_std(xs) -> str:
 
 
 def regret_table(
-    setting: str, ir: bool, stability: float, revenue: float, records, agents
+    setting: str, ir: bool, stability: float, revenue: tuple[float, float], records, agents
 ) -> Table:
-    """Table 4.1 per agent: solve time, revenue, empirical and certified regret, their ratio."""
+    """Table 4.1 per agent: solve time, revenue (truthful, menu), empirical and certified
+    regret, their ratio, falsified and undecided pairs."""
     rows = []
     for agent in agents:
         recs = [r for r in records if r.values.get("agent") == agent]
@@ -71,11 +96,13 @@ def regret_table(
                 "yes" if ir else "no",
                 f"{stability:g}",
                 _mean_std([r.seconds for r in recs]),
-                f"{revenue:.3f}" if agent == agents[0] else "-",
+                f"{revenue[0]:.3f}" if agent == agents[0] else "-",
+                f"{revenue[1]:.3f}" if agent == agents[0] else "-",
                 _mean_std([r.values["empirical_regret"] for r in recs]),
                 _mean_std(cert),
                 ratio,
-                f"{len(recs) - len(proven)}",
+                f"{sum(r.status is Status.FALSIFIED for r in recs)}",
+                f"{sum(r.status in _UNDECIDED for r in recs)}",
             )
         )
     columns = (
@@ -84,9 +111,11 @@ def regret_table(
         "ReLU reg.",
         "solve time s",
         "revenue",
+        "menu revenue",
         "empirical regret",
         "certified regret",
         "emp./cert.",
+        "falsified",
         "unknown",
     )
     return Table("Certified regret (cf. Table 4.1)", columns, rows)
@@ -95,21 +124,24 @@ def regret_table(
 def ir_table(setting: str, econ) -> Table:
     columns = (
         "setting",
+        "revenue",
+        "menu revenue",
         "IR-violating %",
         "max violation",
         "mean violation",
-        "revenue",
         "revenue after IR",
     )
     row = (
         setting,
+        f"{econ.revenue:.4f}",
+        f"{econ.menu_revenue:.4f}",
         f"{100 * econ.ir_violation_rate:.2f}",
         f"{econ.ir_violation_max:.4f}",
         f"{econ.ir_violation_mean:.5f}",
-        f"{econ.revenue:.4f}",
         f"{econ.revenue_after_ir:.4f}",
     )
-    return Table("IR violations (cf. Table 4.4)", columns, [row])
+    title = "Revenue (menu: every bidder best-responds) and IR violations (cf. Table 4.4)"
+    return Table(title, columns, [row])
 
 
 def plot_misreports(

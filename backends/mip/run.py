@@ -1,42 +1,54 @@
-"""Running an auction plan: build or train the mechanism, measure it, certify held-out profiles."""
+"""Running an auction plan: build or train the mechanism, measure it, certify held-out profiles.
+
+The run scaffolding is the core's (`RunContext`): the mechanism is built with `ctx.build_model`,
+trained or reloaded with `ctx.checkpoint` (its seconds survive a resume), every random stream is
+a named `ctx.generator` on the device that draws, and the per-(profile, agent) solves go through
+the shared `run_items` loop. This module keeps the science: training, the economics, the MIPs.
+"""
 
 from __future__ import annotations
 
 import copy
 import functools
 
+import attrs
 import numpy as np
 import torch
 
-from threatlang.report import Summary
+from threatlang.errors import UsageError
+from threatlang.ir.refs import ModelKind
+from threatlang.report import Status, Summary
 from threatlang.runloop import run_items
 
 from .bounds import BoundMethod
 from .certify import CertifyConfig
-from .economics import evaluate_economics
+from .config import Payment
+from .economics import Economics, evaluate_economics
 from .mechanisms import AllocationKind, Mechanism, MechanismConfig, PaymentKind
+from .menu import best_responses
 from .plan import MipPlan
 from .regret import AttackConfig, empirical_regret
-from .results import ir_table, plot_misreports, regret_table
+from .results import ItemAttack, ir_table, plot_misreports, regret_table
 from .solvers import SolverKind
 from .solvers.gurobi import available as gurobi_available
 from .solvers.gurobi import licence_is_limited
+from .summary import MipSummary
 from .train import TrainConfig, train_mechanism
 from .valuations import SupportBox, sample_profiles
 from .work import CertifyJob, certify_item, item_id
 
 
-def _config(
-    plan: MipPlan, payment: PaymentKind, allocation=AllocationKind.SPARSEMAX
-) -> MechanismConfig:
+def _config(plan: MipPlan, payment: PaymentKind, allocation=AllocationKind.SPARSEMAX):
     s, m = plan.support, plan.model
     return MechanismConfig(s.agents, s.items, (m.hidden,) * m.layers, allocation, payment)
 
 
-def _train(plan: MipPlan, ctx, mech: Mechanism, box, gen, teacher=None, epochs=None) -> None:
-    t, o = plan.train, plan.train_options
-    profiles = sample_profiles(box, plan.train_profiles, gen)
-    steps = (epochs or t.epochs) * max(1, -(-plan.train_profiles // t.batch_size))
+def _payment(plan: MipPlan) -> PaymentKind:
+    return PaymentKind.FREE if plan.model.payment is Payment.FREE else PaymentKind.FRACTIONAL
+
+
+def _train(plan: MipPlan, ctx, mech: Mechanism, box, stream: str, steps: int, teacher=None):
+    t, o = plan.train, plan.train.options
     cfg = TrainConfig(
         steps=steps,
         batch_size=t.batch_size,
@@ -47,9 +59,10 @@ def _train(plan: MipPlan, ctx, mech: Mechanism, box, gen, teacher=None, epochs=N
         rho_increment=o.rho_increment,
         stability_weight=o.stability,
         distill_weight=o.distill_weight if teacher is not None else 0.0,
+        misreport_grid=o.misreport_grid,
+        lr_decay_at=o.lr_decay_at,
     )
-    who = "teacher" if mech.config.allocation is AllocationKind.SOFTMAX else "mechanism"
-    ctx.console.print(f"training {who}: {steps} steps")
+    ctx.console.print(f"training {stream}: {steps} steps")
 
     def log(entry) -> None:
         ctx.console.print(
@@ -57,47 +70,47 @@ def _train(plan: MipPlan, ctx, mech: Mechanism, box, gen, teacher=None, epochs=N
             f"IR violation {entry.ir_violation:.5f}"
         )
 
-    train_mechanism(mech, box, cfg, gen, teacher=teacher, on_step=log, profiles=profiles)
+    gen = ctx.generator(f"{stream}-batches")
+    train_mechanism(mech, box, cfg, gen, teacher=teacher, on_step=log, log_every=500)
 
 
-def _mechanism(plan: MipPlan, ctx, box: SupportBox, gen: torch.Generator) -> Mechanism:
+def _mechanism(plan: MipPlan, ctx, box: SupportBox) -> Mechanism:
+    """The caller's mechanism, a state dict named by the spec, or the trained one."""
     if ctx.model is not None:
         if not isinstance(ctx.model, Mechanism):
-            raise TypeError(
-                "the mip backend certifies threatlang.backends.mip.mechanisms.Mechanism"
+            raise UsageError(
+                "the mip backend certifies threatlang.backends.mip.mechanisms.Mechanism "
+                f"networks; got {type(ctx.model).__name__}."
             )
-        return ctx.model
-    payment = PaymentKind(plan.model.payment)
-    mech = Mechanism(_config(plan, payment), generator=gen)
+        return ctx.model.eval()
+    payment = _payment(plan)
+    mech = ctx.build_model("mechanism", lambda: Mechanism(_config(plan, payment)))
+    mech.clip_payments = False
     ref = plan.spec.model
-    if ref is not None and ref.kind.value == "state_dict":
+    if ref is not None and ref.kind == ModelKind.STATE_DICT:
         from threatlang.models_io import resolve_path
 
         mech.load_state_dict(torch.load(resolve_path(ref), map_location="cpu", weights_only=True))
-        mech.clip_payments = payment is PaymentKind.FREE
-        return mech.eval()
-    cache = ctx.artifact("mechanism.pt")
-    if ctx.resume and cache.exists():
-        mech.load_state_dict(torch.load(cache, weights_only=True))
-        mech.clip_payments = payment is PaymentKind.FREE
-        return mech.eval()
-    if plan.train is not None:
-        teacher = None
-        if plan.train_options.distill:
-            cfg = _config(plan, PaymentKind.FRACTIONAL_SIGMOID, AllocationKind.SOFTMAX)
-            teacher = Mechanism(cfg, generator=gen)
-            _train(plan, ctx, teacher, box, gen, epochs=plan.train_options.teacher_epochs)
-        _train(plan, ctx, mech, box, gen, teacher=teacher)
-        torch.save(mech.state_dict(), cache)
-    mech.clip_payments = payment is PaymentKind.FREE
+    elif plan.train is not None:
+        ctx.checkpoint("mechanism.pt", mech, lambda: _train_all(plan, ctx, mech, box))
+    mech.clip_payments = payment is PaymentKind.FREE  # §4.3.2: clip after training
     return mech.eval()
 
 
-def _attack(plan: MipPlan) -> AttackConfig:
-    a = plan.attack
-    if a is None:
-        return AttackConfig(200, 0.02, 2)
-    return AttackConfig(a.steps, a.step_size or 0.02, a.restarts)
+def _train_all(plan: MipPlan, ctx, mech: Mechanism, box: SupportBox) -> None:
+    teacher = None
+    if plan.train.options.distill:
+        cfg = _config(plan, PaymentKind.FRACTIONAL_SIGMOID, AllocationKind.SOFTMAX)
+        teacher = ctx.build_model("teacher", lambda: Mechanism(cfg))
+        steps = plan.train.teacher_steps
+        ctx.checkpoint(
+            "teacher.pt",
+            teacher,
+            lambda: _train(plan, ctx, teacher, box, "teacher", steps),
+            stage="train_teacher",
+        )
+        teacher.eval()
+    _train(plan, ctx, mech, box, "mechanism", plan.train.steps, teacher)
 
 
 def run_plan(plan: MipPlan, ctx) -> Summary:
@@ -111,56 +124,71 @@ def run_plan(plan: MipPlan, ctx) -> Summary:
 
 
 def _run(plan: MipPlan, ctx) -> Summary:
+    if ctx.data is not None:
+        raise UsageError(
+            "the mip backend draws its valuation profiles from the spec's bid support; "
+            "it takes no data= (hand over a model= to certify your own mechanism)."
+        )
     s = plan.support
     box = SupportBox(s.agents, s.items, s.low, s.high)
-    gen = torch.Generator().manual_seed(ctx.seed + plan.spec.seed)
-    mech = _mechanism(plan, ctx, box, gen)
-    mech64 = copy.deepcopy(mech).double().eval()
-    attack = _attack(plan)
-    setting = f"{s.agents}x{s.items}"
+    mech = _mechanism(plan, ctx, box)
+    mech64 = copy.deepcopy(mech).double().cpu().eval()  # float64 on the host, as the MIPs are
+    a = plan.attack
+    attack = AttackConfig(a.steps, a.step_size, a.restarts)
     eval_v = sample_profiles(
-        box,
-        plan.valuations.eval_profiles,
-        torch.Generator().manual_seed(ctx.seed + 1),
-        dtype=torch.float64,
+        box, plan.valuations.eval_profiles, ctx.generator("eval-profiles", "cpu"), torch.float64
     )
-    econ = evaluate_economics(mech64, eval_v, box, attack, gen)
-    metrics = {
-        "revenue": econ.revenue,
-        "empirical_regret": float(econ.regret.mean()),
-        "empirical_regret_per_agent": econ.regret.mean(dim=0),
-        "ir_violation_rate": econ.ir_violation_rate,
-        "ir_violation_max": econ.ir_violation_max,
-        "ir_violation_mean": econ.ir_violation_mean,
-        "revenue_after_ir": econ.revenue_after_ir,
-        "eval_profiles": len(eval_v),
-    }
+    with ctx.timings.measure("evaluate"):
+        econ = evaluate_economics(
+            mech64, eval_v, box, attack, ctx.generator("eval-attack", "cpu"), a.options.grid
+        )
+    setting = f"{s.agents}x{s.items}"
     tables = [ir_table(setting, econ)]
     plots = []
+    cert: dict = {}
     if plan.certify is not None:
         records = _certify(plan, ctx, mech64, box, attack)
-        metrics.update(_certify_metrics(records))
-        tables.insert(
-            0,
-            regret_table(
-                setting,
-                plan.model.ir,
-                plan.train_options.stability,
-                econ.revenue,
-                records,
-                plan.agents,
-            ),
-        )
+        cert = _certify_metrics(records)
+        _say_switches(ctx, records)
+        revenue = (econ.revenue, econ.menu_revenue)
+        stability = plan.train.options.stability if plan.train is not None else 0.0
+        tables.insert(0, regret_table(setting, plan.ir, stability, revenue, records, plan.agents))
         if s.items == 2:
             path = plot_misreports(
                 records, ctx.artifact("misreports.png"), (s.low, s.high), plan.agents[0], 0.0
             )
             plots += [path] if path is not None else []
-    return Summary(metrics, tuple(tables), tuple(plots))
+    summary = MipSummary(
+        **_economics_metrics(econ, len(eval_v)),
+        train_seconds=ctx.timings.get("train"),
+        evaluate_seconds=ctx.timings.get("evaluate"),
+        **cert,
+    )
+    return Summary(_metrics(summary), tuple(tables), tuple(plots))
+
+
+def _metrics(summary: MipSummary) -> dict:
+    return attrs.asdict(summary)
+
+
+def _economics_metrics(econ: Economics, n: int) -> dict:
+    return {
+        "revenue": econ.revenue,
+        "menu_revenue": econ.menu_revenue,
+        "empirical_regret": float(econ.regret.mean()),
+        "empirical_regret_per_agent": econ.regret.mean(dim=0).tolist(),
+        "menu_regret": float(econ.menu_regret.mean()),
+        "menu_regret_max": float(econ.menu_regret.max()),
+        "ir_violation_rate": econ.ir_violation_rate,
+        "ir_violation_max": econ.ir_violation_max,
+        "ir_violation_mean": econ.ir_violation_mean,
+        "revenue_after_ir": econ.revenue_after_ir,
+        "eval_profiles": n,
+    }
 
 
 def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: AttackConfig):
-    o = plan.certify_options
+    o = plan.certify
     cfg = CertifyConfig(
         solver=SolverKind(o.solver),
         bounds=BoundMethod(o.bounds.value),
@@ -172,18 +200,33 @@ def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: Att
     )
     limited = gurobi_available() and licence_is_limited()
     test_v = sample_profiles(
-        box, plan.test_profiles, torch.Generator().manual_seed(ctx.seed + 2), dtype=torch.float64
+        box, plan.test_profiles, ctx.generator("test-profiles", "cpu"), torch.float64
     )
-    pgd, _ = empirical_regret(
-        mech64, test_v, box, attack, torch.Generator().manual_seed(ctx.seed + 3)
-    )
+    gen = ctx.generator("test-attack", "cpu")
+    pgd, misreports = empirical_regret(mech64, test_v, box, attack, gen)
+    menu = best_responses(mech64, test_v, box, attack, gen, plan.attack.options.grid, misreports)
+    strongest = torch.where((menu.regret > pgd)[..., None], menu.misreports, misreports)
     job = CertifyJob(mech64, box.low, box.high, cfg, limited, plan.regret_limit)
-    items = [
-        (item_id(k, agent), (k, test_v[k].numpy(), agent, float(pgd[k, agent])))
-        for k in range(len(test_v))
-        for agent in plan.agents
-    ]
+    items = []
+    for k in range(len(test_v)):
+        for agent in plan.agents:
+            found = ItemAttack(
+                float(pgd[k, agent]),
+                float(max(pgd[k, agent], menu.regret[k, agent])),
+                strongest[k, agent].numpy(),
+            )
+            items.append((item_id(k, agent), (k, test_v[k].numpy(), agent, found)))
     return list(run_items(ctx, items, functools.partial(certify_item, job), "certifying"))
+
+
+def _say_switches(ctx, records) -> None:
+    """`solver auto` moving certificates off Gurobi is said once on the console."""
+    notes = [r.values.get("solver_switch") for r in records if r.values.get("solver_switch")]
+    if notes:
+        ctx.console.print(
+            f"solver auto: {len(notes)} of {len(records)} certificates did not run on Gurobi "
+            f"({notes[0]})"
+        )
 
 
 def _certify_metrics(records) -> dict:
@@ -192,6 +235,7 @@ def _certify_metrics(records) -> dict:
     cert = np.array([r.values["certified_regret"] for r in proven])
     emp = np.array([r.values["empirical_regret"] for r in proven])
     residuals = [r.values["residual"] for r in proven if r.values.get("residual") is not None]
+    certified = [r for r in records if r.status is Status.CERTIFIED]
     return {
         "certified_regret": float(cert.mean()) if len(cert) else None,
         "certified_regret_max": float(cert.max()) if len(cert) else None,
@@ -199,14 +243,17 @@ def _certify_metrics(records) -> dict:
         "empirical_certified_ratio": float(emp.mean() / cert.mean())
         if len(cert) and cert.mean() > 0
         else None,
-        "pgd_above_certified": int((emp > cert + 1e-7).sum()),
+        "soundness_violations": sum(bool(r.values.get("soundness_violation")) for r in certified),
         "solve_time_mean": float(secs.mean()),
         "solve_time_median": float(np.median(secs)),
         "solve_time_p95": float(np.percentile(secs, 95)),
-        "certified_count": sum(r.status.value == "certified" for r in records),
-        "falsified_count": sum(r.status.value == "falsified" for r in records),
-        "unknown_count": sum(r.status.value in ("unknown", "timeout", "error") for r in records),
+        "certified_count": len(certified),
+        "falsified_count": sum(r.status is Status.FALSIFIED for r in records),
+        "unknown_count": sum(
+            r.status in (Status.UNKNOWN, Status.TIMEOUT, Status.ERROR) for r in records
+        ),
         "proven_count": len(proven),
         "mip_residual_max": float(max(residuals)) if residuals else None,
         "solvers": sorted({r.values.get("solver") for r in records}),
+        "solver_switches": sum(bool(r.values.get("solver_switch")) for r in records),
     }

@@ -2,8 +2,10 @@
 
 Loss per batch: ``-revenue + sum_i lambda_i rgt_i + rho/2 sum_i rgt_i^2`` (+ ``sum_i mu_i irv_i^2``
 for free payments) (+ the ReLU-stability regulariser ``-tanh(1 + u l)`` over each agent's
-misreport box, §4.3.3) (+ an MSE distillation term towards a teacher, §4.3.2). Misreports come
-from a few steps of gradient ascent per batch (25 in the chapter). Fresh profiles every batch.
+misreport box, §4.3.3) (+ ``distill_weight`` x the mean squared error between the student's and the teacher's outputs,
+averaged over every allocation and payment entry, §4.3.2 / §4.6.1: weight 1/400). Misreports
+come from a few steps of gradient ascent per batch (25 in the chapter). Fresh profiles every
+batch, drawn from the support with the caller's generator.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 
 from .bounds import stability_penalty
 from .mechanisms import Mechanism, PaymentKind
+from .menu import best_grid_bids, grid_bids
 from .regret import AttackConfig, find_misreports, regret_at
 from .valuations import SupportBox, sample_profiles
 
@@ -35,6 +38,8 @@ class TrainConfig:
     rho_ir_every: int = 5
     stability_weight: float = 0.0  # weight of the ReLU-stability regulariser
     distill_weight: float = 0.0  # weight of the MSE towards the teacher (when one is given)
+    misreport_grid: int = 0  # also start the ascent from the best of this many grid bids
+    lr_decay_at: float = 1.0  # lr / 10 from this fraction of the steps on
 
 
 @attrs.frozen
@@ -49,7 +54,7 @@ class TrainLog:
 def _boxes(values: torch.Tensor, box: SupportBox) -> tuple[torch.Tensor, torch.Tensor]:
     """Per profile and agent, the input box where that agent's bids range over the support."""
     agents = values.shape[-2]
-    eye = torch.eye(agents, dtype=values.dtype)[:, :, None]
+    eye = torch.eye(agents, dtype=values.dtype, device=values.device)[:, :, None]
     base = values.unsqueeze(-3) * (1 - eye)
     lo, hi = base + box.low * eye, base + box.high * eye
     return lo.flatten(0, 1).flatten(-2), hi.flatten(0, 1).flatten(-2)
@@ -62,31 +67,34 @@ def train_mechanism(
     generator: torch.Generator,
     teacher: Mechanism | None = None,
     on_step: Callable[[TrainLog], None] | None = None,
-    profiles: torch.Tensor | None = None,
+    log_every: int = 100,
 ) -> list[TrainLog]:
-    """Train ``mech`` in place; returns a log every 100 steps. Deterministic given ``generator``.
-
-    Batches are fresh samples from the support, or drawn from ``profiles`` (a fixed training set).
+    """Train ``mech`` in place; returns a log every ``log_every`` steps. Deterministic given
+    ``generator`` (which draws the profiles, the misreport restarts, on the mechanism's device).
     """
     agents = box.agents
+    device = next(mech.parameters()).device
     opt = torch.optim.Adam(mech.parameters(), lr=config.lr)
-    lam = torch.full((agents,), config.lambda_init)
-    mu = torch.full((agents,), config.mu_init)
+    lam = torch.full((agents,), config.lambda_init, device=device)
+    mu = torch.full((agents,), config.mu_init, device=device)
     rho, rho_ir = config.rho, config.rho_ir
     logs: list[TrainLog] = []
     free = mech.config.payment is PaymentKind.FREE
     layers = [(lin.weight, lin.bias) for lin in mech.trunk] + [
         (mech.pay_head.weight, mech.pay_head.bias)
     ]
+    decay_step = int(config.lr_decay_at * config.steps)
+    grid = None
+    if config.misreport_grid:
+        grid = grid_bids(box, config.misreport_grid, torch.float32, device)
     for step in range(1, config.steps + 1):
-        if profiles is None:
-            values = sample_profiles(box, config.batch_size, generator)
-        else:
-            values = profiles[
-                torch.randint(len(profiles), (config.batch_size,), generator=generator)
-            ]
+        if step == decay_step + 1:
+            for group in opt.param_groups:
+                group["lr"] = config.lr / 10
+        values = sample_profiles(box, config.batch_size, generator)
         mech.eval()
-        misreports, _ = find_misreports(mech, values, box, config.attack, generator)
+        starts = None if grid is None else [best_grid_bids(mech, values, grid)]
+        misreports, _ = find_misreports(mech, values, box, config.attack, generator, starts)
         mech.train()
         alloc, pay = mech(values)
         rgt = regret_at(mech, values, misreports).mean(dim=0)
@@ -94,15 +102,15 @@ def train_mechanism(
         loss = -pay.sum(dim=-1).mean() + (lam * rgt).sum() + rho / 2 * (rgt**2).sum()
         if free:
             loss = loss + (mu * irv**2).sum()
-        stab = torch.zeros(())
+        stab = torch.zeros((), device=device)
         if config.stability_weight > 0:
             stab = stability_penalty(layers, *_boxes(values, box))
             loss = loss + config.stability_weight * stab
         if teacher is not None and config.distill_weight > 0:
             with torch.no_grad():
                 t_alloc, t_pay = teacher(values)
-            distill = ((alloc - t_alloc) ** 2).sum(dim=(-1, -2)) + ((pay - t_pay) ** 2).sum(dim=-1)
-            loss = loss + config.distill_weight * distill.mean()
+            diff = torch.cat([(alloc - t_alloc).flatten(1), pay - t_pay], dim=1)
+            loss = loss + config.distill_weight * diff.pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -112,7 +120,7 @@ def train_mechanism(
             mu = mu + rho_ir * irv.detach()
         if step % config.rho_ir_every == 0:
             rho_ir += config.rho_ir_increment
-        if step % 100 == 0 or step == config.steps:
+        if step % log_every == 0 or step == config.steps:
             log = TrainLog(
                 step,
                 float(pay.detach().sum(-1).mean()),

@@ -31,12 +31,13 @@ def sample_profiles(
     box: SupportBox,
     n: int,
     generator: torch.Generator,
-    device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """``n`` profiles drawn uniformly from the support: shape ``(n, agents, items)``."""
-    u = torch.rand((n, box.agents, box.items), generator=generator, dtype=dtype)
-    return (box.low + (box.high - box.low) * u).to(device)
+    """``n`` profiles drawn uniformly from the support: shape ``(n, agents, items)``, on the
+    generator's device (draws are made where they are used; no host copy)."""
+    shape = (n, box.agents, box.items)
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=generator.device)
+    return box.low + (box.high - box.low) * u
 
 
 def replace_agent(profiles: torch.Tensor, agent: int, bids: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The mechanism, box, solver config and regret limit are shared by every item, so they are bound
 once with ``functools.partial`` (a Ray worker unpickles them once); an item carries only its
-profile index, profile, agent and PGD regret. Solver objects are built inside the call.
+profile index, profile, agent and the attack's result on it. Solver objects are built inside
+the call.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from threatlang.report import Record
 
 from .certify import CertifyConfig, certify_agent
 from .mechanisms import Mechanism
-from .results import certificate_record
+from .results import ItemAttack, certificate_record
 
 
 @attrs.frozen
@@ -34,10 +35,10 @@ def item_id(profile_index: int, agent: int) -> str:
     return f"profile{profile_index:04d}/agent{agent}"
 
 
-def certify_item(job: CertifyJob, item: tuple[int, np.ndarray, int, float]) -> Record:
+def certify_item(job: CertifyJob, item: tuple[int, np.ndarray, int, ItemAttack]) -> Record:
     """Certify one agent at one profile; the record is the same on any executor."""
-    k, profile, agent, pgd_regret = item
+    k, profile, agent, attack = item
     cert = certify_agent(
         job.mechanism, profile, agent, job.low, job.high, job.config, job.limited_licence
     )
-    return certificate_record(item_id(k, agent), profile, cert, pgd_regret, job.regret_limit)
+    return certificate_record(item_id(k, agent), profile, cert, attack, job.regret_limit)

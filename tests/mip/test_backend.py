@@ -1,13 +1,16 @@
-"""The `mip` backend end to end on a tiny auction spec: accepts, compiles, runs, and its records
-obey sound-or-silent (a certificate only with a proven regret; every PGD regret below it)."""
+"""The `mip` backend end to end on a tiny auction spec: it accepts, compiles a complete plan,
+runs, and its records obey sound-or-silent (a certificate only with a proven regret that no
+attack beats); the summary follows its typed schema and agrees with the records and tables."""
 
 import importlib.util
 import json
 
+import attrs
 import pytest
 
 import threatlang
 from threatlang.backends.mip import BACKEND
+from threatlang.backends.mip.summary import MipSummary
 
 SPEC = """threatlang 1
 spec tiny_auction {
@@ -37,6 +40,7 @@ spec tiny_auction {
   attack misreport {
     steps 30
     restarts 1
+    grid 256
   }
   certify mip {
     solver SOLVER
@@ -47,57 +51,89 @@ spec tiny_auction {
 """
 
 
+def _spec(payment: str = "free", solver: str = "highs", extra: str = ""):
+    text = SPEC.replace("PAYMENT", payment).replace("SOLVER", solver)
+    return threatlang.parse(text.replace("misreport_steps 5", f"misreport_steps 5{extra}"))
+
+
 def test_accepts_and_rejects_with_reasons() -> None:
-    spec = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "highs"))
+    spec = _spec()
     assert BACKEND.accepts(spec) == ()
-    plan = BACKEND.compile(spec)
-    text = plan.describe()
-    assert "free payment" in text and "time-outs are unknown" in text
-    scip = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "scip"))
+    scip = _spec(solver="scip")
     has_scip = importlib.util.find_spec("pyscipopt") is not None
     assert any("scip" in u.reason for u in BACKEND.accepts(scip)) is not has_scip
-    bad = threatlang.parse(
-        SPEC.replace("PAYMENT", "free")
-        .replace("SOLVER", "highs")
-        .replace("lr 0.003", "lr 0.003\n    bogus 1")
-    )
-    assert BACKEND.accepts(bad)
+    assert any("bogus" in u.reason for u in BACKEND.accepts(_spec(extra="\n    bogus 1")))
+    wrong = threatlang.parse(SPEC.replace("PAYMENT", "fixed").replace("SOLVER", "highs"))
+    assert any("payment" in u.reason for u in BACKEND.accepts(wrong))
+
+
+def test_plan_resolves_every_default() -> None:
+    plan = BACKEND.compile(_spec(extra="\n    distill true"))
+    t = plan.train.options
+    assert t.distill_weight == pytest.approx(1 / 400)  # the chapter's weight (§4.6.1)
+    assert t.teacher_epochs == 2  # None resolved to the student's epochs
+    assert plan.train.steps == 2 * 2  # 2 epochs x 256 fresh profiles / batch 128
+    assert plan.certify.time_limit == 20.0 and plan.certify.gap == 1e-6
+    assert plan.attack.step_size == 0.02 and plan.attack.options.grid == 256
+    text = plan.describe()
+    for piece in ("free payment", "time-outs are unknown", "weight 0.0025", "256 grid bids"):
+        assert piece in text
+    bare = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "highs").replace(
+        "  attack misreport {\n    steps 30\n    restarts 1\n    grid 256\n  }\n", ""
+    ))  # fmt: skip
+    assert BACKEND.compile(bare).attack.steps == 200  # no attack action: the default search
 
 
 @pytest.mark.parametrize(("payment", "solver"), [("free", "highs"), ("fractional", "auto")])
 def test_run_writes_sound_records(tmp_path, payment: str, solver: str) -> None:
-    spec = threatlang.parse(SPEC.replace("PAYMENT", payment).replace("SOLVER", solver))
-    result = threatlang.run(spec, output=tmp_path, quiet=True)
+    result = threatlang.run(_spec(payment, solver), output=tmp_path, quiet=True)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    for key in (
-        "revenue",
-        "empirical_regret",
-        "certified_regret",
-        "solve_time_median",
-        "solve_time_p95",
-        "unknown_count",
-    ):
-        assert key in summary
+    metrics = {k: summary[k] for k in (f.name for f in attrs.fields(MipSummary))}
+    assert MipSummary(**metrics) == MipSummary(**result.summary.metrics)  # the declared schema
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [r.id for r in result.records]
     assert len(records) == 3
     for rec in records:
         values = rec["values"]
-        if rec["status"] == "certified":
-            assert values["certified_regret"] is not None and values["certified_regret"] <= 0.05
         if values["certified_regret"] is not None:
-            assert values["empirical_regret"] <= values["certified_regret"] + 1e-7
+            assert values["certified_regret"] >= 0 and "-0.0" not in json.dumps(values)
+            assert values["attack_regret"] <= values["certified_regret"] + 1e-7
+            assert values["empirical_regret"] <= values["attack_regret"]
             assert values["residual"] <= 1e-5
+        if rec["status"] == "certified":
+            assert values["certified_regret"] <= 0.05
+        elif rec["status"] == "falsified":
+            assert rec["counterexample"]["regret"] > 0.05
         else:
-            assert rec["status"] in ("unknown", "falsified") and rec["reason"]
-    assert summary["pgd_above_certified"] == 0
-    assert result is not None
+            assert rec["status"] == "unknown" and rec["reason"]
+    statuses = [r["status"] for r in records]
+    assert summary["soundness_violations"] == 0
+    assert summary["certified_count"] == statuses.count("certified")
+    assert summary["falsified_count"] == statuses.count("falsified")
+    assert summary["unknown_count"] == statuses.count("unknown")
+    table = summary["tables"][0]
+    row = dict(zip(table["columns"], table["rows"][0], strict=True))
+    assert int(row["falsified"]) == summary["falsified_count"]
+    assert int(row["unknown"]) == summary["unknown_count"]  # falsified pairs are not unknown
+    assert summary["menu_revenue"] >= 0 and summary["menu_regret"] >= 0
+    assert summary["train_seconds"] > 0 and summary["evaluate_seconds"] > 0
 
 
-def test_resume_reuses_mechanism_and_records(tmp_path) -> None:
-    spec = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "highs"))
+def test_resume_reuses_mechanism_records_and_stage_times(tmp_path) -> None:
+    spec = _spec()
     first = threatlang.run(spec, output=tmp_path, quiet=True)
     lines = (tmp_path / "records.jsonl").read_text().splitlines()
     again = threatlang.run(spec, output=tmp_path, quiet=True, resume=True)
     assert (tmp_path / "records.jsonl").read_text().splitlines() == lines
-    assert again.summary.metrics["certified_regret"] == first.summary.metrics["certified_regret"]
-    assert again.summary.metrics["revenue"] == first.summary.metrics["revenue"]
+    for key in ("certified_regret", "revenue", "menu_revenue", "train_seconds"):
+        assert again.summary.metrics[key] == first.summary.metrics[key], key
+
+
+def test_data_is_refused_in_one_sentence(tmp_path) -> None:
+    import numpy as np
+
+    from threatlang.errors import UsageError
+
+    data = (np.zeros((4, 1, 2), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(UsageError, match="takes no data="):
+        threatlang.run(_spec(), output=tmp_path, quiet=True, data=data)

@@ -90,15 +90,73 @@ def test_time_limit_gives_no_certificate() -> None:
     assert cert.utility_bound >= cert.best_utility
 
 
-def test_licence_too_small_falls_back_to_open_source() -> None:
-    pytest.importorskip("gurobipy")
+def _over_licence():
     mech = _mech(1, (256,), PaymentKind.FRACTIONAL, seed=0)
     profile = np.array([[0.4, 0.9]])
     form = formulate(mech, profile, 0, np.zeros(2), np.ones(2))
     assert form.model.n > 200 and form.model.bilinear  # over the pip licence's quadratic limit
+    return mech, profile
+
+
+def test_auto_switches_off_a_too_small_licence_and_says_so() -> None:
+    pytest.importorskip("gurobipy")
+    mech, profile = _over_licence()
     cert = certify_agent(mech, profile, 0, 0.0, 1.0, CertifyConfig(time_limit=2.0))
-    assert cert.solver == ("scip" if importlib.util.find_spec("pyscipopt") else "highs")
-    assert cert.reason and "size-limited" in cert.reason
+    used = "scip" if importlib.util.find_spec("pyscipopt") else "highs"
+    assert cert.solver == used
+    assert cert.switch and "size-limited" in cert.switch and f"switched to {used}" in cert.switch
+
+
+def test_explicit_gurobi_never_claims_a_switch() -> None:
+    pytest.importorskip("gurobipy")
+    from threatlang.backends.mip.solvers.gurobi import licence_is_limited
+
+    if not licence_is_limited():
+        pytest.skip("a full Gurobi licence takes the model")
+    mech, profile = _over_licence()
+    cfg = CertifyConfig(solver=SolverKind.GUROBI, time_limit=2.0)
+    cert = certify_agent(mech, profile, 0, 0.0, 1.0, cfg)
+    assert cert.certified_regret is None and cert.solver == "gurobi" and cert.switch is None
+    assert "does not switch" in cert.reason and "switched" not in cert.reason
+    assert "open-source" not in cert.reason
+
+
+def test_scip_time_out_reports_an_infinite_bound_not_its_1e20() -> None:
+    pytest.importorskip("pyscipopt")
+    from threatlang.backends.mip.solvers import scip
+    from threatlang.backends.mip.solvers.base import SolverOptions
+
+    mech = _mech(2, (64, 64), PaymentKind.FRACTIONAL, seed=0)
+    form = formulate(mech, np.array([[0.3, 0.7], [0.6, 0.2]]), 0, np.zeros(2), np.ones(2))
+    res = scip.solve(form.model, SolverOptions(time_limit=1e-3))
+    assert res.status.value in ("time_limit", "optimal")
+    assert res.bound == float("inf") or abs(res.bound) < 1e10
+
+
+def test_highs_prints_nothing_to_stdout() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from threatlang.backends.mip.model import Expr, MipModel\n"
+        "from threatlang.backends.mip.solvers import highs\n"
+        "from threatlang.backends.mip.solvers.base import SolverOptions\n"
+        "m = MipModel(); m.var(0, 1, integer=True)\n"
+        "m.set_objective(Expr(np.ones((1, 1)), np.zeros(1)))\n"
+        "assert highs.solve(m, SolverOptions()).objective == 1.0\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == ""
+
+
+def test_a_zero_regret_never_reads_negative_zero() -> None:
+    mech = _mech(1, (8,), PaymentKind.FREE, seed=3)
+    for profile in (np.array([[0.0, 0.0]]), np.array([[1.0, 1.0]]), np.array([[0.3, 0.6]])):
+        cert = certify_agent(mech, profile, 0, 0.0, 1.0, CertifyConfig(solver=SolverKind.HIGHS))
+        assert cert.certified_regret is not None
+        for value in (cert.certified_regret, cert.regret_upper_bound, cert.regret_found):
+            assert value >= 0 and str(value) != "-0.0"
 
 
 def test_numerical_disagreement_is_not_certified() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+import attrs
+
 from ..model import MipModel
 from . import gurobi, highs, scip
 from .base import SolveResult, SolverOptions, SolveStatus
@@ -34,9 +36,11 @@ def _missing(name: str) -> SolveResult:
 def solve(
     model: MipModel, kind: SolverKind, options: SolverOptions, limited_licence: bool = True
 ) -> tuple[SolveResult, str | None]:
-    """Solve; returns the result and, when AUTO fell back from Gurobi, the reason why.
+    """Solve; returns the result and, when AUTO switched away from Gurobi, a sentence saying
+    why and to which solver (None when nothing switched).
 
     ``limited_licence`` (see ``gurobi.licence_is_limited``) enables the size check before build.
+    An explicit ``gurobi`` never switches: a model over the licence is ``TOO_LARGE`` (unknown).
     """
     if kind is SolverKind.HIGHS:
         return highs.solve(model, options), None
@@ -45,10 +49,15 @@ def solve(
     if not gurobi.available():
         if kind is SolverKind.GUROBI:
             return _missing("gurobipy"), None
-        return _open_source(model, options), "gurobipy is not installed"
+        result = _open_source(model, options)
+        return result, f"gurobipy is not installed; solved with {result.solver}"
     result = gurobi.solve(model, options, limited_licence)
-    if kind is SolverKind.AUTO and result.status is SolveStatus.TOO_LARGE:
-        return _open_source(model, options), result.reason
+    if result.status is SolveStatus.TOO_LARGE:
+        if kind is SolverKind.AUTO:
+            switched = _open_source(model, options)
+            return switched, f"{result.reason}; switched to {switched.solver}"
+        reason = f"{result.reason}; `solver gurobi` does not switch (`solver auto` would)"
+        return attrs.evolve(result, reason=reason), None
     return result, None
 
 

@@ -2,8 +2,9 @@
 
 The pip licence is size-limited (2,000 variables and 2,000 linear constraints; only 200
 variables once a quadratic term is present) and says so only at ``optimize`` with error 10010.
-We check the size first and report ``TOO_LARGE`` with the reason, so the caller can fall back to
-the open-source path (HiGHS); a 10010 at optimize is mapped to the same status.
+We check the size first and report ``TOO_LARGE`` with the reason (what the licence refuses, never
+what happens next: only ``solver auto`` switches, and says so); a 10010 at optimize is mapped to
+the same status.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ def size_problem(model: MipModel, limited: bool = True) -> str | None:
     if model.bilinear and n > LIMIT_QUAD_VARS:
         return (
             f"Gurobi size-limited licence: {n} variables with bilinear terms "
-            f"(limit {LIMIT_QUAD_VARS}); using the open-source path (SCIP if installed, else HiGHS)"
+            f"(limit {LIMIT_QUAD_VARS})"
         )
     if n > LIMIT_VARS or rows > LIMIT_ROWS:
         return (
             f"Gurobi size-limited licence: {n} variables / {rows} constraints "
-            f"(limit {LIMIT_VARS} / {LIMIT_ROWS}); using the open-source path"
+            f"(limit {LIMIT_VARS} / {LIMIT_ROWS})"
         )
     return None
 

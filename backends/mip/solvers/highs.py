@@ -8,6 +8,8 @@ the result ``relaxed``: its bound is sound, and the caller closes the gap by bra
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -43,9 +45,33 @@ def _linearised(model: MipModel) -> tuple[list, list, list, list]:
     return lb, ub, integer, rows
 
 
+def _silenced_banner() -> None:
+    """HiGHS prints its copyright banner to the process's stdout (C level, once per process)
+    when the first solver object is built: build that one with fd 1 sent to /dev/null."""
+    global _BANNER_DONE
+    if _BANNER_DONE:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_DONE = True
+
+
+_BANNER_DONE = False
+
+
 def solve(model: MipModel, options: SolverOptions) -> SolveResult:
     import highspy
 
+    _silenced_banner()
     start = time.perf_counter()
     lb, ub, integer, rows = _linearised(model)
     n = len(lb)

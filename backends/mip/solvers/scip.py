@@ -64,6 +64,8 @@ def solve(model: MipModel, options: SolverOptions) -> SolveResult:
     x = np.array([m.getVal(v) for v in xs]) if has_x else None
     obj = m.getObjVal() if has_x else float("nan")
     bound = m.getDualbound()
+    if abs(bound) >= m.infinity():  # SCIP's "no bound yet" is 1e+20: say inf
+        bound = float("inf") if bound > 0 else float("-inf")
     if status in ("optimal", "gaplimit"):
         return SolveResult(SolveStatus.OPTIMAL, NAME, seconds, max(bound, obj), obj, x)
     if status == "timelimit":
