@@ -1,8 +1,13 @@
 """`threatlang compile SPEC --emit abcrown --output DIR`: hand an Lp-ball spec to the complete
 verifier alpha-beta-CROWN. One YAML config per radius, the ONNX network, the test examples as
-`data.npz`, and a tiny data loader module in alpha-beta-CROWN's `Customized(...)` protocol:
+`data.npz`, and a tiny data loader module in alpha-beta-CROWN's `Customized(...)` protocol (a
+`.py` file, which it resolves beside the config):
 
-    PYTHONPATH=DIR python abcrown.py --config DIR/SPEC_eps0.1.yaml
+    python abcrown.py --config DIR/SPEC_eps0.1.yaml
+
+Every key written is checked against alpha-beta-CROWN's own argument table (`abcrown_keys`,
+extracted from its `complete_verifier/arguments.py`): its loader stops at the first key it does
+not define ("Config key [...] not found"), so an unknown key is a bug here, never a file.
 
 Patch sets are unions of boxes (use `--emit vnnlib`); smoothing and parameter threats have no
 alpha-beta-CROWN counterpart and are refused.
@@ -18,6 +23,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Certify, LabelUnchanged, LpBall, Norm, Smooth, Spec, Target
+from .abcrown_keys import COMMIT, KEYS
 from .boxes import refuse_preprocessing
 from .export import DEFAULT_TIMEOUT, _write_model
 
@@ -72,6 +78,90 @@ def _refuse(spec: Spec) -> LpBall:
     return threat
 
 
+def abcrown_config(
+    threat: LpBall, radius: float, onnx_path: Path, shape, outputs: int, count: int, timeout: float
+) -> dict:
+    """The config of one radius, as the nested mapping alpha-beta-CROWN's YAML loader reads;
+    every key is checked against its argument table before it is returned."""
+    linf = threat.norm is Norm.LINF
+    config = {
+        "general": {"device": "cpu", "complete_verifier": "bab"},
+        "model": {"onnx_path": str(onnx_path), "input_shape": [-1, *map(int, shape)]},
+        "data": {
+            "dataset": 'Customized("threatlang_data.py", "load")',
+            "num_outputs": int(outputs),
+            "start": 0,
+            "end": int(count),
+        },
+        "specification": {
+            "type": "lp",
+            "robustness_type": "verified-acc",  # the label beats every other class
+            "norm": float("inf") if linf else 2.0,
+            "epsilon": float(radius),
+        },
+        "attack": {"pgd_order": "before" if linf else "skip"},  # its PGD is l-inf only
+        "bab": {"timeout": float(timeout)},
+    }
+    problems = config_problems(config)
+    if problems:
+        raise AssertionError("threatlang wrote an invalid alpha-beta-CROWN config: " + problems[0])
+    return config
+
+
+def config_problems(config: dict, prefix: str = "") -> list[str]:
+    """Keys alpha-beta-CROWN does not define (at commit `COMMIT`), values outside its choices,
+    and values of the wrong type; empty when it loads the config as written."""
+    out: list[str] = []
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += config_problems(value, path + ".")
+            continue
+        if path not in KEYS:
+            out.append(f"{path} is not an alpha-beta-CROWN key (arguments.py at {COMMIT[:12]})")
+            continue
+        kind, options = KEYS[path]
+        if not _typed(value, kind):
+            out.append(f"{path} takes {kind}, got {value!r}")
+        elif options is not None and value not in options:
+            out.append(f"{path} is one of {', '.join(map(str, options))}, got {value!r}")
+    return out
+
+
+def _typed(value, kind: str) -> bool:
+    if kind.startswith("list["):
+        items = value if isinstance(value, list) else [value]
+        return all(_typed(v, kind[5:-1]) for v in items)
+    checks = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+    }
+    return checks.get(kind, lambda v: True)(value)
+
+
+def to_yaml(config: dict, indent: int = 0) -> str:
+    """Block-style YAML of nested mappings of scalars and flat lists (JSON scalars are YAML;
+    infinity is `.inf`), so the export needs no YAML library."""
+    lines = []
+    for key, value in config.items():
+        pad = "  " * indent
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:\n{to_yaml(value, indent + 1)}")
+        elif isinstance(value, list):
+            lines.append(f"{pad}{key}: [{', '.join(_scalar(v) for v in value)}]\n")
+        else:
+            lines.append(f"{pad}{key}: {_scalar(value)}\n")
+    return "".join(lines)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    return json.dumps(value)
+
+
 def export_abcrown(
     spec: Spec,
     out_dir: str | Path,
@@ -98,36 +188,15 @@ def export_abcrown(
         (a.time_limit for a in spec.actions if isinstance(a, Certify) and a.time_limit),
         DEFAULT_TIMEOUT,
     )
-    norm = ".inf" if threat.norm is Norm.LINF else "2"
-    attack = "before" if threat.norm is Norm.LINF else "skip"  # its PGD is linf only
     configs = []
     for radius in threat.radii:
         path = out / f"{spec.name}_eps{radius:g}.yaml"
-        path.write_text(
-            f"""# alpha-beta-CROWN config written by threatlang: spec {spec.name}, {threat.norm.value} ball
-# of radius {radius!r} around each of {len(test.y)} test examples, label unchanged.
-# Run: PYTHONPATH={out} python abcrown.py --config {path}
-general:
-  device: cpu
-  mode: verified-acc
-  complete_verifier: bab
-model:
-  onnx_path: {json.dumps(str(onnx_path))}
-  input_shape: [-1, {", ".join(str(d) for d in shape)}]
-data:
-  dataset: Customized("threatlang_data", "load")
-  num_outputs: {outputs}
-  start: 0
-  end: {len(test.y)}
-specification:
-  type: lp
-  norm: {norm}
-  epsilon: {radius!r}
-attack:
-  pgd_order: {attack}
-bab:
-  timeout: {timeout:g}
-"""
+        config = abcrown_config(threat, radius, onnx_path, shape, outputs, len(test.y), timeout)
+        header = (
+            f"# alpha-beta-CROWN config written by threatlang: spec {spec.name}, "
+            f"{threat.norm.value} ball\n# of radius {radius!r} around each of {len(test.y)} test "
+            f"examples, label unchanged.\n# Run: python abcrown.py --config {path}\n"
         )
+        path.write_text(header + to_yaml(config))
         configs.append(path)
     return AbcrownExport(tuple(configs), onnx_path, data)
