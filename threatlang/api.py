@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ def run(
     data: Any = None,
     output: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     device: str = "cpu",
     allow_code: bool = False,
@@ -69,7 +70,9 @@ def run(
     """Compile `spec` for the first backend that accepts it and run it.
 
     Records are appended to `OUTPUT/records.jsonl` as each work item finishes; with
-    `resume=True` finished items are skipped. `model`/`data` override the spec's references.
+    `resume=True` finished items are skipped. A directory that holds another run's results is
+    refused unless `resume` (same spec, checked against its manifest) or `overwrite`; see
+    `threatlang.rundir`. `model`/`data` override the spec's references.
     `executor` is `"inprocess"`, `"ray"` (a local cluster, or the one at `address`) or an
     `Executor` object (left open for the caller to close).
     """
@@ -81,6 +84,7 @@ def run(
     from .parse import load
     from .progress import ProgressFactory
     from .records import RecordLog
+    from .rundir import RECORDS, SUMMARY, identity, open_run_dir
     from .serialize import document
 
     if not isinstance(spec, Spec):
@@ -88,34 +92,45 @@ def run(
     validate(spec, model_given=model is not None, data_given=data is not None)
     console = console or Console(stderr=False, quiet=quiet)
     out_dir = Path(output) if output is not None else Path("runs") / spec.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    backend, the_plan = compile_spec(spec)
-    (out_dir / "spec.json").write_text(json.dumps(document([spec]), indent=2) + "\n")
-    log = RecordLog(out_dir / "records.jsonl", resume=resume)
-    owned = isinstance(executor, str)
-    the_executor = make_executor(executor, address, workers, device) if owned else executor
-    ctx = RunContext(
-        out_dir=out_dir,
-        records=log,
-        progress=ProgressFactory(console, quiet=quiet),
-        console=console,
-        seed=spec.seed if seed is None else seed,
-        device=device,
-        model=model,
-        data=data,
-        allow_code=allow_code,
-        resume=resume,
-        executor=the_executor,
-    )
-    try:
-        summary = the_plan.run(ctx)
-    finally:
-        if owned:
-            the_executor.close()
-    if getattr(the_executor, "used", True) is False:
-        console.print(
-            f"[yellow]note:[/] backend {backend.name} ran its work in this process; "
-            f"--executor {the_executor.name} had no work items to distribute."
+    backend, the_plan = compile_spec(spec)  # before the directory: a refused spec leaves no trace
+    run_seed = spec.seed if seed is None else seed
+    ident = identity(spec, run_seed, model, data)  # a missing model/data file stops here
+    with open_run_dir(out_dir, ident, resume=resume, overwrite=overwrite) as run_dir:
+        log = RecordLog(
+            out_dir / RECORDS, resume=resume, overwrite=True, on_append=run_dir.note_checkpoints
         )
-    write_summary(out_dir / "summary.json", summary, spec.name, backend.name)
-    return RunResult(summary, log.all(), out_dir, backend.name)
+        if log.dropped is not None:
+            print(
+                f"note: dropped the torn last line of {log.path} (a write cut short when the "
+                f"run was killed; its item is redone): {log.dropped[:80]!r}",
+                file=sys.stderr,
+            )
+        run_dir.begin(backend.name, document([spec]))
+        owned = isinstance(executor, str)
+        the_executor = make_executor(executor, address, workers, device) if owned else executor
+        ctx = RunContext(
+            out_dir=out_dir,
+            records=log,
+            progress=ProgressFactory(console, quiet=quiet),
+            console=console,
+            seed=run_seed,
+            device=device,
+            model=model,
+            data=data,
+            allow_code=allow_code,
+            resume=resume,
+            executor=the_executor,
+        )
+        try:
+            summary = the_plan.run(ctx)
+        finally:
+            if owned:
+                the_executor.close()
+        if getattr(the_executor, "used", True) is False:
+            console.print(
+                f"[yellow]note:[/] backend {backend.name} ran its work in this process; "
+                f"--executor {the_executor.name} had no work items to distribute."
+            )
+        write_summary(out_dir / SUMMARY, summary, spec.name, backend.name)
+        run_dir.finish()
+        return RunResult(summary, log.all(), out_dir, backend.name)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import CapabilityError, SpecError, UsageError, render
+from .paths import output_dir, output_file
 
 
 def _files(paths: list[str]) -> list[Path]:
@@ -107,7 +108,7 @@ def cmd_compile(args) -> int:
     else:
         raise UsageError(f"unknown --emit {args.emit!r}")
     if args.output:
-        Path(args.output).write_text(text)
+        output_file(args.output).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -119,6 +120,7 @@ def _emit_files(specs, args) -> int:
 
     if not args.output:
         raise UsageError(f"--emit {args.emit} writes a directory: add --output DIR.")
+    output_dir(args.output)
     for spec in specs:
         out = Path(args.output) / spec.name if len(specs) > 1 else Path(args.output)
         common = {"weights": args.weights, "limit": args.limit, "allow_code": args.allow_code}
@@ -137,6 +139,7 @@ def cmd_import_vnnlib(args) -> int:
     from .interop.import_vnnlib import import_vnnlib
     from .parse import load
 
+    output_file(args.output)  # its folder is created if missing
     path = import_vnnlib(args.path, args.output, onnx=args.onnx, name=args.name)
     spec = load(path)  # what we wrote must parse and check
     print(f"wrote {path} (spec {spec.name}) and {path.with_suffix('.npz')}")
@@ -161,6 +164,7 @@ def cmd_run(args) -> int:
         spec,
         output=args.output,
         resume=args.resume,
+        overwrite=args.overwrite,
         quiet=args.quiet,
         device=args.device,
         allow_code=args.allow_code,
@@ -201,7 +205,6 @@ def _report_one(console, run_dir: Path, args):
     from .plots import record_tables, render_plots
     from .records import read_records
     from .render import print_table
-    from .report import Table
 
     summary_path, records_path = run_dir / "summary.json", run_dir / "records.jsonl"
     if not records_path.exists() and not summary_path.exists():
@@ -209,9 +212,9 @@ def _report_one(console, run_dir: Path, args):
             f"{run_dir} has no records.jsonl or summary.json; pass the --output directory of a run."
         )
     if summary_path.exists():
-        data = json.loads(summary_path.read_text())
-        for table in data.get("tables", []):
-            print_table(console, Table.from_json(table))
+        data = _read_summary(summary_path)
+        for table in data["tables"]:
+            print_table(console, table)
         headline = {
             k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)
         }
@@ -228,6 +231,31 @@ def _report_one(console, run_dir: Path, args):
         for path in render_plots(records, out):
             console.print(f"plot: {path}")
     return records
+
+
+def _read_summary(path: Path) -> dict:
+    """A run's summary.json, its tables as `Table`s; a corrupt file is one sentence."""
+    from .report import Table
+
+    def corrupt(why: str) -> UsageError:
+        return UsageError(
+            f"{path} is not a readable run summary ({why}); rerun the spec with --resume to "
+            "rewrite it from the records."
+        )
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise corrupt(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise corrupt(str(err).splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise corrupt(f"a JSON {type(data).__name__}, not an object")
+    try:
+        tables = [Table.from_json(t) for t in data.get("tables", [])]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise corrupt(f"a malformed table: {type(err).__name__} {err}") from None
+    return {**data, "tables": tables}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,7 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
     p.add_argument("--output", "-o", help="run directory (default runs/SPEC_NAME)")
-    p.add_argument("--resume", action="store_true", help="skip work items already in records.jsonl")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output (same spec): skip work items already in records.jsonl",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --output (otherwise it is refused)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or tables")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, help="override the spec's seed")

@@ -58,20 +58,45 @@ def _plain(d: Diagnostic) -> str:
     return f"{where}{d.message}{tail}"
 
 
+#: the longest echoed source line and message: a 200 KB line must not flood the terminal
+ECHO_WIDTH = 120
+MESSAGE_WIDTH = 400
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _window(line: str, column: int) -> tuple[str, int, int]:
+    """The part of `line` shown around `column` (1-based): (text, first column shown, end)."""
+    if len(line) <= ECHO_WIDTH:
+        return line, 1, len(line) + 1
+    start = max(1, min(column - ECHO_WIDTH // 2, len(line) + 1 - ECHO_WIDTH))
+    end = start + ECHO_WIDTH
+    text = (
+        ("…" if start > 1 else "") + line[start - 1 : end - 1] + ("…" if end <= len(line) else "")
+    )
+    return text, start, end
+
+
 def render(diagnostic: Diagnostic, source: str | None) -> str:
-    """Format a diagnostic the way compilers do: location, message, source line, carets."""
-    head = _plain(diagnostic)
+    """Format a diagnostic the way compilers do: location, message, source line, carets.
+
+    A long source line is echoed as a window of `ECHO_WIDTH` characters around the column,
+    with … where it was cut."""
+    head = _clip(_plain(diagnostic), MESSAGE_WIDTH + len(str(diagnostic.span or "")))
     span = diagnostic.span
     if span is None or source is None:
         return f"error: {head}" if span is None else f"{span}: error: {head[len(str(span)) + 2 :]}"
     lines = source.splitlines()
     text = f"{span}: error: {head[len(str(span)) + 2 :]}"
     if 1 <= span.line <= len(lines):
-        line = lines[span.line - 1]
+        shown, start, end = _window(lines[span.line - 1], span.column)
         width = 1
         if span.end_line == span.line and span.end_column > span.column:
-            width = span.end_column - span.column
+            width = min(span.end_column, end) - span.column
         gutter = f"{span.line:>5} | "
-        caret = " " * (len(gutter) + span.column - 1) + "^" * max(1, width)
-        text += f"\n{gutter}{line}\n{caret}"
+        offset = span.column - start + (1 if start > 1 else 0)
+        caret = " " * (len(gutter) + offset) + "^" * max(1, width)
+        text += f"\n{gutter}{shown}\n{caret}"
     return text

@@ -109,7 +109,10 @@ class Summary:
 
 
 def write_summary(path: Path, summary: Summary, spec_name: str, backend: str) -> None:
-    path.write_text(json.dumps(summary.to_json(spec_name, backend), indent=2) + "\n")
+    """Written atomically: a kill leaves the previous summary or this one, never half."""
+    from .rundir import write_atomic
+
+    write_atomic(Path(path), json.dumps(summary.to_json(spec_name, backend), indent=2) + "\n")
 
 
 def status_counts(records) -> dict[str, int]:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from threatlang.errors import UsageError
 from threatlang.records import RecordLog, read_records
 from threatlang.report import Record, Status, Summary, Table
 
@@ -15,15 +16,81 @@ def test_append_and_resume(tmp_path):
     log = RecordLog(path)
     log.append(Record("a", Status.CERTIFIED, {"margin": 0.5}, 0.1))
     log.append(Record("b", "unknown", reason="solver time-out"))
+    whole = path.read_bytes()
     with path.open("a") as fh:
         fh.write('{"id": "c", "sta')  # a kill in the middle of a write
+    assert [r.id for r in read_records(path)] == ["a", "b"]  # reading skips it, keeps the file
+    assert path.read_bytes().endswith(b'"sta')
     resumed = RecordLog(path, resume=True)
     assert resumed.done_ids() == {"a", "b"}
-    assert [r.id for r in read_records(path)] == ["a", "b"]  # the torn line is gone
+    assert resumed.dropped == '{"id": "c", "sta'  # said, not silent
+    assert path.read_bytes() == whole  # exactly the torn line is gone
     with pytest.raises(ValueError, match="already"):
         resumed.append(Record("a", Status.FALSIFIED))
-    fresh = RecordLog(path)  # without resume a run starts over
+    with pytest.raises(UsageError, match="already holds records"):
+        RecordLog(path)  # a fresh log never truncates records it was not told to replace
+    assert path.read_bytes() == whole
+    fresh = RecordLog(path, overwrite=True)
     assert len(fresh) == 0 and path.read_text() == ""
+
+
+LINES = [
+    '{"id": "a", "status": "certified"}',
+    '{"id": "b", "status": "falsified"}',
+    '{"id": "c", "status": "certified"}',
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "line_no", "message"),
+    [
+        ([LINES[0], '{"id": "x", "sta', *LINES[1:]], 2, "invalid JSON"),
+        ([LINES[0], "[1, 2]", *LINES[1:]], 2, "a JSON list, not an object"),
+        ([LINES[0], '{"status": "certified"}', LINES[1]], 2, "no 'id' field"),
+        ([LINES[0], '{"id": "x", "status": "maybe"}', LINES[1]], 2, "not a valid record"),
+        ([LINES[0], '{"id": "x", "status": "unknown"}', LINES[1]], 2, "needs a reason"),
+        ([*LINES, LINES[1]], 4, "repeats line 2"),
+        # a bad last line that ends with its newline was not torn by a kill: corruption
+        ([*LINES, '{"id": "x", "sta'], 4, "invalid JSON"),
+    ],
+)
+def test_invalid_line_anywhere_but_a_torn_end_is_an_error_naming_it(
+    tmp_path, lines, line_no, message
+):
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes()
+    for read in (lambda: RecordLog(path, resume=True), lambda: read_records(path)):
+        with pytest.raises(UsageError, match=message) as info:
+            read()
+        assert f"{path}:{line_no}:" in str(info.value)
+        assert path.read_bytes() == before  # nothing deleted to get past it
+
+
+def test_torn_last_line_is_the_only_thing_dropped(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(LINES) + "\n" + LINES[0][:7])
+    log = RecordLog(path, resume=True)
+    assert [r.id for r in log.all()] == ["a", "b", "c"] and log.dropped == LINES[0][:7]
+    assert path.read_text() == "\n".join(LINES) + "\n"
+    # a whole record whose newline the kill cut off is kept, and the newline restored
+    path.write_text("\n".join(LINES))
+    log = RecordLog(path, resume=True)
+    assert log.dropped is None and len(log) == 3
+    log.append(Record("d", Status.CERTIFIED))
+    assert [r.id for r in read_records(path)] == ["a", "b", "c", "d"]
+    # blank lines are harmless, torn invalid UTF-8 at the end too
+    path.write_bytes(("\n\n".join(LINES) + "\n").encode() + b'{"id": "\xff')
+    log = RecordLog(path, resume=True)
+    assert len(log) == 3 and log.dropped is not None
+
+
+def test_append_notifies_the_run_directory(tmp_path):
+    calls = []
+    log = RecordLog(tmp_path / "r.jsonl", on_append=lambda: calls.append(len(calls)))
+    log.append(Record("a", Status.CERTIFIED))
+    log.append(Record("b", Status.CERTIFIED))
+    assert calls == [0, 1]
 
 
 def test_unknown_needs_a_reason_and_values_become_json():

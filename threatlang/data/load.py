@@ -30,14 +30,11 @@ def load_dataset(ref: DataRef, seed: int = 0) -> DataSplits:
     if ref.classes is not None:
         train, test = _select(train, ref.classes), _select(test, ref.classes)
         if len(train) == 0:
-            raise UsageError(
-                f"data {ref.source} has no examples of classes {list(ref.classes)}."
-            )
+            raise UsageError(f"data {ref.source} has no examples of classes {list(ref.classes)}.")
     if ref.resize is not None:
         train, test = _resize(train, ref.resize), _resize(test, ref.resize)
-    num_classes = (
-        len(ref.classes) if ref.classes is not None else int(max(train.y.max(), test.y.max())) + 1
-    )
+    labels = [int(ds.y.max()) for ds in (train, test) if len(ds)]  # a train split may be empty
+    num_classes = len(ref.classes) if ref.classes is not None else max(labels, default=-1) + 1
     return DataSplits(
         ref.source, train.take(ref.train_limit), test.take(ref.test_limit), num_classes
     )

@@ -1,0 +1,481 @@
+"""Hostile and careless inputs (issue 15): each ends in one sentence that names the file and
+the problem, exit code 2, no traceback, nothing run from a file and nothing lost.
+
+Three tables: command lines (through `threatlang.cli.main`), data files (through
+`load_dataset`) and model files (through `load_model`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from threatlang.cli import main
+from threatlang.data import load_dataset
+from threatlang.errors import UsageError
+from threatlang.ir import DataRef
+
+RUNS = Path(__file__).parents[1] / "runs"
+#: `run` cases use the toy backend of tests/runs (installed as a plugin by `toy`), so they
+#: test the core's I/O, not a shipped backend
+TINY = """threatlang 1
+spec tiny {
+  model toy_mlp
+  data DATA
+  seed 0
+  threat linf_ball { radius 0.01 }
+  require label_unchanged
+  train standard { epochs 1 }
+  certify ibp
+}
+"""
+CIFAR_BATCHES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+
+
+def _spec(tmp: Path, data: str = "digits { test_limit 4 }", model: str | None = None) -> str:
+    text = TINY.replace("DATA", data)
+    if model is not None:
+        text = text.replace("model toy_mlp", model)
+    path = tmp / "s.threat"
+    path.write_text(text)
+    return str(path)
+
+
+class _Marker:
+    """Unpickling this creates the marker file: what a crafted CIFAR-10 batch would run."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _crafted_cifar(tmp: Path) -> Path:
+    folder = tmp / "cifar"
+    folder.mkdir()
+    for name in CIFAR_BATCHES:
+        payload = {b"data": _Marker(tmp / "PWNED"), b"labels": [0]}
+        (folder / name).write_bytes(pickle.dumps(payload, protocol=2))
+    return folder
+
+
+def _no_marker(tmp: Path) -> None:
+    assert not (tmp / "PWNED").exists(), "the crafted pickle ran code"
+
+
+def _cifar_run(tmp: Path) -> list[str]:
+    spec = _spec(tmp, f'cifar10 {{ path "{_crafted_cifar(tmp)}"; test_limit 2 }}')
+    return ["run", spec, "-o", str(tmp / "run"), "--quiet"]
+
+
+def _cifar_vnnlib(tmp: Path) -> list[str]:
+    spec = _spec(tmp, f'cifar10 {{ path "{_crafted_cifar(tmp)}"; test_limit 2 }}')
+    text = Path(spec).read_text().replace("model toy_mlp", "model mlp255 { width 0.1 }")
+    Path(spec).write_text(text)  # a shipped architecture: the exporter builds it
+    return ["compile", spec, "--emit", "vnnlib", "-o", str(tmp / "v"), "--limit", "1"]
+
+
+def _file(tmp: Path, name: str = "afile", text: str = "x") -> Path:
+    (tmp / name).write_text(text)
+    return tmp / name
+
+
+def _report_dir(tmp: Path, summary: str | None = None, records: str | None = None) -> list[str]:
+    run = tmp / "run"
+    run.mkdir()
+    if summary is not None:
+        (run / "summary.json").write_text(summary)
+    if records is not None:
+        (run / "records.jsonl").write_text(records)
+    return ["report", str(run), "--no-plots"]
+
+
+def _read_only(tmp: Path) -> list[str]:
+    folder = tmp / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return ["run", _spec(tmp), "-o", str(folder / "run"), "--quiet"]
+
+
+GOOD = '{"id": "a", "status": "certified"}'
+
+#: (argv builder, fragments the one-line error must contain, check afterwards)
+CLI_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...], Callable | None]] = {
+    "run: crafted CIFAR-10 pickle": (
+        _cifar_run,
+        ("data_batch_1", "not a CIFAR-10 python batch", "nothing from the file was run"),
+        _no_marker,
+    ),
+    "compile --emit vnnlib: crafted CIFAR-10 pickle": (
+        _cifar_vnnlib,
+        ("data_batch_1", "not a CIFAR-10 python batch"),
+        _no_marker,
+    ),
+    "run --output is a file": (
+        lambda t: ["run", _spec(t), "-o", str(_file(t)), "-q"],
+        ("afile is a file, not a directory",),
+        None,
+    ),
+    "run --output under a file": (
+        lambda t: ["run", _spec(t), "-o", str(_file(t) / "sub"), "-q"],
+        ("cannot be created", "afile is a file"),
+        None,
+    ),
+    "run --output in a read-only folder": (_read_only, ("permission denied",), None),
+    "run --resume --overwrite": (
+        lambda t: ["run", _spec(t), "-o", str(t / "r"), "--resume", "--overwrite", "-q"],
+        ("pass one",),
+        None,
+    ),
+    "run into a folder of other files": (
+        lambda t: ["run", _spec(t), "-o", str(_file(t, "notes.txt").parent), "-q"],
+        ("already holds", "notes.txt", "--resume", "--overwrite"),
+        None,
+    ),
+    "run --overwrite a folder that is not a run": (
+        lambda t: ["run", _spec(t), "-o", str(_file(t, "notes.txt").parent), "-q", "--overwrite"],
+        ("is not a run directory", "notes.txt"),
+        lambda t: (t / "notes.txt").exists() or pytest.fail("--overwrite deleted a user file"),
+    ),
+    "run: model file missing": (
+        lambda t: [
+            "run",
+            _spec(t, model='model state_dict("nope.pt") { arch toy_mlp }'),
+            "-o",
+            str(t / "r"),
+            "-q",
+        ],
+        ("model file nope.pt not found",),
+        lambda t: (t / "r").exists() and pytest.fail("a failed run created its directory"),
+    ),
+    "run: npz data file missing": (
+        lambda t: ["run", _spec(t, 'npz { path "nope.npz" }'), "-o", str(t / "r"), "-q"],
+        ("nope.npz not found",),
+        None,
+    ),
+    "compile --output is a directory": (
+        lambda t: ["compile", _spec(t), "--emit", "json", "-o", str(t)],
+        ("is a directory", "give a file name"),
+        None,
+    ),
+    "compile --output under a file": (
+        lambda t: ["compile", _spec(t), "--emit", "json", "-o", str(_file(t) / "x.json")],
+        ("afile is a file",),
+        None,
+    ),
+    "compile --emit vnnlib --output is a file": (
+        lambda t: ["compile", _spec(t), "--emit", "vnnlib", "-o", str(_file(t))],
+        ("is a file, not a directory",),
+        None,
+    ),
+    "report: summary.json is not JSON": (
+        lambda t: _report_dir(t, summary='{"spec": "x", '),
+        ("summary.json is not a readable run summary", "line 1, column 15"),
+        None,
+    ),
+    "report: summary.json is a list": (
+        lambda t: _report_dir(t, summary="[1, 2]"),
+        ("summary.json", "not an object"),
+        None,
+    ),
+    "report: summary.json with a malformed table": (
+        lambda t: _report_dir(t, summary='{"tables": [{"title": "t"}]}'),
+        ("summary.json", "malformed table"),
+        None,
+    ),
+    "report: records.jsonl broken in the middle": (
+        lambda t: _report_dir(t, records=f"{GOOD}\n{{oops\n{GOOD.replace('a', 'b')}\n"),
+        ("records.jsonl:2:", "not a valid record"),
+        None,
+    ),
+}
+
+
+@pytest.fixture
+def toy(install_plugin):
+    install_plugin(RUNS, {"toy": "toy_backend:BACKEND"})
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_command_line_bad_input_is_one_sentence_exit_2(case, tmp_path, capsys, monkeypatch, toy):
+    if case == "run --output in a read-only folder" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders; see the simulated test below")
+    monkeypatch.chdir(tmp_path)
+    build, fragments, after = CLI_CASES[case]
+    argv = build(tmp_path)
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    if after is not None:
+        after(tmp_path)
+
+
+def test_output_that_cannot_be_written_is_one_sentence(tmp_path, capsys, monkeypatch, toy):
+    """The read-only case for a root user: the permission check itself is exercised."""
+    real = os.access
+    target = tmp_path / "ro"
+    target.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == target else real(p, m))
+    assert main(["run", _spec(tmp_path), "-o", str(target), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --output {target} is not writable; pick another --output."
+
+
+def test_import_vnnlib_output_folder_is_created_before_the_import(tmp_path, monkeypatch, toy):
+    from threatlang.interop import import_vnnlib as module
+
+    def fake(path, output, **kw):  # stands in for the converter: needs the folder to exist
+        out = Path(output)
+        out.write_text(TINY.replace("DATA", "digits"))
+        return out
+
+    monkeypatch.setattr(module, "import_vnnlib", fake)
+    target = tmp_path / "no" / "such" / "folder" / "x.threat"
+    assert main(["import-vnnlib", str(tmp_path / "i.csv"), "-o", str(target)]) == 0
+    assert target.exists()
+
+
+@pytest.mark.slow  # exports an ONNX model and reads it back: ~6 s
+def test_import_vnnlib_creates_the_output_folder(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from threatlang.models_io import build_builtin
+
+    weights = tmp_path / "w.pt"
+    torch.save(build_builtin("mlp255", (1, 8, 8), 10, {"width": 0.1}).state_dict(), weights)
+    spec = _spec(tmp_path, model="model mlp255 { width 0.1 }")
+    out = tmp_path / "v"
+    flags = ["--emit", "vnnlib", "-o", str(out), "--limit", "1", "--weights", str(weights)]
+    assert main(["compile", spec, *flags]) == 0
+    target = tmp_path / "no" / "such" / "folder" / "x.threat"
+    assert main(["import-vnnlib", str(out / "instances.csv"), "-o", str(target)]) == 0, (
+        capsys.readouterr().err
+    )
+    assert target.exists()
+
+
+# ------------------------------------------------------------------------- data files
+def _npz(**change) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        rng = np.random.default_rng(0)
+        arrays = {
+            "x_train": rng.random((8, 1, 4, 4)),
+            "y_train": np.arange(8) % 3,
+            "x_test": rng.random((3, 1, 4, 4)),
+            "y_test": np.arange(3),
+        }
+        path = tmp / "d.npz"
+        np.savez(path, **{**arrays, **change})
+        return path
+
+    return make
+
+
+def _npz_of(**arrays) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        np.savez(tmp / "d.npz", **arrays)
+        return tmp / "d.npz"
+
+    return make
+
+
+def _raw(content: bytes, name: str = "d.npz") -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(content)
+        return tmp / name
+
+    return make
+
+
+def _truncated_npz(tmp: Path) -> Path:
+    whole = _npz()(tmp).read_bytes()
+    (tmp / "d.npz").write_bytes(whole[: len(whole) // 2])
+    return tmp / "d.npz"
+
+
+def _npy(tmp: Path) -> Path:
+    np.save(tmp / "d.npy", np.zeros(3))
+    return tmp / "d.npy"
+
+
+NAN_X = np.full((8, 1, 4, 4), 0.5)
+NAN_X[2, 0, 1, 1] = np.nan
+
+#: npz file -> fragments of the one-sentence error (besides the file's name)
+DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "NaN pixel": (_npz(x_train=NAN_X), ("x_train", "1 NaN or infinite", "(2, 0, 1, 1)")),
+    "inf pixel": (_npz(x_test=np.full((3, 1, 4, 4), np.inf)), ("x_test", "NaN or infinite")),
+    "float overflowing float32": (_npz(x_test=np.full((3, 4, 4), 1e300)), ("too large",)),
+    "label 4.5": (_npz(y_train=np.full(8, 4.5)), ("non-integer labels (4.5 at index 0)",)),
+    "NaN label": (_npz(y_test=np.array([0.0, np.nan, 1.0])), ("non-integer labels",)),
+    "complex images": (_npz(x_train=np.ones((8, 1, 4, 4)) + 1j), ("complex",)),
+    "5-D images": (_npz(x_train=np.ones((8, 1, 1, 4, 4))), ("shape (8, 1, 1, 4, 4)",)),
+    "1-D images": (_npz(x_test=np.ones(3)), ("shape (3,)",)),
+    "negative labels": (_npz(y_train=-np.ones(8, int)), ("negative labels (-1 at index 0)",)),
+    "huge label": (_npz(y_test=np.array([0, 1, 10**9])), ("label 1000000000",)),
+    "length mismatch": (_npz(y_train=np.arange(5)), ("x_train has 8 examples but y_train has 5",)),
+    "2-D labels": (_npz(y_test=np.zeros((3, 2), int)), ("y_test has shape (3, 2)",)),
+    "string labels": (_npz(y_train=np.array(list("abcdefgh"))), ("text labels ('a' at index 0)",)),
+    "object arrays": (_npz(y_test=np.array([0, None, 1], dtype=object)), ("pickled",)),
+    "empty test set": (
+        _npz(x_test=np.zeros((0, 1, 4, 4)), y_test=np.zeros(0, int)),
+        ("test set (x_test) is empty",),
+    ),
+    "mismatched image shapes": (_npz(x_test=np.ones((3, 1, 5, 5))), ("same shape",)),
+    "missing arrays": (_npz_of(x_train=np.ones((2, 4)), y_train=np.arange(2)), ("lacks arrays",)),
+    "not a zip file": (_raw(b"hello, world"), ("not an .npz archive (not a zip file)",)),
+    "truncated zip": (_truncated_npz, ("not a readable .npz archive",)),
+    "a .npy file": (_npy, ("single .npy array",)),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_npz_bad_input_names_the_file_and_the_problem(case, tmp_path):
+    make, fragments = DATA_CASES[case]
+    path = make(tmp_path)
+    with pytest.raises(UsageError) as info:
+        load_dataset(DataRef("npz", path=str(path)))
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_npz_labels_saved_as_whole_floats_and_empty_train_split_still_load(tmp_path):
+    rng = np.random.default_rng(0)
+    make = _npz_of(
+        x_train=np.zeros((0, 1, 4, 4)),
+        y_train=np.zeros(0),
+        x_test=rng.random((3, 1, 4, 4)),
+        y_test=np.array([0.0, 2.0, 1.0]),
+    )
+    d = load_dataset(DataRef("npz", path=str(make(tmp_path))))
+    assert d.test.y.tolist() == [0, 2, 1] and d.test.y.dtype == np.int64
+    assert len(d.train) == 0 and d.num_classes == 3
+
+
+def test_cifar_batches_with_wrong_content_name_the_file(tmp_path):
+    from threatlang.data.files import read_cifar_batch
+
+    cases = {
+        "not a dict": ([1, 2], "holds a list"),
+        "no labels": ({b"data": np.zeros((1, 3072), np.uint8)}, "lacks"),
+        "wrong width": ({b"data": np.zeros((1, 10), np.uint8), b"labels": [0]}, "3072"),
+        "float pixels": ({b"data": np.zeros((1, 3072)), b"labels": [0]}, "uint8"),
+        "label 10": ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}, "outside 0..9"),
+        "count mismatch": ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, "2 images"),
+        "str labels": ({b"data": np.zeros((1, 3072), np.uint8), b"labels": ["a"]}, "integers"),
+    }
+    for name, (payload, fragment) in cases.items():
+        path = tmp_path / name.replace(" ", "_")
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+        with pytest.raises(UsageError, match=fragment) as info:
+            read_cifar_batch(path)
+        assert str(path) in str(info.value), name
+    (tmp_path / "torn").write_bytes(pickle.dumps(cases["no labels"][0], protocol=2)[:40])
+    with pytest.raises(UsageError, match="unreadable pickle"):
+        read_cifar_batch(tmp_path / "torn")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("bad magic", b"\x01\x02\x03\x04", "bad magic number"),
+        ("unknown type", b"\x00\x00\x42\x01\x00\x00\x00\x01\x00", "bad magic number"),
+        ("cut header", b"\x00\x00\x08\x03\x00\x00", "header is cut short"),
+        ("cut data", b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "truncated or corrupt"),
+    ],
+)
+def test_idx_files_that_are_cut_or_foreign(tmp_path, name, content, fragment):
+    from threatlang.data.files import read_idx
+
+    path = tmp_path / "x-idx1-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=fragment) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+# ------------------------------------------------------------------------ model files
+def _torch_file(cut: int) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        import torch
+
+        torch.save({"w": torch.zeros(1000)}, tmp / "full.pt")
+        whole = (tmp / "full.pt").read_bytes()
+        (tmp / "m.pt").write_bytes(whole[:cut])
+        return tmp / "m.pt"
+
+    return make
+
+
+MODEL_CASES = {
+    # torch reports these as EINVAL, "failed finding central directory" or an empty read
+    "state dict cut near its end": ("state_dict", _torch_file(-100), "not a complete torch.save"),
+    "state dict cut in half": ("state_dict", _torch_file(2000), "not a complete torch.save"),
+    "empty state dict file": ("state_dict", _raw(b"", "m.pt"), "not a complete torch.save"),
+    "empty ONNX file": ("onnx", _raw(b"", "m.onnx"), "not a valid ONNX model: "),
+    "garbage ONNX file": ("onnx", _raw(b"\x00garbage" * 10, "m.onnx"), "not a valid ONNX model: "),
+    "truncated TorchScript": ("torchscript", _torch_file(-100), "is not a TorchScript file"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_CASES))
+def test_model_file_bad_input_names_the_file(case, tmp_path):
+    pytest.importorskip("torch")
+    from threatlang.ir import ModelKind, ModelRef
+    from threatlang.models_io import load_model
+
+    kind, make, fragment = MODEL_CASES[case]
+    if kind == "onnx":
+        pytest.importorskip("onnx")
+    path = make(tmp_path)
+    arch = "mlp255" if kind == "state_dict" else None
+    with pytest.raises(UsageError) as info:
+        load_model(ModelRef(ModelKind(kind), str(path), arch=arch), (1, 8, 8), 10)
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "\n" not in message, message
+
+
+# --------------------------------------------------------------------- error echoing
+def test_a_200_kb_source_line_is_echoed_clipped_around_the_column(tmp_path, capsys):
+    deep = tmp_path / "deep.threat"
+    deep.write_text("spec s { model mlp255; seed " + "(" * 100_000 + "1" + ")" * 100_000 + " }\n")
+    assert main(["check", str(deep)]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1000, len(err)  # was 300 KB
+    head, echo, caret, *_ = err.splitlines()
+    column = int(head.split(":")[2])
+    gutter = echo.index("| ") + 2
+    assert echo[gutter] == "…" and echo.endswith("…")
+    # the caret still points at the character the message is about
+    assert echo[caret.index("^")] == deep.read_text()[column - 1]
+
+
+def test_error_echo_of_short_lines_is_unchanged(tmp_path, capsys):
+    bad = tmp_path / "bad.threat"
+    line = "  threat patch { shape square(2), values [1, 0] }"
+    bad.write_text(f"spec s {{\n  model small_cnn\n  data digits\n{line}\n  train all_patch\n}}\n")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[1] == f"    4 | {line}"
+    assert err[2].index("^") == err[1].index("values")
+
+
+def test_summary_report_reads_back_after_an_atomic_write(tmp_path):
+    from threatlang.report import Summary, Table, write_summary
+
+    path = tmp_path / "summary.json"
+    write_summary(path, Summary({"a": 1.0}, (Table("t", ["x"], [[1]]),)), "s", "b")
+    assert json.loads(path.read_text())["a"] == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temp left
