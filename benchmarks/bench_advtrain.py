@@ -22,7 +22,6 @@ from threatlang.backends.advtrain import pyramid as pyr
 from threatlang.backends.advtrain.config import MethodSpec
 from threatlang.backends.advtrain.data import digits
 from threatlang.backends.advtrain.experiment import Settings, make_method
-from threatlang.backends.advtrain.schedule import RadiusSchedule
 from threatlang.backends.advtrain.train import TrainConfig, Trainer
 from threatlang.backends.advtrain.vit import vit_tiny
 
@@ -41,8 +40,8 @@ def main() -> None:
     x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
     settings = Settings(
         pyramid=pyr.PyramidConfig((16, 8, 1), (4.0, 2.0, 1.0)),
-        upat_radius=RadiusSchedule.constant(8 / 255),
-        pat_radius=RadiusSchedule.constant(6 / 255),
+        upat_radius=8 / 255,
+        pat_radius=6 / 255,
         upat_step_size=0.1 / 255,
         adv_weight=1.0,
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=3e-3, augment=False),

@@ -6,7 +6,9 @@ Torch-free, so the light ``__init__`` and ``threatlang check`` can import it.
 from __future__ import annotations
 
 import enum
+import os
 import re
+from pathlib import Path
 
 import attrs
 
@@ -20,20 +22,25 @@ class MethodKind(enum.Enum):
     UPAT = "upat"  # universal pyramid adversarial training (Algorithm 5)
 
 
-_METHOD = re.compile(r"^(standard|upat|pat(\d+))((?:_no_clean_loss|_no_pyramid|_schedule)*)$")
+_METHOD = re.compile(
+    r"^(standard|upat|pat(\d+))((?:_no_clean_loss|_no_pyramid|_schedule)*)(?:_r(\d+(?:\.\d+)?))?$"
+)
 
 
 @attrs.frozen
 class MethodSpec:
     """One model trained in a comparison. Ablations: no clean loss (Table 6.5), no pyramid
     (Table 6.3: a single per-pixel level); ``schedule`` forces the radius decay (6.5) on this
-    method whatever the run's ``radius_schedule`` says (Table 6.1's two UPAT rows)."""
+    method whatever the run's ``radius_schedule`` says (Table 6.1's two UPAT rows).
+    ``radius`` (in /255 units in the label: ``upat_r4`` is 4/255) overrides the run's radius —
+    one method per radius of a sweep (Tables 6.3/6.4)."""
 
     kind: MethodKind
     steps: int = 1
     clean_loss: bool = True
     pyramid: bool = True
     schedule: bool = False
+    radius: float | None = None
 
     @property
     def label(self) -> str:
@@ -43,17 +50,18 @@ class MethodSpec:
             + ("" if self.clean_loss else "_no_clean_loss")
             + ("" if self.pyramid else "_no_pyramid")
             + ("_schedule" if self.schedule else "")
+            + ("" if self.radius is None else f"_r{round(self.radius * 255, 6):g}")
         )
 
     @classmethod
     def parse(cls, name: str) -> MethodSpec:
         """``standard``, ``upat``, ``pat<k>``; the last two optionally with ``_no_clean_loss``,
-        ``_no_pyramid``, ``_schedule``."""
+        ``_no_pyramid``, ``_schedule`` and a radius ``_r<n>`` (n/255)."""
         m = _METHOD.match(name)
-        if m is None or (m.group(1) == "standard" and m.group(3)):
+        if m is None or (m.group(1) == "standard" and (m.group(3) or m.group(4))):
             raise ValueError(
                 f"unknown method {name!r}: say standard, upat or pat<k> (e.g. pat2), "
-                "optionally with _no_clean_loss, _no_pyramid or _schedule"
+                "optionally with _no_clean_loss, _no_pyramid, _schedule and _r<radius/255>"
             )
         kind = MethodKind.PAT if m.group(2) else MethodKind(m.group(1))
         steps = int(m.group(2)) if m.group(2) else 1
@@ -66,6 +74,7 @@ class MethodSpec:
             "_no_clean_loss" not in flags,
             "_no_pyramid" not in flags,
             "_schedule" in flags,
+            None if m.group(4) is None else float(m.group(4)) / 255,
         )
 
 
@@ -95,12 +104,27 @@ class AdvTrainOptions:
     weight_decay: float = attrs.field(default=0.05, validator=_nonneg)
     augment: bool = False  # random shifts of up to 2 pixels
     threads: int = attrs.field(default=1, validator=_pos)  # torch CPU threads during the run
+    #: a radius sweep (Tables 6.3/6.4): every adversarial method is trained once per radius
+    radii: tuple[float, ...] = attrs.field(default=())
+
+    @radii.validator
+    def _radii(self, _a: attrs.Attribute, value: tuple[float, ...]) -> None:
+        if any(r <= 0 for r in value) or len(set(value)) != len(value):
+            raise ValueError(f"radii must be distinct positive radii, got {value}")
 
 
 #: the corruptions of ``corruptions.Corruption`` (kept here so this module stays torch-free)
 CORRUPTION_NAMES = (
     "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
     "gaussian_blur", "defocus_blur", "contrast", "brightness", "pixelate",
+    "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "elastic_transform",
+    "jpeg_compression",
+)  # fmt: skip
+#: the 15 corruptions ImageNet-C's mCE averages (``corruptions.BENCHMARK``): the default suite
+BENCHMARK_NAMES = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+    "elastic_transform", "pixelate", "jpeg_compression",
 )  # fmt: skip
 
 
@@ -114,12 +138,16 @@ def _corruption_names(_inst: object, _attr: attrs.Attribute, value: tuple[str, .
 
 @attrs.frozen
 class CorruptionOptions:
-    """``evaluate corruptions { ... }``: which ImageNet-C-style corruptions, which severities."""
+    """``evaluate corruptions { ... }``: which ImageNet-C corruptions (default: the benchmark's
+    15), which severities; mCE is normalised by the fixed reference model cached under
+    ``reference_cache`` (default ``$THREATLANG_CACHE`` or ``~/.cache/threatlang``, then
+    ``mce-reference``)."""
 
-    corruptions: tuple[str, ...] = attrs.field(default=(), validator=_corruption_names)  # () = all
+    corruptions: tuple[str, ...] = attrs.field(default=BENCHMARK_NAMES, validator=_corruption_names)
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     seed: int = 0
     batch_size: int = attrs.field(default=512, validator=_pos)
+    reference_cache: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities):
@@ -138,3 +166,10 @@ class AttackOptions:
     eps: tuple[float, ...] = ()  # default: the threat's radii (l-p ball) or radius (pyramid)
     norm: AttackNorm | None = None  # default: the threat's norm
     examples: int | None = None  # attack the first N test examples (default all)
+
+
+def default_cache_dir() -> str:
+    """Where the mCE reference model is cached: ``$THREATLANG_CACHE/mce-reference``, else
+    ``~/.cache/threatlang/mce-reference``."""
+    base = os.environ.get("THREATLANG_CACHE") or os.path.join("~", ".cache", "threatlang")
+    return str(Path(base).expanduser() / "mce-reference")

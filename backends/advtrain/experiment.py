@@ -1,8 +1,9 @@
-"""Train several methods side by side and evaluate them (Tables 6.1/6.2 in miniature).
+"""Train several methods side by side and evaluate them (Tables 6.1-6.5 in miniature).
 
 Methods start from the same initial weights and see the same batches in the same order; their
 epochs are interleaved (epoch 1 of every method, then epoch 2, ...) so that load from other
-processes spreads over all of them and the time-per-epoch ratios stay comparable.
+processes spreads over all of them and the time-per-epoch ratios stay comparable. Training and
+evaluation are separate stages, so a resumed run loads the trained models and evaluates them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
-import torch
 from torch import Tensor, nn
+
+from threatlang.runtime import generator
 
 from . import pyramid as pyr
 from .config import MethodKind, MethodSpec
-from .evaluate import CorruptionSuite, accuracy, corruption_errors
+from .evaluate import CorruptionSuite, accuracy, corruption_errors_many
 from .pat import PAT, PATConfig
 from .schedule import RadiusSchedule
 from .standard import Method, Standard
@@ -26,28 +28,42 @@ from .upat import UPAT, UPATConfig
 
 @attrs.frozen
 class Settings:
-    """Everything a comparison needs besides data and model, resolved from the spec."""
+    """Everything a comparison needs besides data and model, resolved from the plan.
+
+    A method trains at its own radius when it has one (a radius sweep), else at UPAT's or
+    PAT's; the radius decays by (6.5) from ``decay_start`` to ``decay_end`` (default 10% of the
+    radius) when ``decay_all`` or when the method is a ``_schedule`` variant."""
 
     pyramid: pyr.PyramidConfig
-    upat_radius: RadiusSchedule
-    pat_radius: RadiusSchedule
+    upat_radius: float
+    pat_radius: float
     upat_step_size: float
     adv_weight: float
     train: TrainConfig
-    upat_decay: RadiusSchedule | None = None  # for methods marked ``_schedule``
-    pat_decay: RadiusSchedule | None = None
+    decay_all: bool = False
+    decay_start: int = 0
+    decay_end: float | None = None
+
+    def radius(self, spec: MethodSpec) -> RadiusSchedule:
+        r = spec.radius
+        if r is None:
+            r = self.pat_radius if spec.kind is MethodKind.PAT else self.upat_radius
+        if not (self.decay_all or spec.schedule):
+            return RadiusSchedule.constant(r)
+        end = 0.1 * r if self.decay_end is None else self.decay_end
+        epochs = self.train.epochs
+        return RadiusSchedule(r, end, self.decay_start, max(epochs, self.decay_start + 1))
 
 
 @attrs.frozen(eq=False)
-class MethodResult:
+class TrainFacts:
+    """What training one method measured: epoch times, passes, the final loss."""
+
     label: str
-    clean_accuracy: float
-    corruption_errors: dict
     epoch_seconds: tuple[float, ...]
     passes_per_step: float
     calls_per_step: float
     final_loss: float
-    model: nn.Module
     method: Method
 
     @property
@@ -59,47 +75,46 @@ class MethodResult:
 def make_method(
     spec: MethodSpec, s: Settings, input_shape: Sequence[int], seed: int, device: str
 ) -> Method:
+    """The training method of ``spec``; PAT's random starts come from the stream
+    ``pat/<label>`` of the run ``seed``, on ``device``."""
     low, high = s.pyramid.low, s.pyramid.high
     pyramid = s.pyramid if spec.pyramid else pyr.flat_config(low, high)
     if spec.kind is MethodKind.STANDARD:
         return Standard()
-    if spec.schedule and (s.upat_decay is None or s.pat_decay is None):
-        raise ValueError(f"{spec.label} needs the decaying radius schedule in the settings")
+    radius = s.radius(spec)
     if spec.kind is MethodKind.UPAT:
-        radius = s.upat_decay if spec.schedule else s.upat_radius
         cfg = UPATConfig(pyramid, radius, s.upat_step_size, s.adv_weight, spec.clean_loss)
         method: Method = UPAT(cfg, input_shape, device)
     else:
-        radius = s.pat_decay if spec.schedule else s.pat_radius
         cfg = PATConfig(pyramid, radius, spec.steps, s.adv_weight, spec.clean_loss)
-        method = PAT(cfg, torch.Generator().manual_seed(seed + 2))
+        method = PAT(cfg, generator(seed, f"pat/{spec.label}", device))
     method.name = spec.label
     return method
 
 
-def compare(
+def train_side_by_side(
     specs: Sequence[MethodSpec],
     settings: Settings,
-    new_model: Callable[[], nn.Module],
+    models: dict[str, nn.Module],
     train: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor],
     seed: int,
     device: str = "cpu",
-    suite: CorruptionSuite | None = None,
     track: Callable[[list], Iterable] = iter,
-) -> dict[str, MethodResult]:
-    """Train every method in ``specs`` (interleaved epochs), then evaluate each on ``test``."""
+) -> dict[str, TrainFacts]:
+    """Train ``models[label]`` in place with each method in ``specs``, epochs interleaved.
+
+    Every method draws its batches (and augmentation) from its own copy of the stream
+    ``train/batches`` of the run ``seed``, made on ``device``: all see the same batches."""
     x, y = train
     shape = tuple(x.shape[1:])
-    # CPU generators on every device: draws are made there and moved, so runs match across devices
     trainers = {
         spec.label: Trainer(
-            new_model().to(device),
+            models[spec.label],
             make_method(spec, settings, shape, seed, device),
             x,
             y,
             settings.train,
-            torch.Generator().manual_seed(seed + 1),
+            generator(seed, "train/batches", device),
         )
         for spec in specs
     }
@@ -109,16 +124,16 @@ def compare(
     out = {}
     for label, t in trainers.items():
         fit = t.result()
-        errors = corruption_errors(t.model, *test, suite) if suite is not None else {}
-        out[label] = MethodResult(
-            label=label,
-            clean_accuracy=accuracy(t.model, *test),
-            corruption_errors=errors,
-            epoch_seconds=fit.seconds_per_epoch,
-            passes_per_step=fit.passes_per_step,
-            calls_per_step=fit.calls_per_step,
-            final_loss=fit.final_loss,
-            model=t.model,
-            method=t.method,
-        )
+        out[label] = TrainFacts(
+            label, fit.seconds_per_epoch, fit.passes_per_step, fit.calls_per_step,
+            fit.final_loss, t.method,
+        )  # fmt: skip
     return out
+
+
+def evaluate_models(
+    models: dict[str, nn.Module], test: tuple[Tensor, Tensor], suite: CorruptionSuite | None
+) -> dict[str, tuple[float, dict]]:
+    """Clean accuracy and corruption errors of every model (each corrupted batch made once)."""
+    errors = corruption_errors_many(models, *test, suite) if suite is not None else {}
+    return {label: (accuracy(m, *test), errors.get(label, {})) for label, m in models.items()}

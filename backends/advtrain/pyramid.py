@@ -101,7 +101,10 @@ def uniform(
     """Levels drawn uniformly from [-radius, radius] (the random start of sample-wise PAT)."""
     out = []
     for s in cfg.scales:
-        u = torch.rand((batch, *level_shape(s, shape)), generator=generator).to(device)
+        u = torch.rand(
+            (batch, *level_shape(s, shape)), generator=generator, device=generator.device
+        )
+        u = u.to(device)
         out.append((2 * u - 1) * radius)
     return out
 

@@ -1,23 +1,29 @@
-"""Running an advtrain plan: data, models, side-by-side training, evaluation, attacks, report."""
+"""Running an advtrain plan: data, models, side-by-side training, evaluation, attacks, report.
+
+Only the science lives here. Data come from `ctx.splits`, the initial model from
+`ctx.build_model` (one initialisation copied to every method), random streams from named
+generators on the run's device, the trained models from `ctx.checkpoint` (one checkpoint of
+all methods: trained, or loaded on --resume), and stage seconds from `ctx.timings`, so the
+seconds per epoch a resumed run reports are those the first run measured.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from threatlang.report import Summary
+from threatlang.runtime import generator
 
 from . import pyramid as pyr
 from .attacks import Norm, ifgsm, pgd, robust_accuracy
-from .config import CORRUPTION_NAMES
 from .corruptions import Corruption
-from .evaluate import CorruptionSuite, accuracy, corruption_errors
-from .experiment import Settings, compare
+from .evaluate import CorruptionSuite
+from .experiment import Settings, evaluate_models, train_side_by_side
 from .plan import AdvTrainPlan, AttackStep
 from .results import (
     Row,
@@ -29,10 +35,11 @@ from .results import (
     method_table,
     plot_pattern,
 )
-from .schedule import RadiusSchedule
 from .train import TrainConfig
 from .upat import UPAT
-from .vit import vit_tiny
+
+CHECKPOINT = "models.pt"
+FACTS = "training.json"
 
 
 def run_plan(plan: AdvTrainPlan, ctx) -> Summary:
@@ -44,61 +51,40 @@ def run_plan(plan: AdvTrainPlan, ctx) -> Summary:
         torch.set_num_threads(before)
 
 
-def _load_data(plan: AdvTrainPlan, ctx):
-    if ctx.data is not None:
-        return ctx.data
-    from threatlang.data import load_dataset
+def _initial_model(plan: AdvTrainPlan, ctx, shape, classes: int) -> nn.Module:
+    """The one initial model every method starts from (the caller's, or the spec's)."""
+    from functools import partial
 
-    return load_dataset(plan.spec.data, seed=ctx.seed)
+    from threatlang.models_io import load_model
 
-
-def _model_factory(plan: AdvTrainPlan, ctx, shape, classes: int) -> Callable[[], nn.Module]:
-    """Fresh copies of one initial model, so every method starts from the same weights."""
-    ref = plan.spec.model
-    if ctx.model is not None:
-        base = ctx.model
-    elif ref is not None and ref.architecture == "vit_tiny" and ref.kind.value == "builtin":
-        opts = {o.name: o.value for o in ref.options}
-        base = vit_tiny(shape, classes, torch.Generator().manual_seed(ctx.seed), **opts)
-    else:
-        from threatlang.models_io import load_model
-
-        with torch.random.fork_rng(devices=[]):  # other builders use the global RNG
-            torch.manual_seed(ctx.seed)
-            base = load_model(ref, shape, classes, allow_code=ctx.allow_code, device="cpu")
-    return lambda: copy.deepcopy(base).to(ctx.device).train()
+    build = partial(
+        load_model, plan.spec.model, shape, classes, allow_code=ctx.allow_code, device="cpu"
+    )
+    return ctx.build_model("model", build).train()
 
 
-def _schedule(plan: AdvTrainPlan, radius: float, epochs: int, decay: bool) -> RadiusSchedule:
-    o = plan.options
-    if not decay:
-        return RadiusSchedule.constant(radius)
-    start = round(0.1 * epochs) if o.schedule_start is None else o.schedule_start
-    end = 0.1 * radius if o.radius_end is None else o.radius_end
-    return RadiusSchedule(radius, end, start, max(epochs, start + 1))
-
-
-def _settings(plan: AdvTrainPlan, epochs: int) -> Settings:
+def settings(plan: AdvTrainPlan) -> Settings:
     t, o = plan.train, plan.options
     return Settings(
         pyramid=pyr.PyramidConfig(plan.scales, plan.multipliers),
-        upat_radius=_schedule(plan, plan.radius, epochs, o.radius_schedule),
-        pat_radius=_schedule(plan, plan.pat_radius, epochs, o.radius_schedule),
-        upat_decay=_schedule(plan, plan.radius, epochs, True),
-        pat_decay=_schedule(plan, plan.pat_radius, epochs, True),
+        upat_radius=plan.radius,
+        pat_radius=plan.pat_radius,
         upat_step_size=plan.step_size,
         adv_weight=o.adv_weight,
         train=TrainConfig(
-            t.epochs, t.batch_size, t.lr, o.weight_decay, float(max(t.warmup, 1)), o.augment
+            t.epochs, t.batch_size, t.lr, t.weight_decay, float(t.warmup_epochs), t.augment
         ),
+        decay_all=o.radius_schedule,
+        decay_start=plan.schedule_start,
+        decay_end=plan.radius_end,
     )
 
 
-def _attack_fn(step: AttackStep, eps: float, seed: int):
+def _attack_fn(step: AttackStep, eps: float, seed: int, stream: str):
     def run(model, x, y):
         if step.method == "ifgsm":
             return ifgsm(model, x, y, eps, step.steps, step.step_size)
-        g = torch.Generator(x.device).manual_seed(seed)
+        g = generator(seed, stream, x.device)
         norm = Norm(step.norm.value)
         best = x
         for _ in range(step.restarts):  # per example, keep the first restart that fools it
@@ -112,46 +98,47 @@ def _attack_fn(step: AttackStep, eps: float, seed: int):
     return run
 
 
-def _save_rows(rows: dict[str, Row], path) -> None:
-    """What a resumed run needs to skip training: every row's figures (models are saved apart)."""
-    out = {
-        label: {
-            "clean_accuracy": r.clean_accuracy,
-            "corruption_errors": [[k.value, s, e] for (k, s), e in r.corruption_errors.items()],
-            "seconds_per_epoch": r.seconds_per_epoch,
-            "passes_per_step": r.passes_per_step,
-            "calls_per_step": r.calls_per_step,
-        }
-        for label, r in rows.items()
-    }
-    path.write_text(json.dumps(out, indent=2) + "\n")
+def _train(plan: AdvTrainPlan, ctx, models: dict[str, nn.Module], train) -> dict:
+    """The training stage: every method side by side; facts and figures saved beside it."""
+    jobs = len(plan.methods) * plan.train.epochs
+
+    def track(items):
+        return ctx.progress.track(items, total=jobs, description="train (method x epoch)")
+
+    facts = train_side_by_side(
+        plan.methods, settings(plan), models, train, ctx.seed, ctx.device, track
+    )
+    saved = {}
+    for label, f in facts.items():
+        ctx.timings.record(f"epoch/{label}", f.seconds_per_epoch)
+        saved[label] = {"passes_per_step": f.passes_per_step, "calls_per_step": f.calls_per_step}
+        if isinstance(f.method, UPAT):
+            path = ctx.artifact(f"{label}_pattern.png")
+            plot_pattern(f.method.pattern, f.method.cfg.pyramid.scales, path)
+    ctx.artifact(FACTS).write_text(json.dumps(saved, indent=2) + "\n")
+    return saved
 
 
-def _resume(plan: AdvTrainPlan, ctx, new_model):
-    """Rows, models and plots of a finished training phase, or None if anything is missing."""
-    saved = ctx.out_dir / "methods.json"
-    labels = [m.label for m in plan.methods]
-    if not saved.exists() or any(not (ctx.out_dir / f"{lb}.pt").exists() for lb in labels):
+def _suite(plan: AdvTrainPlan) -> CorruptionSuite | None:
+    c = plan.corruptions
+    if c is None:
         return None
-    data = json.loads(saved.read_text())
-    if sorted(data) != sorted(labels):
-        return None
-    rows, models = {}, {}
-    for label in labels:
-        d = data[label]
-        errors = {(Corruption(k), int(s)): float(e) for k, s, e in d["corruption_errors"]}
-        rows[label] = Row(label, d["clean_accuracy"], errors, d["seconds_per_epoch"],
-                          d["passes_per_step"], d["calls_per_step"])  # fmt: skip
-        model = new_model()
-        model.load_state_dict(torch.load(ctx.out_dir / f"{label}.pt", weights_only=True))
-        models[label] = model.eval()
-    plots = sorted(ctx.out_dir.glob("*_pattern.png"))
-    return rows, models, plots
+    return CorruptionSuite(tuple(Corruption(n) for n in c.corruptions), c.severities, c.seed)
+
+
+def _reference(plan: AdvTrainPlan, ctx, train, test, classes: int, suite):
+    from .reference import reference_errors
+
+    with ctx.timings.measure("reference"):
+        return reference_errors(
+            train, test, classes, suite, plan.corruptions.reference_cache,
+            plan.corruptions.batch_size,
+        )  # fmt: skip
 
 
 def _run(plan: AdvTrainPlan, ctx) -> Summary:
     device = ctx.device
-    data = _load_data(plan, ctx)
+    data = ctx.splits(plan.spec)
 
     def tensors(split):
         x = torch.from_numpy(np.ascontiguousarray(split.x, dtype=np.float32)).to(device)
@@ -159,81 +146,102 @@ def _run(plan: AdvTrainPlan, ctx) -> Summary:
 
     train, test = tensors(data.train), tensors(data.test)
     shape = tuple(train[0].shape[1:])
-    new_model = _model_factory(plan, ctx, shape, data.num_classes)
-    suite = None
-    if plan.corruptions is not None:
-        c = plan.corruptions
-        names = c.corruptions or CORRUPTION_NAMES
-        suite = CorruptionSuite(tuple(Corruption(n) for n in names), tuple(c.severities), c.seed)
+    classes = int(data.num_classes)
+    base = _initial_model(plan, ctx, shape, classes)
+    suite = _suite(plan)
 
-    rows: dict[str, Row] = {}
-    models: dict[str, nn.Module] = {}
-    plots = []
-    resumed = _resume(plan, ctx, new_model) if plan.train is not None and ctx.resume else None
-    if resumed is not None:
-        rows, models, plots = resumed
-    elif plan.train is not None:
-        settings = _settings(plan, plan.train.epochs)
-        jobs = len(plan.methods) * plan.train.epochs
-
-        def track(items):
-            return ctx.progress.track(items, total=jobs, description="train (method x epoch)")
-
-        results = compare(
-            plan.methods, settings, new_model, train, test, ctx.seed, device, suite, track
+    facts: dict = {}
+    if plan.train is not None:
+        models = {m.label: copy.deepcopy(base) for m in plan.methods}
+        group = nn.ModuleDict(models)
+        saved, loaded = ctx.checkpoint(
+            CHECKPOINT, group, lambda: _train(plan, ctx, models, train), stage="train"
         )
-        for label, r in results.items():
-            rows[label] = Row(label, r.clean_accuracy, r.corruption_errors, r.seconds_per_epoch,
-                              r.passes_per_step, r.calls_per_step)  # fmt: skip
-            models[label] = r.model
-            torch.save(r.model.state_dict(), ctx.artifact(f"{label}.pt"))
-            if isinstance(r.method, UPAT):
-                path = ctx.artifact(f"{label}_pattern.png")
-                plots.append(plot_pattern(r.method.pattern, r.method.cfg.pyramid.scales, path))
-        _save_rows(rows, ctx.artifact("methods.json"))
+        facts = json.loads((ctx.out_dir / FACTS).read_text()) if loaded else saved
     else:
-        model = new_model().eval()
-        errors = corruption_errors(model, *test, suite) if suite is not None else {}
-        rows["model"] = Row("model", accuracy(model, *test), errors)
-        models["model"] = model
+        models = {"model": base}
+    for m in models.values():
+        m.eval()
 
-    baseline = rows.get("standard")
-    metrics_by_method = method_metrics(rows, baseline)
     done = ctx.records.done_ids()
+    rows: dict[str, Row] = {}
+    todo = {}
+    for label, model in models.items():
+        record = ctx.records.get(f"method/{label}") if f"method/{label}" in done else None
+        if record is not None and "corruption_errors" in record.values:
+            rows[label] = _row_from_record(label, record.values)
+        else:
+            todo[label] = model
+    with ctx.timings.measure("evaluate"):
+        evaluated = evaluate_models(todo, test, suite)
+    for label, (clean, errors) in evaluated.items():
+        f = facts.get(label, {})
+        rows[label] = Row(
+            label, clean, errors, ctx.timings.get(f"epoch/{label}"),
+            f.get("passes_per_step"), f.get("calls_per_step"),
+        )  # fmt: skip
+    rows = {label: rows[label] for label in models}
+
+    reference = None
+    if suite is not None:
+        reference = _reference(plan, ctx, train, test, classes, suite)
+    standard = rows.get("standard")
+    by_method = method_metrics(rows, reference, standard)
     for label, row in rows.items():
-        record = method_record(row, metrics_by_method[label])
+        record = method_record(row, by_method[label])
         if record.id not in done:
             ctx.records.append(record)
 
+    robust = _attacks(plan, ctx, models, test, done)
+    tables = [method_table(rows, reference, standard)]
+    if suite is not None:
+        tables.append(corruption_table(rows, reference))
+    if robust:
+        tables.append(attack_table(robust))
+    plots = sorted(ctx.out_dir.glob("*_pattern.png"))
+    metrics = _metrics(plan, rows, by_method, robust, reference)
+    return Summary(metrics=metrics, tables=tables, plots=plots)
+
+
+def _row_from_record(label: str, values: dict) -> Row:
+    errors = {
+        (Corruption(k.split("/")[0]), int(k.split("/")[1])): float(e)
+        for k, e in values["corruption_errors"].items()
+    }
+    return Row(
+        label, values["clean_accuracy"], errors, values.get("seconds_per_epoch"),
+        values.get("passes_per_step"), values.get("calls_per_step"),
+    )  # fmt: skip
+
+
+def _attacks(plan: AdvTrainPlan, ctx, models, test, done) -> dict:
     robust: dict[tuple[str, str, float], float] = {}
     for step in plan.attacks:
         n = len(test[0]) if step.examples is None else min(step.examples, len(test[0]))
         xs, ys = test[0][:n], test[1][:n]
         jobs = [(label, eps) for eps in step.eps for label in models]
         for label, eps in ctx.progress.track(jobs, description=f"attack {step.method}"):
+            key = f"{step.method}_{step.norm.value}"
+            rid = f"attack/{label}/{key}/{eps:.6g}"
+            if rid in done:
+                robust[(label, key, eps)] = float(ctx.records.get(rid).values["robust_accuracy"])
+                continue
             model = models[label]
             with torch.no_grad():
-                clean_ok = model.eval()(xs).argmax(1) == ys
-            acc, fooled = robust_accuracy(model, xs, ys, _attack_fn(step, eps, ctx.seed))
+                clean_ok = model(xs).argmax(1) == ys
+            attack = _attack_fn(step, eps, ctx.seed, f"attack/{label}/{key}/{eps:.6g}")
+            with ctx.timings.measure(f"attack/{label}/{key}/{eps:.6g}"):
+                acc, fooled = robust_accuracy(model, xs, ys, attack)
             turned = torch.nonzero(fooled & clean_ok).flatten()
-            key = f"{step.method}_{step.norm.value}"
             robust[(label, key, eps)] = acc
             first = int(turned[0]) if len(turned) else None
-            record = attack_record(label, key, eps, acc, float(clean_ok.float().mean()), first)
-            if record.id not in done:
-                ctx.records.append(record)
-
-    tables = [method_table(rows, baseline)]
-    if suite is not None and baseline is not None:
-        tables.append(corruption_table(rows, baseline))
-    if robust:
-        tables.append(attack_table(robust))
-    return Summary(
-        metrics=_metrics(plan, rows, metrics_by_method, robust), tables=tables, plots=plots
-    )
+            ctx.records.append(
+                attack_record(label, key, eps, acc, float(clean_ok.float().mean()), first)
+            )
+    return robust
 
 
-def _metrics(plan: AdvTrainPlan, rows, by_method, robust) -> dict:
+def _metrics(plan: AdvTrainPlan, rows, by_method, robust, reference) -> dict:
     main = plan.main if plan.main in rows else next(iter(rows))
     out: dict = {
         "main_method": main,
@@ -241,9 +249,17 @@ def _metrics(plan: AdvTrainPlan, rows, by_method, robust) -> dict:
         "corruption_accuracy": rows[main].corruption_accuracy,
         "mce": by_method[main]["mce"],
         "methods": by_method,
+        "baseline_clean_accuracy": rows["standard"].clean_accuracy if "standard" in rows else None,
+        "reference_clean_accuracy": None if reference is None else reference.clean_accuracy,
+        "reference_corruption_accuracy": None,
+        "upat_cost_ratio": None,
+        "pat_cost_ratios": None,
+        "robust_accuracy": None,
     }
-    if "standard" in rows:
-        out["baseline_clean_accuracy"] = rows["standard"].clean_accuracy
+    if reference is not None:
+        from .evaluate import corruption_accuracy
+
+        out["reference_corruption_accuracy"] = corruption_accuracy(reference.errors)
     upats = [k for k in rows if k.startswith("upat")]
     upat = (
         main if main.startswith("upat") else ("upat" if "upat" in rows else next(iter(upats), None))
@@ -253,8 +269,7 @@ def _metrics(plan: AdvTrainPlan, rows, by_method, robust) -> dict:
     pats = {
         k: v["cost_ratio"] for k, v in by_method.items() if k.startswith("pat") and v["cost_ratio"]
     }
-    if pats:
-        out["pat_cost_ratios"] = pats
+    out["pat_cost_ratios"] = pats or None
     if robust:
         nested: dict = {}
         for (label, attack, eps), acc in robust.items():

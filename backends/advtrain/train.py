@@ -57,7 +57,9 @@ def random_shift(x: Tensor, pad: int, generator: torch.Generator) -> Tensor:
     """Translate each image by up to ``pad`` pixels (zero fill): the 'weak' augmentation."""
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=generator.device).to(
+        x.device
+    )
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
     return xp.permute(0, 2, 3, 1)[
@@ -109,7 +111,8 @@ class Trainer:
         self.model.train()
         start = time.perf_counter()
         with count_passes(self.model) as passes:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+            g = self.generator
+            order = torch.randperm(n, generator=g, device=g.device).to(self.x.device)
             for b in range(self.per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 xb, yb = self.x[idx], self.y[idx]

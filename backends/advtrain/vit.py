@@ -2,7 +2,8 @@
 
 Chapter 6 trains ViT-S/16 on ImageNet; this is the same architecture at a size that trains on
 two CPU cores in minutes (32x32 inputs, 4x4 patches, 64 tokens). Parameters are initialised
-from an explicit ``torch.Generator`` so runs are reproducible without the global RNG.
+from an explicit ``torch.Generator`` when one is given, else from the global RNG that the run's
+`ctx.build_model` seeds from the run seed and confines.
 Users may bring any ``nn.Module`` classifier instead; timm models are used only if installed.
 """
 
@@ -100,13 +101,13 @@ class ViT(nn.Module):
         )
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
-        self.reset_parameters(
-            generator if generator is not None else torch.Generator().manual_seed(0)
-        )
+        self.reset_parameters(generator)
 
     @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator) -> None:
-        """Truncated-normal(0.02) weights, zero biases, unit LayerNorms, zero head (as in timm)."""
+    def reset_parameters(self, generator: torch.Generator | None) -> None:
+        """Truncated-normal(0.02) weights, zero biases, unit LayerNorms, zero head (as in timm);
+        drawn from ``generator``, or from torch's global RNG when None (`ctx.build_model`
+        seeds and confines it)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02, generator=generator)

@@ -7,6 +7,7 @@ import threatlang
 from threatlang.backends.advtrain import BACKEND
 from threatlang.backends.advtrain.config import CORRUPTION_NAMES
 from threatlang.backends.advtrain.corruptions import Corruption
+from threatlang.backends.advtrain.summary import AdvTrainSummary
 from threatlang.compile import select_backend
 from threatlang.parse import parse
 
@@ -99,12 +100,18 @@ def test_run_end_to_end_writes_methods_and_cost_ratio(tmp_path):
     assert summary["upat_cost_ratio"] == pytest.approx(
         methods["upat"]["seconds_per_epoch"] / methods["standard"]["seconds_per_epoch"]
     )
-    assert methods["standard"]["mce"] == pytest.approx(1.0)
+    # mCE is normalised by the fixed reference CNN, not by this run's standard model
+    assert methods["standard"]["mce_vs_standard"] == pytest.approx(1.0)
+    assert all(0 < m["mce"] < 10 for m in methods.values())
+    assert 0 <= summary["reference_clean_accuracy"] <= 1
+    AdvTrainSummary(**result.summary.metrics)  # the summary is exactly the declared schema
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert {"train", "evaluate", "reference", "epoch/upat"} <= set(timings)
     ids = {r.id for r in result.records}
     assert {"method/upat", "attack/upat/pgd_linf/0.00784314"} <= ids
     assert all(r.status.value in ("unknown", "falsified") for r in result.records)
-    state = torch.load(tmp_path / "upat.pt", weights_only=True)
-    assert "head.weight" in state
+    state = torch.load(tmp_path / "models.pt", weights_only=True)
+    assert "upat.head.weight" in state
 
 
 def test_resume_reuses_the_trained_models_and_figures(tmp_path):
@@ -112,11 +119,14 @@ def test_resume_reuses_the_trained_models_and_figures(tmp_path):
     first = json.loads(
         (threatlang.run(spec, output=tmp_path, quiet=True).out_dir / "summary.json").read_text()
     )
+    timings = json.loads((tmp_path / "timings.json").read_text())
     (tmp_path / "records.jsonl").unlink()  # the records are rewritten, the training is not
     again = threatlang.run(spec, output=tmp_path, quiet=True, resume=True)
     second = json.loads((again.out_dir / "summary.json").read_text())
-    assert second["methods"] == first["methods"]
+    assert second["methods"] == first["methods"]  # seconds per epoch: the first run's
     assert {r.id for r in again.records} >= {"method/standard", "method/upat"}
+    after = json.loads((tmp_path / "timings.json").read_text())
+    assert after["train"] == timings["train"]  # never re-timed as a checkpoint load
 
 
 def _fake_cifar(directory, per_batch=8):
@@ -151,8 +161,8 @@ def test_cifar10_from_user_files_runs_in_colour(tmp_path):
     methods = result.summary.metrics["methods"]
     assert set(methods) == {"standard", "upat"}
     assert methods["upat"]["corruption_accuracy"] is not None
-    state = torch.load(tmp_path / "run" / "upat.pt", weights_only=True)
-    assert state["patch_embed.weight"].shape[1] == 3 * 4 * 4  # RGB 4x4 patches
+    state = torch.load(tmp_path / "run" / "models.pt", weights_only=True)
+    assert state["upat.patch_embed.weight"].shape[1] == 3 * 4 * 4  # RGB 4x4 patches
 
 
 ATTACK_SPEC = """threatlang 1
@@ -194,25 +204,34 @@ def test_l2_pgd_attacks_a_saved_classifier_without_training(tmp_path):
 
 
 def test_radius_schedule_option_decays_the_radius_of_every_method():
-    from threatlang.backends.advtrain.run import _settings
+    import attrs
+
+    from threatlang.backends.advtrain.config import MethodSpec
+    from threatlang.backends.advtrain.run import settings
 
     spec = _spec(options="radius_schedule true\n radius_end 1/255\n pat_radius 6/255")
     plan = BACKEND.compile(spec)
-    s = _settings(plan, 10)
-    assert s.upat_radius(0) == pytest.approx(8 / 255)
-    assert s.upat_radius(10) == pytest.approx(1 / 255)
-    assert s.pat_radius(0) == pytest.approx(6 / 255) and s.pat_radius(10) == pytest.approx(1 / 255)
-    assert s.upat_radius(1) == pytest.approx(8 / 255)  # decay starts at 10% of training
+    s = settings(plan)
+    s = attrs.evolve(s, train=attrs.evolve(s.train, epochs=10))
+    upat, pat = s.radius(MethodSpec.parse("upat")), s.radius(MethodSpec.parse("pat1"))
+    assert upat(0) == pytest.approx(8 / 255)
+    assert upat(10) == pytest.approx(1 / 255)
+    assert pat(0) == pytest.approx(6 / 255) and pat(10) == pytest.approx(1 / 255)
+    assert plan.schedule_start == 0  # 10% of 1 epoch, resolved in the plan and shown
+    assert "from epoch 0 to 0.003922" in plan.describe()
 
 
 def test_a_scheduled_variant_trains_beside_the_constant_radius():
+    import attrs
+
     from threatlang.backends.advtrain.config import MethodSpec
     from threatlang.backends.advtrain.experiment import make_method
-    from threatlang.backends.advtrain.run import _settings
+    from threatlang.backends.advtrain.run import settings
 
     plan = BACKEND.compile(_spec(options="compare [standard, upat_schedule]"))
     assert [m.label for m in plan.methods] == ["standard", "upat_schedule", "upat"]
-    s = _settings(plan, 10)
+    s = settings(plan)
+    s = attrs.evolve(s, train=attrs.evolve(s.train, epochs=10), decay_start=1)
     fixed = make_method(MethodSpec.parse("upat"), s, (1, 16, 16), 0, "cpu")
     decayed = make_method(MethodSpec.parse("upat_schedule"), s, (1, 16, 16), 0, "cpu")
     assert fixed.cfg.radius(10) == pytest.approx(8 / 255)
@@ -229,3 +248,32 @@ def test_timm_models_are_optional():
         pytest.skip("timm is installed")
     with pytest.raises(UsageError, match="timm"):
         timm_model((3, 32, 32), 10, name="vit_tiny_patch16_224")
+
+
+def test_a_radius_sweep_trains_every_adversarial_method_at_every_radius():
+    """Tables 6.3/6.4 from one spec: `radii [...]` in the train block (no grammar change)."""
+    spec = _spec(options="compare [standard, upat_no_pyramid]\n radii [2/255, 8/255]")
+    plan = BACKEND.compile(spec)
+    labels = [m.label for m in plan.methods]
+    assert labels == ["standard", "upat_no_pyramid_r2", "upat_no_pyramid_r8", "upat_r2", "upat_r8"]
+    assert [plan.method_radius(m) for m in plan.methods[1:3]] == pytest.approx([2 / 255, 8 / 255])
+    assert "radius sweep (Tables 6.3/6.4): every adversarial method at 2/255, 8/255" in (
+        plan.describe()
+    )
+    from threatlang.backends.advtrain.run import settings
+
+    s = settings(plan)
+    assert s.radius(plan.methods[3])(0) == pytest.approx(2 / 255)
+
+
+def test_the_plan_shows_every_resolved_default():
+    text = BACKEND.compile(_spec()).describe()
+    for piece in (
+        "1-epoch linear warm-up then cosine",
+        "UPAT radius 0.03137 (tau 0.000392)",
+        "PAT radius 0.03137",
+        "corruptions: 2 kinds (gaussian_noise, contrast) x severities [1], seed 0",
+        "fixed reference CNN (cached in",
+        "pgd (linf, 2 steps, x1) at 0.007843",
+    ):
+        assert piece in text, piece
