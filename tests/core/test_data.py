@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
+import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -48,6 +51,57 @@ def test_npz_and_idx_files(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "x.gz"), images)
 
 
+class _Py2Pickler(pickle._Pickler):
+    """Writes `str` and `bytes` as Python 2 `str` (BINSTRING), as cPickle wrote the CIFAR-10
+    batches; their numpy arrays name `numpy.core.multiarray._reconstruct`."""
+
+    def _binstring(self, data: bytes) -> None:
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[bytes] = lambda self, obj: self._binstring(obj)
+    dispatch[str] = lambda self, obj: self._binstring(obj.encode("latin1"))
+
+
+def _py2_batch(images: np.ndarray, labels: list[int]) -> bytes:
+    buf = io.BytesIO()
+    batch = {
+        "batch_label": "training batch 1 of 5",
+        "labels": labels,
+        "data": images,
+        "filenames": [f"img{i}.png" for i in range(len(labels))],
+    }
+    _Py2Pickler(buf, protocol=2).dump(batch)
+    raw = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray\n_reconstruct" in raw
+    return raw
+
+
+@pytest.mark.parametrize("writer", ["python2", "python3"])
+def test_cifar10_batches_load_through_the_restricted_unpickler(tmp_path, writer):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    expected = {}
+    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
+        images = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+        labels = [i % 10, (i + 3) % 10]
+        if writer == "python2":
+            raw = _py2_batch(images, labels)
+        else:
+            raw = pickle.dumps({b"data": images, b"labels": labels}, protocol=4)
+        (folder / name).write_bytes(raw)
+        expected[name] = (images, labels)
+    d = load_dataset(DataRef("cifar10", path=str(folder)))
+    assert d.train.x.shape == (10, 3, 32, 32) and d.test.x.shape == (2, 3, 32, 32)
+    images, labels = expected["test_batch"]
+    assert np.array_equal(d.test.x, images.reshape(-1, 3, 32, 32) / np.float32(255.0))
+    assert d.test.y.tolist() == labels and d.train.y[:2].tolist() == [0, 3]
+
+
 def test_missing_files_say_what_to_do(tmp_path):
     with pytest.raises(UsageError, match="t10k|train-images"):
         load_dataset(DataRef("mnist", path=str(tmp_path)))
@@ -60,10 +114,17 @@ def test_data_paths_are_read_beside_the_spec(tmp_path, monkeypatch):
 
     rng = np.random.default_rng(0)
     (tmp_path / "sub").mkdir()
-    np.savez(tmp_path / "sub/d.npz", x_train=rng.random((6, 1, 4, 4)), y_train=np.arange(6) % 2,
-             x_test=rng.random((2, 1, 4, 4)), y_test=np.arange(2))
+    np.savez(
+        tmp_path / "sub/d.npz",
+        x_train=rng.random((6, 1, 4, 4)),
+        y_train=np.arange(6) % 2,
+        x_test=rng.random((2, 1, 4, 4)),
+        y_test=np.arange(2),
+    )
     spec_file = tmp_path / "sub/s.threat"
-    spec_file.write_text('spec s {\n  model mlp_small\n  data npz { path "d.npz" }\n  train standard\n}\n')
+    spec_file.write_text(
+        'spec s {\n  model mlp_small\n  data npz { path "d.npz" }\n  train standard\n}\n'
+    )
     monkeypatch.chdir(tmp_path)
     spec = threatlang.load("sub/s.threat")
     d = load_dataset(spec.data)
