@@ -35,7 +35,9 @@ model = nn.Sequential(nn.Flatten(), nn.Linear(64, 255), nn.ReLU(), nn.Linear(255
 
 if __name__ == "__main__":
     print(threatlang.plan(spec, model_given=True).describe())
-    result = threatlang.run(spec, model=model, output="runs/embedded_patch", quiet=True)
+    result = threatlang.run(
+        spec, model=model, output="runs/embedded_patch", overwrite=True, quiet=True
+    )
     m = result.summary.metrics
     print(
         f"clean {m['clean_accuracy']:.3f}  empirical {m['empirical_accuracy']:.3f}  "
