@@ -99,6 +99,12 @@ def run(
         log = RecordLog(
             out_dir / RECORDS, resume=resume, overwrite=True, on_append=run_dir.note_checkpoints
         )
+        if run_dir.lock.stale:
+            print(
+                f"note: {out_dir} was locked by a run that is no longer running "
+                f"({run_dir.lock.stale}); taking it over.",
+                file=sys.stderr,
+            )
         if log.dropped is not None:
             print(
                 f"note: dropped the torn last line of {log.path} (a write cut short when the "

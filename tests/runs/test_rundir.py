@@ -159,7 +159,7 @@ def test_a_directory_from_before_manifests_resumes_by_its_spec_json(toy, done):
     assert (out / "manifest.json").exists()
 
 
-def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(toy, tmp_path):
+def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(toy, tmp_path, capsys):
     from threatlang.rundir import LOCK, DirLock
 
     out = tmp_path / "run"
@@ -177,6 +177,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(toy, tmp_path
     # a lock file left by a killed run names a holder but nobody holds the flock: stale
     (out / LOCK).write_text("pid 999999 on elsewhere since 2020-01-01T00:00:00")
     assert len(_run(_small(toy), out).records) == 8
+    assert "no longer running (pid 999999 on elsewhere" in capsys.readouterr().err
     assert not (out / LOCK).exists()
 
 
