@@ -11,10 +11,12 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from .bounds import UnsupportedLayer
-from .engine import BoundConfig, BoundedNetwork, Method
+from .bounds import LowerSlope, UnsupportedLayer
+from .config import Engine
+from .engine import BoundConfig, Method
 from .margins import WorstCase, worst_margins
 from .patches import PatchThreat
+from .select import Bounder, select_engine
 
 
 class Outcome(enum.Enum):
@@ -33,6 +35,8 @@ class CertifyConfig:
     # the margin bound must exceed tolerance * max(1, |clean logits|): float32 rounding in the
     # bound computation is relative to the magnitudes involved
     tolerance: float = 1e-5
+    slope: LowerSlope = LowerSlope.ZERO  # CROWN's lower ReLU slope
+    engine: Engine = Engine.AUTO  # ours, auto_lirpa, or auto (ours where it can)
 
 
 @attrs.frozen
@@ -58,11 +62,11 @@ def certify_patches(
     """One certificate per image of ``x`` (tensors on the model's device)."""
     model.eval()
     try:
-        net = BoundedNetwork(model)
+        net = select_engine(model, cfg.engine)
     except UnsupportedLayer as err:
         return [_unsupported(i, int(y[i]), str(err)) for i in range(x.shape[0])]
     out: list[PatchCertificate] = []
-    bcfg = BoundConfig(Method.IBP) if cfg.method is Method.IBP else BoundConfig(cfg.method)
+    bcfg = BoundConfig(cfg.method, cfg.slope)
     with torch.no_grad():
         for start in range(0, x.shape[0], cfg.batch_size):
             xb, yb = x[start : start + cfg.batch_size], y[start : start + cfg.batch_size]
@@ -74,7 +78,7 @@ def certify_patches(
 
 
 def _certify_batch(
-    net: BoundedNetwork,
+    net: Bounder,
     x: Tensor,
     y: Tensor,
     threat: PatchThreat,

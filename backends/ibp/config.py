@@ -7,7 +7,7 @@ import enum
 import attrs
 
 
-class Engine(enum.Enum):
+class PatchEngine(enum.Enum):
     """Patch bound engine: receptive-field windows, dense boxes, or chosen by image size."""
 
     AUTO = "auto"
@@ -15,14 +15,25 @@ class Engine(enum.Enum):
     DENSE = "dense"
 
     def flag(self) -> bool | None:
-        return {Engine.AUTO: None, Engine.LOCAL: True, Engine.DENSE: False}[self]
+        return {PatchEngine.AUTO: None, PatchEngine.LOCAL: True, PatchEngine.DENSE: False}[self]
+
+
+class Engine(enum.Enum):
+    """Which bound engine: ours (traced graph, fast batched patch path), auto_LiRPA (optional
+    dependency), or ``auto``: ours where ours can bound the graph, auto_LiRPA where only it can."""
+
+    AUTO = "auto"
+    OURS = "ours"
+    AUTO_LIRPA = "auto_lirpa"
 
 
 class Slope(enum.Enum):
-    """CROWN's lower ReLU slope: ``zero`` is never looser than IBP, ``adaptive`` often tighter."""
+    """CROWN's lower ReLU slope: ``zero`` is never looser than IBP, ``adaptive`` often tighter,
+    ``optimized`` chooses them by gradient ascent on the bound (alpha-CROWN)."""
 
     ZERO = "zero"
     ADAPTIVE = "adaptive"
+    OPTIMIZED = "optimized"
 
 
 class Intermediate(enum.Enum):
@@ -54,6 +65,7 @@ class TrainOptions:
 class CertifyOptions:
     chunk: int = attrs.field(default=256, validator=_pos)  # placements bounded at once
     batch: int = attrs.field(default=64, validator=_pos)
+    patch_engine: PatchEngine = PatchEngine.AUTO  # ours: receptive-field or dense boxes
     engine: Engine = Engine.AUTO
     slope: Slope = Slope.ZERO
     intermediate: Intermediate = Intermediate.CROWN

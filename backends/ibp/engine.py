@@ -1,12 +1,12 @@
-"""Bound engine over a whole network: IBP and CROWN lower bounds on classification margins.
+"""Bound engine over a whole network: IBP, CROWN and alpha-CROWN lower bounds on
+classification margins, over the network's traced graph (:mod:`.bounds.capture`).
 
 Margins ``m_j = z_true - z_j`` (2.3) are bounded with the margin matrix merged into the last
 Linear layer (elision, §2.4.1): that layer is never bounded on its own, which is tighter.
+CROWN reaches every ReLU and max-pool, residual bodies included (:mod:`.crown`).
 """
 
 from __future__ import annotations
-
-import enum
 
 import attrs
 import torch
@@ -14,31 +14,47 @@ from torch import Tensor, nn
 
 from .bounds import (
     BackwardOptions,
+    BoundGraph,
     BoundOp,
     Box,
     LowerSlope,
     Trace,
-    UnsupportedLayer,
-    back_substitute,
-    build_ops,
-    forward,
-    propagate,
+    UnsupportedOp,
+    capture,
 )
-from .bounds.affine import BoundBatchNorm, BoundConv2d, BoundFlatten, BoundIdentity, BoundLinear
-from .bounds.nonlinear import BoundReLU
+from .bounds.affine import BoundLinear
+from .crown import (
+    GraphBounds,
+    Method,
+    bound_graph,
+    bound_inputs,
+    forward_pass,
+    optimize_alphas,
+    spec_bounds,
+)
 from .inputs import InputSet
 
-
-class Method(enum.Enum):
-    IBP = "ibp"
-    CROWN_IBP = "crown_ibp"  # linear back-substitution, IBP intermediate bounds
-    CROWN = "crown"  # linear back-substitution, intermediate ReLU bounds by CROWN too
+__all__ = [
+    "BoundConfig",
+    "BoundGraph",
+    "BoundedNetwork",
+    "GraphBounds",
+    "Method",
+    "bound_graph",
+    "bound_inputs",
+    "capture",
+    "margin_matrix",
+]
 
 
 @attrs.frozen
 class BoundConfig:
     method: Method = Method.IBP
     lower_slope: LowerSlope = LowerSlope.ZERO
+    alpha_steps: int = 20  # Adam steps of alpha-CROWN
+    # CROWN's intermediate boxes: intersected with IBP (True), replaced (False, auto_LiRPA's
+    # choice), or both and the better margin per entry (None; see crown.bound_inputs)
+    intersect: bool | None = None
 
 
 def margin_matrix(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -48,32 +64,42 @@ def margin_matrix(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float3
 
 
 class BoundedNetwork:
-    """A torch module compiled to bound ops. Raises UnsupportedLayer at construction."""
+    """A torch module's traced computation as a bound graph. Raises UnsupportedOp (an
+    UnsupportedLayer) at construction when an op has no sound rule.
+
+    ``graph`` is the whole DAG; ``body`` is it as a chain of single-input ops (branching runs
+    become segments) up to ``last``, the final Linear when there is one (merged into the margin
+    matrix), for the receptive-field and pooling engines."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        ops = build_ops(model)
-        if not ops:
-            raise UnsupportedLayer(model, "empty network")
-        self.ops: list[BoundOp] = ops
-        last = ops[-1]
-        self.last: BoundLinear | None = last if isinstance(last, BoundLinear) else None
-        self.body: list[BoundOp] = ops[:-1] if self.last is not None else ops
+        self.graph: BoundGraph = capture(model)
+        g = self.graph
+        if len(g.nodes) < 2:
+            raise UnsupportedOp(type(model).__name__, "<model>", "the output is the input")
+        out = g.nodes[-1]
+        elide = isinstance(out.op, BoundLinear) and out.inputs == (g.output - 1,)
+        self.last: BoundLinear | None = out.op if elide else None
+        self.body_stop = g.output if elide else len(g.nodes)
+        self.body: list[BoundOp] = g.chain(self.body_stop)
+        self.ops: list[BoundOp] = self.body + ([self.last] if self.last is not None else [])
 
     def logits(self, x: Tensor) -> Tensor:
-        return forward(self.ops, x)
+        return self.graph.forward(x)
 
     def interval(self, inputs: InputSet) -> Box:
         """IBP box of the logits (no elision)."""
-        return propagate(self.ops[1:], inputs.through_first(self.ops[0]))
+        return forward_pass(self.graph, inputs, BackwardOptions(), crown=False).boxes[
+            self.graph.output
+        ]
 
     def body_box(self, inputs: InputSet, trace: Trace | None) -> Box:
-        if not self.body:
+        if self.body_stop <= 1:
             return inputs.box()
-        first = self.body[0]
+        fp = forward_pass(self.graph, inputs, BackwardOptions(), stop=self.body_stop, crown=False)
         if trace is not None:
-            trace[id(first)] = inputs.box()
-        return propagate(self.body[1:], inputs.through_first(first, trace), trace)
+            trace.update(fp.trace)
+        return fp.boxes[self.body_stop - 1]
 
     def _merged_last(self, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
         w, b = self.last.module.weight, self.last.module.bias
@@ -93,62 +119,28 @@ class BoundedNetwork:
             m = box.lo.gather(1, y[:, None]) - box.hi
             return m.scatter(1, y[:, None], 0.0)
         box = self.body_box(inputs, None)
+        if box.centre.dim() != 2:
+            raise UnsupportedOp("linear", self.graph.nodes[-1].where, "logits of shape (N, K)")
         w, bias = self._merged_last(y, self.last.module.out_features)
         c, r = box.centre.unsqueeze(2), box.radius.unsqueeze(2)
         return (w @ c).squeeze(2) - (w.abs() @ r).squeeze(2) + bias
 
     def _crown_margins(self, inputs: InputSet, y: Tensor, cfg: BoundConfig) -> Tensor:
-        if self.last is None:
-            raise UnsupportedLayer(self.ops[-1], "CROWN needs a final Linear layer (elision)")
         opts = BackwardOptions(cfg.lower_slope)
-        trace: Trace = {}
-        if cfg.method is Method.CROWN:
-            self._crown_trace(inputs, trace, opts)
-        else:
-            self.body_box(inputs, trace)
-        a, bias = self._merged_last(y, self.last.module.out_features)
-        a_in, b_in = back_substitute(self.body, a, trace, opts)
-        return inputs.concretize(a_in, bias + b_in)
-
-    def _crown_trace(self, inputs: InputSet, trace: Trace, opts: BackwardOptions) -> None:
-        """IBP pass whose top-level ReLU input boxes are tightened by back-substitution."""
-        if not self.body:
-            return
-        trace[id(self.body[0])] = inputs.box()
-        box = inputs.through_first(self.body[0], trace)
-        for i in range(1, len(self.body)):
-            op = self.body[i]
-            if isinstance(op, BoundReLU) and not _ibp_exact(self.body[:i]):
-                box = _intersect(box, self._crown_box(inputs, self.body[:i], box, trace, opts))
-            trace[id(op)] = box
-            box = op.interval(box, trace)
-
-    @staticmethod
-    def _crown_box(
-        inputs: InputSet, prefix: list[BoundOp], box: Box, trace: Trace, opts: BackwardOptions
-    ) -> Box:
-        n, shape = box.centre.shape[0], box.centre.shape[1:]
-        d = box.centre[0].numel()
-        eye = torch.eye(d, device=box.centre.device, dtype=box.centre.dtype)
-        spec = torch.cat([eye, -eye]).reshape(1, 2 * d, *shape).expand(n, -1, *shape)
-        a_in, bias = back_substitute(prefix, spec, trace, opts)
-        bounds = inputs.concretize(a_in, bias)
-        lo, neg_hi = bounds[:, :d], bounds[:, d:]
-        return Box.from_bounds(lo.reshape(n, *shape), (-neg_hi).reshape(n, *shape))
-
-
-def _ibp_exact(prefix: list[BoundOp]) -> bool:
-    """IBP is already exact per neuron after one affine layer (plus per-element maps) on a box,
-    so back-substituting through such a prefix would only repeat it, at a large cost."""
-    weighted = [op for op in prefix if isinstance(op, BoundLinear | BoundConv2d)]
-    elementwise = all(
-        isinstance(op, BoundLinear | BoundConv2d | BoundBatchNorm | BoundFlatten | BoundIdentity)
-        for op in prefix
-    )
-    return elementwise and len(weighted) <= 1
-
-
-def _intersect(a: Box, b: Box) -> Box:
-    lo = torch.maximum(a.lo, b.lo)
-    hi = torch.minimum(a.hi, b.hi)
-    return Box.from_bounds(lo, torch.maximum(hi, lo))
+        crown = cfg.method is not Method.CROWN_IBP
+        modes = [True, False] if crown and cfg.intersect is None else [bool(cfg.intersect)]
+        best = None
+        for mode in modes:
+            fp = forward_pass(self.graph, inputs, opts, crown=crown, intersect=mode)
+            out = fp.boxes[self.graph.output]
+            if out.centre.dim() != 2:
+                raise UnsupportedOp("output", "<model>", "margins need logits of shape (N, K)")
+            c = margin_matrix(y, out.centre.shape[1], out.centre.dtype)
+            if cfg.method is Method.ALPHA_CROWN:
+                m, _ = optimize_alphas(
+                    self.graph, inputs, c, fp.trace, steps=cfg.alpha_steps, init=cfg.lower_slope
+                )
+            else:
+                m = spec_bounds(self.graph, inputs, c, fp.trace, opts)
+            best = m if best is None else torch.maximum(best, m)
+        return best

@@ -9,6 +9,7 @@ from torch import Tensor
 from .bounds import Box
 from .engine import BoundConfig, BoundedNetwork, Method, margin_matrix
 from .inputs import BoxInput
+from .lirpa import LirpaNetwork
 from .local import local_body_box
 from .patches import PatchThreat, chunks, dense_box, placements
 
@@ -35,7 +36,7 @@ def _elide(net: BoundedNetwork, box: Box, y: Tensor, n_loc: int) -> Tensor:
 
 
 def patch_margins(
-    net: BoundedNetwork,
+    net: BoundedNetwork | LirpaNetwork,
     x: Tensor,
     y: Tensor,
     mask: Tensor,
@@ -48,9 +49,10 @@ def patch_margins(
     local: bool = True,
 ) -> Tensor:
     """Margin lower bounds ``(B, L, K)``: image b, placement l (offsets ``(L, 2)`` shared by
-    the batch, or ``(B, L, 2)`` per image), class k."""
+    the batch, or ``(B, L, 2)`` per image), class k. Linear bounds and auto_LiRPA take the
+    placements as a batch of dense boxes; our IBP takes the fast receptive-field path."""
     n_loc = offs.shape[-2]
-    if cfg.method is not Method.IBP:
+    if cfg.method is not Method.IBP or not isinstance(net, BoundedNetwork):
         if offs.dim() == 3:
             raise ValueError("CROWN patch bounds take placements shared by the batch")
         box = dense_box(x, mask, offs, low, high, scale)
@@ -83,7 +85,7 @@ def use_local(image_hw: tuple[int, int]) -> bool:
 
 
 def worst_margins(
-    net: BoundedNetwork,
+    net: BoundedNetwork | LirpaNetwork,
     x: Tensor,
     y: Tensor,
     threat: PatchThreat,
@@ -96,7 +98,9 @@ def worst_margins(
     """``min over placements`` of the margin bounds (2.11), never holding more than ``chunk``
     placements (times the batch) in memory at once. ``local=None`` picks the engine."""
     local = use_local(tuple(x.shape[-2:])) if local is None else local
-    if cfg.method is not Method.IBP:  # linear bounds hold (rows, specs, inputs) coefficients
+    if cfg.method is not Method.IBP or not isinstance(
+        net, BoundedNetwork
+    ):  # linear bounds hold (rows, specs, inputs) coefficients
         chunk = max(1, min(chunk, CROWN_BUDGET // (x.shape[0] * x[0].numel() * 16)))
     best = where_shape = where_loc = None
     for s_idx, (mask, offs) in enumerate(placements(threat, tuple(x.shape[-2:]), x.device)):

@@ -1,8 +1,10 @@
 """Bounds on every pre-activation of a ReLU MLP over an input box (the big-M constants).
 
-Two methods: interval arithmetic (IBP; differentiable, used by the stability regulariser at train
-time) and backward linear bounds (CROWN-style relaxation; tighter, used at certification time).
-Tighter bounds mean fewer unstable ReLUs, fewer binaries and smaller big-M constants.
+Computed by the shared bound engine (``threatlang.backends.ibp.crown``) on the MLP as a bound
+graph: interval arithmetic (IBP; differentiable, used by the stability regulariser at train
+time) and backward linear bounds (CROWN with adaptive lower slopes, intersected with IBP;
+tighter, used at certification time). Tighter bounds mean fewer unstable ReLUs, fewer
+binaries and smaller big-M constants.
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ import enum
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+
+from threatlang.backends.ibp.bounds import BackwardOptions, BoundGraph, Box, LowerSlope, Node
+from threatlang.backends.ibp.bounds.affine import BoundLinear, LinearParams
+from threatlang.backends.ibp.bounds.nonlinear import BoundReLU
+from threatlang.backends.ibp.crown import forward_pass
+from threatlang.backends.ibp.inputs import BoxInput
 
 Layers = Sequence[tuple[torch.Tensor, torch.Tensor]]
 Bounds = list[tuple[torch.Tensor, torch.Tensor]]
@@ -21,67 +30,34 @@ class BoundMethod(enum.Enum):
     LINEAR = "linear"
 
 
-def interval_bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor) -> Bounds:
-    """Pre-activation ``(l, u)`` of every affine layer (ReLU between layers), batched ``(B, n)``."""
-    out: Bounds = []
+def mlp_graph(layers: Layers) -> tuple[BoundGraph, list[int]]:
+    """The MLP ``affine (ReLU affine)*`` as a bound graph, and the node of each affine layer."""
+    nodes = [Node(None, (), "input")]
+    affine = []
     for k, (w, b) in enumerate(layers):
         if k > 0:
-            lo, hi = torch.relu(lo), torch.relu(hi)
-        mid, rad = (hi + lo) / 2, (hi - lo) / 2
-        c, r = mid @ w.T + b, rad @ w.abs().T
-        lo, hi = c - r, c + r
-        out.append((lo, hi))
-    return out
+            nodes.append(Node(BoundReLU(nn.ReLU()), (len(nodes) - 1,), f"relu{k}"))
+        nodes.append(Node(BoundLinear(LinearParams(w, b)), (len(nodes) - 1,), f"affine{k}"))
+        affine.append(len(nodes) - 1)
+    return BoundGraph(nodes), affine
 
 
-def _relu_relaxation(lo: torch.Tensor, u: torch.Tensor):
-    """Slopes/intercepts of the upper line and slope of the lower line of relu on ``[l, u]``."""
-    unstable = (lo < 0) & (u > 0)
-    active = lo >= 0
-    denom = torch.where(unstable, u - lo, torch.ones_like(u))
-    up_slope = torch.where(unstable, u / denom, active.to(u.dtype))
-    up_icpt = torch.where(unstable, -lo * u / denom, torch.zeros_like(u))
-    low_slope = torch.where(unstable, (u >= -lo).to(u.dtype), active.to(u.dtype))
-    return up_slope, up_icpt, low_slope
+def _bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor, crown: bool) -> Bounds:
+    graph, affine = mlp_graph(layers)
+    opts = BackwardOptions(LowerSlope.ADAPTIVE)
+    inputs = BoxInput(Box.from_bounds(lo, hi))
+    fp = forward_pass(graph, inputs, opts, crown=crown, full=True, keep=set(affine), intersect=True)
+    return [(fp.boxes[i].lo, fp.boxes[i].hi) for i in affine]
 
 
-def _concretise(
-    a: torch.Tensor, const: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, upper: bool
-):
-    pos, neg = a.clamp(min=0), a.clamp(max=0)
-    if upper:
-        return const + (pos @ hi.unsqueeze(-1)).squeeze(-1) + (neg @ lo.unsqueeze(-1)).squeeze(-1)
-    return const + (pos @ lo.unsqueeze(-1)).squeeze(-1) + (neg @ hi.unsqueeze(-1)).squeeze(-1)
+def interval_bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor) -> Bounds:
+    """Pre-activation ``(l, u)`` of every affine layer (ReLU between layers), batched ``(B, n)``."""
+    return _bounds(layers, lo, hi, crown=False)
 
 
 def linear_bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor) -> Bounds:
-    """Backward linear (CROWN-style) bounds, intersected with interval bounds layer by layer."""
-    boxes = interval_bounds(layers, lo, hi)
-    out: Bounds = [boxes[0]]
-    for k in range(1, len(layers)):
-        w, b = layers[k]
-        results = []
-        for upper in (True, False):
-            a = w.expand(lo.shape[0], *w.shape)
-            const = b.expand(lo.shape[0], -1).clone()
-            for m in range(k - 1, -1, -1):
-                l_m, u_m = out[m]
-                us, ui, ls = _relu_relaxation(l_m, u_m)
-                pos, neg = a.clamp(min=0), a.clamp(max=0)
-                if upper:
-                    slope = pos * us.unsqueeze(1) + neg * ls.unsqueeze(1)
-                    const = const + (pos @ ui.unsqueeze(-1)).squeeze(-1)
-                else:
-                    slope = pos * ls.unsqueeze(1) + neg * us.unsqueeze(1)
-                    const = const + (neg @ ui.unsqueeze(-1)).squeeze(-1)
-                w_m, b_m = layers[m]
-                const = const + slope @ b_m
-                a = slope @ w_m
-            results.append(_concretise(a, const, lo, hi, upper))
-        u_k, l_k = results
-        il, iu = boxes[k]
-        out.append((torch.maximum(l_k, il), torch.minimum(u_k, iu)))
-    return out
+    """Backward linear (CROWN) bounds of every neuron, intersected with interval bounds."""
+    return _bounds(layers, lo, hi, crown=True)
 
 
 def layer_bounds(layers: Layers, lo: torch.Tensor, hi: torch.Tensor, method: BoundMethod) -> Bounds:

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import POINTWISE, BackwardOptions, BoundOp, Geometry, Trace, spec_sum
 from .box import Box
-from .errors import UnsupportedLayer
+from .errors import UnsupportedLayer, UnsupportedOp
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class LinearParams:
+    """Stand-in for ``nn.Linear`` over given tensors (mip's affine layers, ``F.linear`` calls):
+    the weights are read on every use, so gradients reach whoever owns them."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        self.weight, self.bias = weight, bias
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
 
 
 class BoundLinear(BoundOp):
@@ -191,3 +212,151 @@ class BoundIdentity(BoundOp):
 
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         return a, a.new_zeros(a.shape[:2])
+
+
+Const = Callable[[], Tensor | float]
+"""A constant operand, read when used (so a trained parameter is always current)."""
+
+
+class BoundConstArith(BoundOp):
+    """``x + c``, ``x - c``, ``c - x``, ``x * c``, ``x / c``, ``-x`` with ``c`` a constant of the
+    graph (input normalisation, scaling): exact interval images, exact transposes."""
+
+    KINDS = ("add", "sub", "rsub", "mul", "div", "neg")
+
+    def __init__(self, kind: str, const: Const, name: str = "", where: str = "") -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        if kind not in self.KINDS:
+            raise ValueError(kind)
+        self.kind, self.const, self.name, self.where = kind, const, name, where
+
+    def _c(self, x: Tensor) -> Tensor | float:
+        c = self.const() if self.kind != "neg" else -1.0
+        if isinstance(c, Tensor):
+            if c.dim() > x.dim() or (c.dim() == x.dim() and c.shape[0] != 1):
+                raise UnsupportedOp(
+                    self.name, self.where, f"constant of shape {tuple(c.shape)} varies per row"
+                )
+            if torch.broadcast_shapes(c.shape, x.shape) != x.shape:
+                raise UnsupportedOp(
+                    self.name,
+                    self.where,
+                    f"constant of shape {tuple(c.shape)} broadcasts "
+                    f"the input {tuple(x.shape)} to a larger shape",
+                )
+            if self.kind == "div" and not bool((c != 0).all()):
+                raise UnsupportedOp(self.name, self.where, "division by a constant with zeros")
+        elif self.kind == "div" and c == 0:
+            raise UnsupportedOp(self.name, self.where, "division by zero")
+        return c
+
+    def forward(self, x: Tensor) -> Tensor:
+        c, k = self._c(x), self.kind
+        if k == "add":
+            return x + c
+        if k == "sub":
+            return x - c
+        if k == "rsub":
+            return c - x
+        if k == "div":
+            return x / c
+        return x * c  # mul, neg
+
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        c, k = self._c(box.centre), self.kind
+        if k in ("add", "sub"):
+            return Box(self.forward(box.centre), box.radius)
+        if k == "rsub":
+            return Box(c - box.centre, box.radius)
+        mag = abs(c) if not isinstance(c, Tensor) else c.abs()
+        if k == "div":
+            return Box(box.centre / c, box.radius / mag)
+        return Box(box.centre * c, box.radius * mag)  # mul, neg
+
+    def interval_valid(self, box: Box) -> Box:
+        return self.interval(box)
+
+    @property
+    def geometry(self) -> Geometry | None:
+        """Pointwise when the constant is a scalar or per channel (no spatial variation)."""
+        c = self.const() if self.kind != "neg" else -1.0
+        if not isinstance(c, Tensor) or c.numel() == 1:
+            return POINTWISE
+        if c.dim() >= 2 and c.shape[-1] == 1 and c.shape[-2] == 1:
+            return POINTWISE
+        return None
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        x = self.pre(trace).centre
+        c, k = self._c(x), self.kind
+        if isinstance(c, Tensor) and c.dim() == x.dim():
+            c = c[0]  # drop the broadcast batch dim: ``a`` is (N, S, *sample)
+        zero = a.new_zeros(a.shape[:2])
+        if k in ("add", "sub"):
+            shift = c if k == "add" else -c
+            if isinstance(shift, Tensor):
+                return a, spec_sum(a, shift)
+            return a, a.flatten(2).sum(2) * shift
+        if k == "rsub":
+            bias = spec_sum(a, c) if isinstance(c, Tensor) else a.flatten(2).sum(2) * c
+            return -a, bias
+        if k == "div":
+            return a / c, zero
+        return a * c, zero
+
+
+class BoundReshape(BoundOp):
+    """view / reshape / flatten that keeps the batch dimension first (checked when run): a
+    pure re-indexing of each row, so boxes reshape and coefficients reshape back.
+
+    ``fn(x, shapes)`` applies the op to a tensor; ``shapes`` maps graph node indices to the
+    runtime shapes of the tensors a size argument was read from (``x.size(0)``)."""
+
+    def __init__(
+        self,
+        fn: Callable[[Tensor, dict[int, torch.Size]], Tensor],
+        sources: tuple[int, ...],
+        name: str = "reshape",
+        where: str = "",
+    ) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self.fn, self.sources, self.name, self.where = fn, sources, name, where
+
+    def _apply(self, x: Tensor, shapes: dict[int, torch.Size]) -> Tensor:
+        out = self.fn(x, shapes)
+        if out.dim() == 0 or out.shape[0] != x.shape[0] or out.numel() != x.numel():
+            raise UnsupportedOp(
+                self.name,
+                self.where,
+                f"reshape {tuple(x.shape)} -> {tuple(out.shape)} does not keep the batch dimension",
+            )
+        return out
+
+    def _shapes(self, ts: Sequence[Tensor]) -> dict[int, torch.Size]:
+        return {i: t.shape for i, t in zip(self.sources, ts[1:], strict=True)}
+
+    def forward_all(self, xs: Sequence[Tensor]) -> Tensor:
+        return self._apply(xs[0], self._shapes(xs))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._apply(x, {})
+
+    def interval_all(self, boxes: Sequence[Box], trace: Trace | None = None) -> Box:
+        shapes = self._shapes([b.centre for b in boxes])
+        if trace is not None:
+            trace[id(self)] = boxes[0]
+        box = boxes[0]
+        return Box(self._apply(box.centre, shapes), self._apply(box.radius, shapes))
+
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        return self.interval_all([box], trace)
+
+    def backward_all(
+        self, a: Tensor, trace: Trace, opts: BackwardOptions
+    ) -> tuple[list[Tensor | None], Tensor]:
+        a_in, bias = self.backward(a, trace, opts)
+        return [a_in] + [None] * len(self.sources), bias
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        in_shape = self.pre(trace).centre.shape[1:]
+        return a.reshape(*a.shape[:2], *in_shape), a.new_zeros(a.shape[:2])

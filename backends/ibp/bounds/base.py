@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import abc
 import enum
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import attrs
 from torch import Tensor, nn
 
 from .box import Box
 
-Trace = dict[int, Box]
-"""Input box of every op seen in an IBP pass, keyed by ``id(op)`` (needed by CROWN)."""
+Trace = dict[int, Any]
+"""Input box of every op seen in an IBP pass, keyed by ``id(op)`` (needed by CROWN); ops with
+several inputs keep the tuple of their input boxes."""
 
 
 class LowerSlope(enum.Enum):
@@ -32,7 +34,12 @@ class LowerSlope(enum.Enum):
 
 @attrs.frozen
 class BackwardOptions:
+    """How back-substitution relaxes ReLUs. ``alphas`` (keyed by ``id(op)``) overrides the
+    lower slope of the unstable neurons of those ReLUs: any slope in [0, 1] is sound, so an
+    optimiser may choose them (alpha-CROWN)."""
+
     lower_slope: LowerSlope = LowerSlope.ZERO
+    alphas: Mapping[int, Tensor] | None = attrs.field(default=None, eq=False)
 
 
 class Geometry(NamedTuple):
@@ -50,11 +57,30 @@ POINTWISE = Geometry((1, 1), (1, 1), (0, 0), 0.0)
 class BoundOp(abc.ABC):
     """Bound rules for one layer. ``A`` has shape ``(N, S, *out_shape)``: S specs per row."""
 
+    #: needs bounds on its input to be relaxed (CROWN tightens those first)
+    nonlinear: bool = False
+
     def __init__(self, module: nn.Module) -> None:
         self.module = module
 
     def forward(self, x: Tensor) -> Tensor:
         return self.module(x)
+
+    # --- graph interface: ops with several inputs override these three -----------------------
+    def forward_all(self, xs: Sequence[Tensor]) -> Tensor:
+        return self.forward(xs[0])
+
+    def interval_all(self, boxes: Sequence[Box], trace: Trace | None = None) -> Box:
+        if trace is not None:
+            trace[id(self)] = boxes[0]
+        return self.interval(boxes[0], trace)
+
+    def backward_all(
+        self, a: Tensor, trace: Trace, opts: BackwardOptions
+    ) -> tuple[list[Tensor | None], Tensor]:
+        """Coefficients per input (None: the output does not depend linearly on it), bias."""
+        a_in, bias = self.backward(a, trace, opts)
+        return [a_in], bias
 
     @abc.abstractmethod
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
@@ -71,7 +97,9 @@ class BoundOp(abc.ABC):
 
     def interval_valid(self, box: Box) -> Box:
         """IBP on an already padded input (local ops only: those with a `geometry`)."""
-        raise TypeError(f"{type(self).__name__} is not spatially local; it has no padded-input rule")
+        raise TypeError(
+            f"{type(self).__name__} is not spatially local; it has no padded-input rule"
+        )
 
     def pre(self, trace: Trace) -> Box:
         return trace[id(self)]

@@ -1,4 +1,5 @@
-"""Turning a torch module into a chain of bound ops, and walking that chain both ways."""
+"""Chains of bound ops (the view the receptive-field and pooling engines walk) and the
+two walks over a chain. The ops come from the traced graph (:mod:`.capture`)."""
 
 from __future__ import annotations
 
@@ -6,62 +7,15 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..layers import Residual
-from .affine import (
-    BoundAvgPool2d,
-    BoundBatchNorm,
-    BoundConv2d,
-    BoundFlatten,
-    BoundIdentity,
-    BoundLinear,
-)
 from .base import BackwardOptions, BoundOp, Trace
 from .box import Box
-from .errors import UnsupportedLayer
-from .nonlinear import BoundMaxPool2d, BoundReLU
-
-_REGISTRY: tuple[tuple[type[nn.Module], type[BoundOp]], ...] = (
-    (nn.Linear, BoundLinear),
-    (nn.Conv2d, BoundConv2d),
-    (nn.modules.batchnorm._BatchNorm, BoundBatchNorm),
-    (nn.Flatten, BoundFlatten),
-    (nn.AvgPool2d, BoundAvgPool2d),
-    (nn.MaxPool2d, BoundMaxPool2d),
-    (nn.ReLU, BoundReLU),
-    (nn.Identity, BoundIdentity),
-    (nn.Dropout, BoundIdentity),
-)
-
-
-class BoundResidual(BoundOp):
-    """Residual add: intervals add (centres and radii); back-substitution sums both branches."""
-
-    def __init__(self, module: Residual) -> None:
-        super().__init__(module)
-        self.body = build_ops(module.body)
-        self.shortcut = build_ops(module.shortcut)
-
-    def interval(self, box: Box, trace: Trace | None = None) -> Box:
-        a = propagate(self.body, box, trace)
-        b = propagate(self.shortcut, box, trace)
-        return Box(a.centre + b.centre, a.radius + b.radius)
-
-    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
-        a_body, bias_body = back_substitute(self.body, a, trace, opts)
-        a_short, bias_short = back_substitute(self.shortcut, a, trace, opts)
-        return a_body + a_short, bias_body + bias_short
+from .capture import capture
 
 
 def build_ops(module: nn.Module) -> list[BoundOp]:
-    """Flatten nested ``nn.Sequential`` into bound ops; raise UnsupportedLayer otherwise."""
-    if isinstance(module, nn.Sequential):
-        return [op for child in module for op in build_ops(child)]
-    if isinstance(module, Residual):
-        return [BoundResidual(module)]
-    for kind, op in _REGISTRY:
-        if isinstance(module, kind):
-            return [op(module)]
-    raise UnsupportedLayer(module, "no bound rule for this layer type")
+    """``module``'s traced computation as a chain of single-input ops (residual blocks and
+    other branching runs become one segment op); raises UnsupportedOp otherwise."""
+    return capture(module).chain()
 
 
 def forward(ops: Sequence[BoundOp], x: Tensor) -> Tensor:

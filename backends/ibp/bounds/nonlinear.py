@@ -13,6 +13,8 @@ from .errors import UnsupportedLayer
 
 
 class BoundReLU(BoundOp):
+    nonlinear = True
+
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
         lo = torch.sub(box.centre, box.radius).clamp_(min=0)
         hi = torch.add(box.centre, box.radius).clamp_(min=0)
@@ -33,6 +35,15 @@ class BoundReLU(BoundOp):
         width = torch.where(unstable, hi - lo, torch.ones_like(hi))
         up_slope = torch.where(unstable, hi / width, active.to(hi.dtype))
         up_icpt = torch.where(unstable, -lo * hi / width, torch.zeros_like(hi))
+        alpha = opts.alphas.get(id(self)) if opts.alphas is not None else None
+        if alpha is not None:  # (N, *shape), or (N, S, *shape): one slope per spec
+            if alpha.dim() > hi.dim():
+                unstable, active = unstable.unsqueeze(1), active.unsqueeze(1)
+            return (
+                torch.where(unstable, alpha.clamp(0.0, 1.0), active.to(hi.dtype)),
+                up_slope,
+                up_icpt,
+            )
         if opts.lower_slope is LowerSlope.ADAPTIVE:
             lo_unstable = (hi > -lo).to(hi.dtype)
         else:
@@ -43,7 +54,8 @@ class BoundReLU(BoundOp):
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         lo_slope, up_slope, up_icpt = self.relaxation(self.pre(trace), opts)
         pos, neg = a.clamp(min=0), a.clamp(max=0)
-        a_in = pos * lo_slope.unsqueeze(1) + neg * up_slope.unsqueeze(1)
+        lo = lo_slope if lo_slope.dim() == a.dim() else lo_slope.unsqueeze(1)
+        a_in = pos * lo + neg * up_slope.unsqueeze(1)
         return a_in, spec_sum(neg, up_icpt.unsqueeze(1))
 
 
@@ -53,6 +65,7 @@ class BoundMaxPool2d(BoundOp):
     """
 
     module: nn.MaxPool2d
+    nonlinear = True
 
     def __init__(self, module: nn.MaxPool2d) -> None:
         super().__init__(module)

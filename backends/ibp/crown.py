@@ -1,0 +1,363 @@
+"""Bounds on linear functions of a traced network's output: IBP, CROWN, alpha-CROWN.
+
+Public entry point for other verifiers (branch and bound, MIP big-M constants)::
+
+    graph = capture(model)                       # BoundGraph, or UnsupportedOp
+    res = bound_graph(graph, lower, upper, "crown", spec=C)
+    res.lb, res.ub                               # (N, S): bounds of C @ output per row
+    res.pre[r]                                   # Box of ReLU node r's pre-activation
+
+``spec`` ``C`` is (N, S, *out_shape) or (S, *out_shape) (shared); default: the identity
+(bounds of every output). ``known`` intersects pre-activation boxes per ReLU node (a ReLU
+split sets the lower bound to 0 or the upper bound to 0), ``alphas`` fixes the lower slopes
+of unstable neurons per ReLU node (``method="alpha_crown"`` optimises them instead).
+
+CROWN tightens the input box of every op that needs one (every ReLU, every max-pool, inside
+residual blocks too) by back-substitution over the DAG before relaxing it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+import attrs
+import torch
+from torch import Tensor
+
+from .bounds import BackwardOptions, BoundGraph, Box, LowerSlope, Trace
+from .bounds.affine import (
+    BoundBatchNorm,
+    BoundConstArith,
+    BoundConv2d,
+    BoundFlatten,
+    BoundIdentity,
+    BoundLinear,
+    BoundReshape,
+)
+from .bounds.nonlinear import BoundMaxPool2d
+from .inputs import BoxInput, InputSet
+
+
+class Method(enum.Enum):
+    IBP = "ibp"
+    CROWN_IBP = "crown_ibp"  # linear back-substitution, IBP intermediate bounds
+    CROWN = "crown"  # linear back-substitution, intermediate bounds by CROWN too
+    ALPHA_CROWN = "alpha_crown"  # CROWN with the final lower slopes optimised
+
+
+_ELEMENTWISE = (
+    BoundLinear,
+    BoundConv2d,
+    BoundBatchNorm,
+    BoundFlatten,
+    BoundIdentity,
+    BoundConstArith,
+    BoundReshape,
+)
+
+
+def ibp_exact(graph: BoundGraph) -> list[bool]:
+    """Per node: IBP is already exact per neuron (at most one weighted layer, otherwise only
+    per-element affine maps and re-indexing since the input), so CROWN would only repeat it."""
+    weighted = [0] * len(graph.nodes)
+    ok = [True] * len(graph.nodes)
+    for i, node in enumerate(graph.nodes[1:], 1):
+        ok[i] = isinstance(node.op, _ELEMENTWISE) and all(ok[j] for j in node.inputs)
+        w = max((weighted[j] for j in node.inputs), default=0)
+        weighted[i] = w + isinstance(node.op, BoundLinear | BoundConv2d)
+        ok[i] = ok[i] and weighted[i] <= 1
+    return ok
+
+
+def _intersect(a: Box, lo: Tensor, hi: Tensor) -> Box:
+    lo = torch.maximum(a.lo, lo)
+    hi = torch.minimum(a.hi, hi)
+    return Box.from_bounds(lo, torch.maximum(hi, lo))
+
+
+def node_crown_box(
+    graph: BoundGraph,
+    i: int,
+    inputs: InputSet,
+    trace: Trace,
+    opts: BackwardOptions,
+    box: Box,
+    full: bool = False,
+    intersect: bool = True,
+) -> Box:
+    """Node i's box with CROWN bounds for every neuron (``full``), or for those unstable in
+    ``box`` (its IBP box) somewhere in the batch (the only ones a ReLU relaxes; a stable
+    neuron's relaxation is exact whatever its bounds). ``intersect``: keep the tighter of IBP
+    and CROWN per neuron; otherwise the CROWN bounds replace IBP's (auto_LiRPA's choice).
+
+    Why both: CROWN with adaptive slopes is not monotone in its intermediate bounds, so
+    tighter intermediate boxes usually, not always, give a tighter final bound."""
+    n, shape = box.centre.shape[0], box.centre.shape[1:]
+    lo, hi = box.lo.flatten(1), box.hi.flatten(1)
+    d = lo.shape[1]
+    if full:
+        idx = torch.arange(d, device=lo.device)
+    else:
+        idx = ((lo < 0) & (hi > 0)).any(0).nonzero().flatten()
+    k = idx.numel()
+    if k == 0:
+        return box
+    spec = lo.new_zeros(2 * k, d)
+    rows = torch.arange(k, device=lo.device)
+    spec[rows, idx] = 1.0
+    spec[rows + k, idx] = -1.0
+    a = spec.reshape(1, 2 * k, *shape).expand(n, -1, *shape)
+    bounds = _concretize(graph, i, a, inputs, trace, opts)
+    lo_c, hi_c = lo.clone(), hi.clone()
+    lo_c[:, idx] = bounds[:, :k]
+    hi_c[:, idx] = -bounds[:, k:]
+    lo_c, hi_c = lo_c.reshape(n, *shape), hi_c.reshape(n, *shape)
+    if intersect:
+        return _intersect(box, lo_c, hi_c)
+    return Box.from_bounds(lo_c, torch.maximum(hi_c, lo_c))
+
+
+def _concretize(
+    graph: BoundGraph, target: int, a: Tensor, inputs: InputSet, trace: Trace, opts: BackwardOptions
+) -> Tensor:
+    a_in, bias = graph.back_substitute(target, a, trace, opts)
+    if a_in is None:
+        return bias
+    return inputs.concretize(a_in, bias)
+
+
+@attrs.frozen
+class Pass:
+    """Result of the forward pass: the trace CROWN relaxes with, and the kept node boxes."""
+
+    trace: Trace
+    boxes: dict[int, Box]
+
+
+def forward_pass(
+    graph: BoundGraph,
+    inputs: InputSet,
+    opts: BackwardOptions,
+    *,
+    stop: int | None = None,
+    crown: bool = True,
+    full: bool = False,
+    keep: frozenset[int] | set[int] = frozenset(),
+    known: Mapping[int, Box] | None = None,
+    intersect: bool = False,
+) -> Pass:
+    """IBP over nodes ``1..stop-1``; with ``crown``, the box of every node that feeds an op
+    needing input bounds (ReLU, max-pool) and of every node in ``keep`` is tightened by
+    back-substitution first, so the relaxation everywhere downstream uses it. ``known``
+    (node -> box) is intersected in (sound when the caller restricts the input region, as a
+    ReLU split does). ``intersect``: CROWN boxes are intersected with IBP's (see
+    :func:`node_crown_box`). Boxes of ``keep`` nodes and of node ``stop - 1`` are returned."""
+    stop = len(graph.nodes) if stop is None else stop
+    trace: Trace = {}
+    feeds = set(keep)
+    maxpool_in: set[int] = set()
+    for node in graph.nodes[1:stop]:
+        if node.op.nonlinear:
+            feeds.update(node.inputs)
+            if isinstance(node.op, BoundMaxPool2d):
+                maxpool_in.update(node.inputs)
+    exact = ibp_exact(graph)
+    boxes: dict[int, Box] = {0: inputs.box()}
+    out: dict[int, Box] = {}
+    first_only = graph.consumers[0] == [1] and len(graph.nodes) > 1
+    for i in range(1, stop):
+        node = graph.nodes[i]
+        if i == 1 and first_only and node.inputs == (0,):
+            trace[id(node.op)] = boxes[0]
+            box = inputs.through_first(node.op, trace)
+        else:
+            box = node.op.interval_all([boxes[j] for j in node.inputs], trace)
+        if crown and i in feeds and not exact[i]:
+            box = node_crown_box(
+                graph, i, inputs, trace, opts, box, full or i in maxpool_in or i in keep, intersect
+            )
+        if known is not None and i in known:
+            box = _intersect(box, known[i].lo, known[i].hi)
+        boxes[i] = box
+        if i in keep:
+            out[i] = box
+        for j in node.inputs:
+            if graph.last_use[j] == i and j != 0:
+                boxes.pop(j, None)
+    out[stop - 1] = boxes[stop - 1]
+    return Pass(trace, out)
+
+
+def spec_bounds(
+    graph: BoundGraph,
+    inputs: InputSet,
+    spec: Tensor,
+    trace: Trace,
+    opts: BackwardOptions,
+) -> Tensor:
+    """Lower bounds (N, S) of ``spec . output`` by back-substitution on a traced pass."""
+    return _concretize(graph, graph.output, spec, inputs, trace, opts)
+
+
+def ibp_spec_bounds(graph: BoundGraph, inputs: InputSet, spec: Tensor) -> Tensor:
+    """IBP lower bounds of ``spec . output``; a final Linear is merged into the spec first
+    (elision: that layer is never bounded on its own, which is tighter)."""
+    last = graph.nodes[-1]
+    if isinstance(last.op, BoundLinear) and len(graph.nodes) > 2:
+        box = graph.interval(inputs.box(), None, 0, graph.output)
+        a_in, bias = last.op.backward(spec, {}, BackwardOptions())
+        return BoxInput(box).concretize(a_in, bias)
+    box = graph.interval(inputs.box())
+    return BoxInput(box).concretize(spec, spec.new_zeros(spec.shape[:2]))
+
+
+def optimize_alphas(
+    graph: BoundGraph,
+    inputs: InputSet,
+    spec: Tensor,
+    trace: Trace,
+    *,
+    steps: int = 20,
+    lr: float = 0.1,
+    init: LowerSlope = LowerSlope.ADAPTIVE,
+) -> tuple[Tensor, dict[int, Tensor]]:
+    """Alpha-CROWN on the final spec: per spec and neuron, the lower slopes of unstable
+    ReLUs are optimised by Adam (any slope in [0, 1] is sound) with the intermediate bounds
+    of ``trace`` fixed; returns the elementwise best lower bounds seen and the final alphas
+    (keyed by ReLU node index)."""
+    relus = [i for i in graph.relus if id(graph.nodes[i].op) in trace]
+    s = spec.shape[1]
+    alphas: dict[int, Tensor] = {}
+    for r in relus:
+        pre = trace[id(graph.nodes[r].op)]
+        start = (pre.hi > -pre.lo) if init is LowerSlope.ADAPTIVE else torch.zeros_like(pre.hi)
+        alphas[r] = start.to(pre.hi.dtype).unsqueeze(1).expand(-1, s, *pre.hi.shape[1:]).clone()
+    best = None
+    trace = {k: _detached(v) for k, v in trace.items()}
+    with torch.enable_grad():
+        params = [a.requires_grad_() for a in alphas.values()]
+        opt = torch.optim.Adam(params, lr=lr) if params else None
+        for step in range(steps + 1):
+            opts = BackwardOptions(alphas={id(graph.nodes[r].op): a for r, a in alphas.items()})
+            lb = spec_bounds(graph, inputs, spec, trace, opts)
+            cur = lb.detach()
+            best = cur if best is None else torch.maximum(best, cur)
+            if opt is None or step == steps:
+                break
+            opt.zero_grad()
+            # gradients for the slopes only (never accumulated into the model's weights)
+            grads = torch.autograd.grad(-lb.sum(), params, allow_unused=True)
+            for a, g in zip(params, grads, strict=True):
+                a.grad = g
+            opt.step()
+            with torch.no_grad():
+                for a in params:
+                    a.clamp_(0.0, 1.0)
+    return best, {r: a.detach() for r, a in alphas.items()}
+
+
+def _detached(v):
+    if isinstance(v, Box):
+        return Box(v.centre.detach(), v.radius.detach())
+    if isinstance(v, tuple):
+        return tuple(_detached(e) for e in v)
+    return v
+
+
+@attrs.frozen
+class GraphBounds:
+    """``lb``/``ub``: (N, S) bounds of ``spec . output``; ``pre``: per ReLU node index, the
+    box of its pre-activation (N, *shape) used to relax it (IBP: the IBP box)."""
+
+    lb: Tensor
+    ub: Tensor | None
+    pre: dict[int, Box]
+
+
+def _spec(graph: BoundGraph, spec: Tensor | None, out: Tensor) -> Tensor:
+    n, shape = out.shape[0], out.shape[1:]
+    if spec is None:
+        d = out[0].numel()
+        spec = torch.eye(d, dtype=out.dtype, device=out.device).reshape(d, *shape)
+    if spec.dim() == out.dim():  # (S, *shape): shared by every row
+        spec = spec.unsqueeze(0).expand(n, *spec.shape)
+    return spec.to(out.dtype)
+
+
+def bound_inputs(
+    graph: BoundGraph,
+    inputs: InputSet,
+    method: Method | str = Method.CROWN,
+    spec: Tensor | None = None,
+    *,
+    slope: LowerSlope = LowerSlope.ADAPTIVE,
+    alphas: Mapping[int, Tensor] | None = None,
+    known: Mapping[int, Box] | None = None,
+    need_upper: bool = True,
+    alpha_steps: int = 20,
+    intersect: bool | None = None,
+) -> GraphBounds:
+    """:func:`bound_graph` over any :class:`InputSet` (a box, an l-inf or l2 ball)."""
+    method = Method(method)
+    relu_pre = {r: graph.nodes[r].inputs[0] for r in graph.relus}
+    pre_known = {relu_pre[r]: b for r, b in known.items()} if known else None
+    op_alphas = {id(graph.nodes[r].op): a for r, a in alphas.items()} if alphas else None
+    opts = BackwardOptions(slope, op_alphas)
+    keep = set(relu_pre.values())
+    if method is Method.IBP and not pre_known:
+        fp = forward_pass(graph, inputs, opts, crown=False, keep=keep)
+        out = fp.boxes[graph.output]
+        c = _spec(graph, spec, out.centre)
+        lb = ibp_spec_bounds(graph, inputs, c)
+        ub = -ibp_spec_bounds(graph, inputs, -c) if need_upper else None
+        return GraphBounds(lb, ub, {r: fp.boxes[p] for r, p in relu_pre.items()})
+    crown = method in (Method.CROWN, Method.ALPHA_CROWN)
+    modes = [True, False] if intersect is None and crown else [bool(intersect) or not crown]
+    result: GraphBounds | None = None
+    for mode in modes:
+        fp = forward_pass(
+            graph, inputs, opts, crown=crown, keep=keep, known=pre_known, intersect=mode
+        )
+        out = fp.boxes[graph.output]
+        c = _spec(graph, spec, out.centre)
+        pre = {r: fp.boxes[p] for r, p in relu_pre.items()}
+        if method is Method.IBP:
+            zero = c.new_zeros(c.shape[:2])
+            ub = -BoxInput(out).concretize(-c, zero) if need_upper else None
+            return GraphBounds(BoxInput(out).concretize(c, zero), ub, pre)
+        both = torch.cat([c, -c], 1) if need_upper else c
+        if method is Method.ALPHA_CROWN and alphas is None:
+            bounds, _ = optimize_alphas(graph, inputs, both, fp.trace, steps=alpha_steps)
+        else:
+            bounds = spec_bounds(graph, inputs, both, fp.trace, opts)
+        s = c.shape[1]
+        cur = GraphBounds(bounds[:, :s], -bounds[:, s:] if need_upper else None, pre)
+        result = cur if result is None else _tighter(result, cur)
+    return result
+
+
+def _tighter(a: GraphBounds, b: GraphBounds) -> GraphBounds:
+    """Both are sound: keep the better bound per entry (``a``'s pre-activation boxes)."""
+    ub = None if a.ub is None else torch.minimum(a.ub, b.ub)
+    return GraphBounds(torch.maximum(a.lb, b.lb), ub, a.pre)
+
+
+def bound_graph(
+    graph: BoundGraph,
+    lower: Tensor,
+    upper: Tensor,
+    method: Method | str = Method.CROWN,
+    spec: Tensor | None = None,
+    **kw,
+) -> GraphBounds:
+    """Bounds of ``spec . output`` for every input in the box ``[lower, upper]`` (N, *in).
+
+    ``method``: ``ibp``, ``crown_ibp``, ``crown`` or ``alpha_crown``; keywords as
+    :func:`bound_inputs` (``slope``, ``alphas``, ``known``, ``need_upper``, ``alpha_steps``,
+    ``intersect``: intermediate CROWN boxes intersected with IBP's (True), replacing them as
+    auto_LiRPA does (False), or both passes and the better bound per entry (None, default:
+    never looser than either, about twice the time; adaptive-slope CROWN is not monotone in
+    its intermediate bounds, so neither pass dominates).
+    Raises UnsupportedOp when an op's bound rule refuses the shapes it meets."""
+    return bound_inputs(graph, BoxInput(Box.from_bounds(lower, upper)), method, spec, **kw)
