@@ -27,12 +27,3 @@ def blobs() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture
 def small_model() -> FlatModel:
     return FlatModel(mlp(2, (6,), 2))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: extra intra-op threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

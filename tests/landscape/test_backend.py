@@ -167,3 +167,51 @@ def test_widths_need_a_builtin_model_with_a_width_option(tmp_path):
     text = TEN_CLASS.replace("model mlp_small { hidden 8 }", 'model onnx("net.onnx")')
     problems = BACKEND.accepts(_spec(tmp_path, text))
     assert any("width option" in p.reason for p in problems)
+
+
+def _fake_cifar(directory, per_batch=40):
+    """CIFAR-10 python batches in the official layout (class-dependent random pixels)."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        labels = rng.integers(0, 10, per_batch)
+        data = rng.integers(0, 128, (per_batch, 3 * 32 * 32)) + 100 * (labels[:, None] == 1)
+        batch = {b"data": data.astype(np.uint8), b"labels": [int(v) for v in labels]}
+        (directory / name).write_bytes(pickle.dumps(batch))
+
+
+def test_the_cifar10_spec_checks_and_runs_from_a_user_path(tmp_path, shrunk_spec):
+    """Table 7.3's spec: two CIFAR-10 classes read from the user's files (never downloaded)."""
+    from pathlib import Path
+
+    spec_file = Path("specs/volume_cifar10.threat")
+    assert BACKEND.accepts(threatlang.load(spec_file)) == ()
+    data = tmp_path / "cifar"
+    data.mkdir()
+    _fake_cifar(data)
+    text = shrunk_spec(
+        spec_file,
+        {
+            '"data/cifar-10-batches-py"': f'"{data}"',
+            "max_guesses 200000": "max_guesses 3000",
+            "samples [2, 4, 8, 16, 24]": "samples [2, 4]",
+            "trials 4": "trials 1",
+            "epochs 2000": "epochs 100",
+            "poison_val 64": "poison_val 8\n    poison_steps 50",
+        },
+    )
+    result = threatlang.run(_spec(tmp_path, text), output=tmp_path / "run", quiet=True)
+    m = result.summary.metrics
+    assert m["loss_bins"][0] == "[0.55, 0.57)"
+    assert set(m["accuracy"]) == {"guess_and_check", "sgd"}
+    LandscapeSummary(**m)
+
+
+def test_the_mnist5k_and_table_specs_check():
+    for name in ("volume_mnist5k", "volume_width", "volume_digits_ten"):
+        spec = threatlang.load(f"specs/{name}.threat")
+        assert BACKEND.accepts(spec) == (), name
+        assert plan(spec).describe()
