@@ -16,7 +16,6 @@ from threatlang.backends.choices import (
     AttackMethod,
     CertifyMethod,
     EvaluateKind,
-    GeneratedData,
     Strategy,
 )
 from threatlang.ir import Spec
@@ -28,13 +27,13 @@ from threatlang.ir.actions import (
 )
 from threatlang.ir.properties import LabelUnchanged
 from threatlang.ir.refs import (
-    DataSource,
     PreprocessKind,
 )
 from threatlang.ir.threats import LpBall, PatchSet, Target
 
 from .config import AttackOptions, CertifyOptions, ModelOptions, TrainOptions
 from .defense_options import DWConfig, LGSConfig
+from .metrics import IbpSummary
 
 __all__ = ["BACKEND", "IbpBackend"]
 
@@ -42,6 +41,7 @@ _ARCH = "threatlang.backends.ibp.models"
 
 
 _PATCH_ONLY = ("patch",)
+_PATCH_AND_BALL = ("patch", "input ball")
 
 
 class IbpBackend(Backend):
@@ -60,8 +60,9 @@ class IbpBackend(Backend):
             Offer(Train, Strategy.POOLED_PATCH, TrainOptions, families=_PATCH_ONLY),
             Offer(Certify, CertifyMethod.IBP, CertifyOptions),
             Offer(Certify, CertifyMethod.CROWN, CertifyOptions),
-            Offer(Attack, AttackMethod.IFGSM, AttackOptions, families=_PATCH_ONLY),
-            Offer(Attack, AttackMethod.PGD, AttackOptions, families=_PATCH_ONLY),
+            Offer(Certify, CertifyMethod.ALPHA_CROWN, CertifyOptions),
+            Offer(Attack, AttackMethod.IFGSM, AttackOptions, families=_PATCH_AND_BALL),
+            Offer(Attack, AttackMethod.PGD, AttackOptions, families=_PATCH_AND_BALL),
             Offer(Attack, AttackMethod.BPDA, AttackOptions, families=_PATCH_ONLY),
             Offer(Evaluate, EvaluateKind.SHAPE_TRANSFER, families=_PATCH_ONLY),
         ],
@@ -72,6 +73,8 @@ class IbpBackend(Backend):
         },
         required_modules=("torch", "matplotlib"),
         priority=10,
+        summary=IbpSummary,
+        certifies=True,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:
@@ -82,12 +85,12 @@ class IbpBackend(Backend):
         for p in spec.preprocess:
             cfg = LGSConfig if p.kind is PreprocessKind.LGS else DWConfig
             out += option_problems(cfg, p.options, f"preprocess {p.kind.value}", p)
-        return out + _chapter2_checks(spec)
+        return out + _chapter2_checks(spec) + _one_of_each(spec) + _ball_checks(spec)
 
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
-        return compile_plan(spec)
+        return compile_plan(spec, self.options)
 
 
 def _chapter2_checks(spec: Spec) -> list[Unsupported]:
@@ -106,6 +109,31 @@ def _chapter2_checks(spec: Spec) -> list[Unsupported]:
             named = any(o.name == "patch" for o in a.options)
             if len(spec.threat.shapes) > 1 and not named:
                 out.append(Unsupported(a, "guided training takes one shape: add `patch n`"))
+    return out
+
+
+def _one_of_each(spec: Spec) -> list[Unsupported]:
+    """Records hold one attack's and one certificate's result per image."""
+    out: list[Unsupported] = []
+    for kind, verb in ((Attack, "attack"), (Certify, "certify")):
+        extra = [a for a in spec.actions if isinstance(a, kind)][1:]
+        out += [Unsupported(a, f"one `{verb}` action per spec (records hold one)") for a in extra]
+    return out
+
+
+def _ball_checks(spec: Spec) -> list[Unsupported]:
+    """Input balls have no placements to search, and LGS/DW are patch defences (§2.3)."""
+    if not isinstance(spec.threat, LpBall):
+        return []
+    out = [
+        Unsupported(p, "LGS/DW preprocessing defends against patches, not input balls")
+        for p in spec.preprocess
+    ]
+    for a in spec.actions:
+        if isinstance(a, Attack) and a.locations is not None:
+            out.append(Unsupported(a, "`locations` searches patch placements; a ball has none"))
+        if isinstance(a, Attack) and any(o.name == "max_locations" for o in a.options):
+            out.append(Unsupported(a, "`max_locations` samples patch placements; a ball has none"))
     return out
 
 

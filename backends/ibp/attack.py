@@ -109,10 +109,14 @@ def patch_attack(
     cfg: AttackConfig = AttackConfig(),
     *,
     seed: int = 0,
+    gen: torch.Generator | None = None,
 ) -> AttackResult:
-    """Search patch contents and locations for a misclassification of each image."""
+    """Search patch contents and locations for a misclassification of each image. Random
+    contents and location samples are drawn from `gen` (a run's `attack` stream), or from a
+    CPU generator seeded with `seed` when none is given (library use)."""
     model.eval()
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if gen is None:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
     b = x.shape[0]
     success = torch.zeros(b, dtype=torch.bool, device=x.device)
     adv = x.clone()
@@ -131,11 +135,13 @@ def patch_attack(
         if cfg.max_locations is not None and offs.shape[0] > cfg.max_locations:
             pick = torch.stack(
                 [
-                    torch.randperm(offs.shape[0], generator=gen)[: cfg.max_locations]
+                    torch.randperm(offs.shape[0], generator=gen, device=gen.device)[
+                        : cfg.max_locations
+                    ]
                     for _ in range(b)
                 ]
             )
-            offs = offs[pick.to(x.device)]  # (B, L, 2)
+            offs = offs[pick.to(offs.device)]  # (B, L, 2)
         for _ in range(cfg.restarts):
             for part in chunks(offs, cfg.chunk):
                 todo = ~success

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from threatlang.backends.choices import EvaluateKind, Strategy
 from threatlang.ir import Spec
 from threatlang.ir.actions import (
     Evaluate,
     Train,
 )
-from threatlang.backends.choices import EvaluateKind, Strategy
 
 
 def chapter2_lines(spec: Spec) -> list[str]:

@@ -7,16 +7,16 @@ for predictions and attacks, ``attack bpda`` is the strong adversary through the
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import torch
 from torch import Tensor, nn
 
-from threatlang.backends.base import Summary, Table, bind_options
+from threatlang.backends.base import Table, bind_options
+from threatlang.backends.choices import AttackMethod, EvaluateKind
 from threatlang.ir import Spec
-from threatlang.ir.actions import (
-    Certify,
-    Evaluate,
-)
+from threatlang.ir.actions import Evaluate
 from threatlang.ir.refs import (
     Preprocess,
     PreprocessKind,
@@ -32,11 +32,9 @@ from .defenses import (
     LGSConfig,
     LocalGradientSmoothing,
 )
-from .engine import Method
 from .patches import PatchThreat
 from .shape_transfer import NamedShape, by_kind, certify_shapes
 from .threat import patch_threat
-from threatlang.backends.choices import AttackMethod, CertifyMethod, EvaluateKind
 
 #: options a `preprocess` block binds to, per kind
 PREPROCESS_OPTIONS = {PreprocessKind.LGS: LGSConfig, PreprocessKind.DW: DWConfig}
@@ -88,7 +86,7 @@ def attack(
     y: Tensor,
     threat: PatchThreat,
     cfg: AttackConfig,
-    seed: int,
+    gen: torch.Generator,
 ) -> AttackResult:
     """Without preprocessing: the plain patch attack. With it, ``ifgsm``/``pgd`` are the weak
     adversary (optimised on the bare model) and ``bpda`` the strong one (through the defence);
@@ -96,12 +94,12 @@ def attack(
     really fools it."""
     t = transform(spec, model)
     if t is None:
-        return patch_attack(model, x, y, threat, cfg, seed=seed)
+        return patch_attack(model, x, y, threat, cfg, gen=gen)
     if method == AttackMethod.BPDA:
         target = Defended(t, model, _mode(spec)).eval()
     else:
         target = model
-    res = patch_attack(target, x, y, threat, cfg, seed=seed)
+    res = patch_attack(target, x, y, threat, cfg, gen=gen)
     with torch.no_grad():
         fooled = Defended(t, model).eval()(res.adversarial).argmax(1) != y
     return attrs.evolve(res, success=fooled)
@@ -111,14 +109,21 @@ def _kind(shape) -> str:
     return type(shape).__name__.lower()
 
 
-def with_shape_transfer(
-    spec: Spec, model: nn.Module, x: Tensor, y: Tensor, summary: Summary, train_square: int | None
-) -> Summary:
-    """Append the Table 2.4 row when the spec asks for ``evaluate shape_transfer``."""
+def shape_transfer(
+    spec: Spec,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    train_square: int | None,
+    how: Any,
+) -> tuple[dict[str, float], Table] | None:
+    """The Table 2.4 row when the spec asks for ``evaluate shape_transfer``: per shape kind the
+    worst certified fraction, certified as the spec's certify step says (`how`, a
+    :class:`.work.PatchCertify`; IBP when the spec has no certify step)."""
     if not any(
         isinstance(a, Evaluate) and a.kind == EvaluateKind.SHAPE_TRANSFER for a in spec.actions
     ):
-        return summary
+        return None
     pt = patch_threat(spec.threat)
     shapes = [
         NamedShape(_kind(s), _describe(s), m)
@@ -127,9 +132,7 @@ def with_shape_transfer(
     if train_square is not None:
         sq = patch_threat(spec.threat, train_square).masks[0]
         shapes.insert(0, NamedShape("square", f"square({train_square})", sq))
-    cert = next((a for a in spec.actions if isinstance(a, Certify)), None)
-    crown = cert is not None and cert.method == CertifyMethod.CROWN
-    cfg = CertifyConfig(method=Method.CROWN if crown else Method.IBP)  # as the spec certifies
+    cfg = how.config if how is not None else CertifyConfig()
     results = certify_shapes(model, x, y, shapes, pt.locations, pt.low, pt.high, cfg)
     rows = by_kind(results)
     table = Table(
@@ -140,9 +143,7 @@ def with_shape_transfer(
             for r in rows
         ],
     )
-    metrics = dict(summary.metrics)
-    metrics.update({f"shape_transfer_{r.kind}": round(r.worst.certified, 4) for r in rows})
-    return attrs.evolve(summary, metrics=metrics, tables=(*summary.tables, table))
+    return {r.kind: round(r.worst.certified, 4) for r in rows}, table
 
 
 def _describe(shape) -> str:

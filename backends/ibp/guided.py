@@ -2,9 +2,9 @@
 
 A small U-net maps an image to a predicted margin map of shape ``(labels, m-n+1, m-n+1)``:
 one predicted lower bound per label and patch placement (2.15). For every draw, one placement
-is sampled for a label from the softmax of that label's *negated* prediction (low margins are
-the dangerous ones), only the sampled placements go through the bound engine, the U-net is
-regressed onto their actual margins by MSE on those placements only (2.16), and the classifier
+is sampled for a label other than the image's own (whose margin is identically 0) from the
+softmax of that label's *negated* prediction (low margins are the dangerous ones), only the
+sampled placements go through the bound engine, the U-net is regressed onto their actual margins by MSE on those placements only (2.16), and the classifier
 is trained by cross-entropy on the worst sampled margins (2.17).
 """
 
@@ -60,13 +60,20 @@ def location_probabilities(pred: Tensor, valid: Tensor, temperature: float = 1.0
     return torch.softmax(logits, dim=-1)
 
 
-def sample_locations(probs: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``k`` draws per image; draw ``i`` serves label ``i mod K`` and picks a grid index from
-    that label's distribution. Returns (grid indices (B, k), labels (k,))."""
+def sample_locations(
+    probs: Tensor, k: int, gen: torch.Generator, y: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``k`` draws per image, each for a label other than the image's own (whose margin
+    ``z_y - z_y`` is always 0: a draw there would be wasted): draw ``i`` of image ``b`` serves
+    label ``(y_b + 1 + i mod (K-1)) mod K`` and picks a grid index from that label's
+    distribution. Returns (grid indices (B, k), labels (B, k))."""
     b, n_labels, n_loc = probs.shape
-    labels = torch.arange(k, device=probs.device) % n_labels
-    p = probs[:, labels].reshape(b * k, n_loc).detach().to(gen.device)
-    idx = torch.multinomial(p, 1, generator=gen).reshape(b, k)
+    if n_labels < 2:
+        raise ValueError("guided sampling needs at least two labels")
+    step = torch.arange(k, device=probs.device) % (n_labels - 1)
+    labels = (y[:, None].to(probs.device) + 1 + step[None, :]) % n_labels  # (B, k), never y
+    p = probs.gather(1, labels[..., None].expand(b, k, n_loc)).reshape(b * k, n_loc)
+    idx = torch.multinomial(p.detach().to(gen.device), 1, generator=gen).reshape(b, k)
     return idx.to(probs.device), labels
 
 
@@ -104,7 +111,7 @@ class GuidedPatchLoss:
     ) -> Tensor:
         pred = self.unet(x.detach())  # (B, K, gh, gw)
         probs = location_probabilities(pred.detach(), self.valid, self.cfg.temperature)
-        idx, _ = sample_locations(probs, self.cfg.k, gen)
+        idx, _ = sample_locations(probs, self.cfg.k, gen, y)
         locs = self.grid[idx]  # (B, k, 2)
         t = self.threat
         local = use_local(tuple(x.shape[-2:]))

@@ -1,28 +1,34 @@
-"""Certificates for l-inf / l2 input balls: margin lower bounds at each listed radius."""
+"""Certificates for l-inf / l2 input balls: margin lower bounds at each listed radius.
+
+An l-inf ball is intersected with the input range ``[low, high]`` (the threat covers valid
+inputs only); an l2 ball is bounded whole, a superset, so its certificate is sound either way."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from .engine import BoundConfig, BoundedNetwork
+from .engine import BoundConfig
 from .inputs import L2Input, linf_ball
 
 
 def certify_ball(
-    net: BoundedNetwork,
+    net,
     x: Tensor,
     y: Tensor,
     radii: tuple[float, ...],
     l2: bool,
     cfg: BoundConfig = BoundConfig(),
     tolerance: float = 1e-5,
+    low: float = 0.0,
+    high: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
-    """(certified (B, R) bool, worst runner-up margin bound (B, R)) for each radius."""
+    """(certified (B, R) bool, worst runner-up margin bound (B, R)) for each radius; `net` is
+    any engine with `margins` and `logits` (ours or auto_LiRPA's, see `.select`)."""
     out_ok, out_m = [], []
     with torch.no_grad():
         for eps in radii:
-            inputs = L2Input(x, eps) if l2 else linf_ball(x, eps)
+            inputs = L2Input(x, eps) if l2 else linf_ball(x, eps, low, high)
             m = net.margins(inputs, y, cfg)
             if cfg.method.value != "ibp":
                 m = torch.maximum(m, net.margins(inputs, y, BoundConfig()))

@@ -7,7 +7,11 @@ from pathlib import Path
 
 
 def write_plot(
-    path: Path, accuracies: Mapping[str, float], losses: Sequence[float], title: str
+    path: Path,
+    accuracies: Mapping[str, float],
+    losses: Sequence[float],
+    title: str,
+    loss_title: str = "training",
 ) -> Path:
     import matplotlib
 
@@ -29,7 +33,7 @@ def write_plot(
         axes[1].plot(range(1, len(losses) + 1), losses, marker="o")
         axes[1].set_xlabel("epoch")
         axes[1].set_ylabel("training loss")
-        axes[1].set_title("certificate training")
+        axes[1].set_title(loss_title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

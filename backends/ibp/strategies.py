@@ -11,11 +11,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from threatlang.backends.choices import Strategy
 
 from .guided import GuidedConfig, GuidedPatchLoss
 from .patches import PatchThreat
 from .pooling import PoolConfig, PooledPatchLoss
-from threatlang.backends.choices import Strategy
 
 LossFn = Callable[..., Tensor]
 

@@ -99,13 +99,17 @@ def train(
     cfg: TrainConfig,
     *,
     seed: int = 0,
+    gen: torch.Generator | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
     loss_fn: Callable[..., Tensor] | None = None,
 ) -> list[EpochLog]:
     """Train ``model`` in place on tensors already on its device; returns per-epoch logs.
-    ``loss_fn(net, x, y, scale, gen)`` replaces the certificate loss (guided, pooled)."""
+    ``loss_fn(net, x, y, scale, gen)`` replaces the certificate loss (guided, pooled). Batch
+    order and sampled placements come from ``gen`` (a run's `train` stream), or from a CPU
+    generator seeded with ``seed`` when none is given (library use)."""
     device = x.device
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if gen is None:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
     net = None if cfg.strategy == Strategy.STANDARD else BoundedNetwork(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     default = Schedule.chapter(cfg.epochs)
@@ -122,7 +126,7 @@ def train(
     for epoch in range(cfg.epochs):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * sched.lr_factor(epoch)
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(device)
         start, total, scale = time.perf_counter(), 0.0, 0.0
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]

@@ -41,13 +41,27 @@ def test_sampled_locations_follow_the_softmax_of_the_prediction():
     probs = location_probabilities(pred, valid, temperature=0.7)
     expected = torch.softmax((-pred.flatten(2) / 0.7).masked_fill(~valid, -torch.inf), -1)
     assert torch.allclose(probs, expected)
-    draws = 30000
-    idx, labels = sample_locations(probs.expand(draws // 3, -1, -1), 3, gen)
-    assert labels.tolist() == [0, 1, 2]
-    for j in range(3):
+    draws = 20000
+    y = torch.zeros(draws // 2, dtype=torch.long)  # draws serve labels 1 and 2, never 0
+    idx, labels = sample_locations(probs.expand(draws // 2, -1, -1), 2, gen, y)
+    assert labels[0].tolist() == [1, 2]
+    for j in range(2):
         freq = torch.bincount(idx[:, j], minlength=9).float() / idx.shape[0]
         assert freq[4] == 0
-        assert torch.allclose(freq, probs[0, j], atol=0.02)
+        assert torch.allclose(freq, probs[0, j + 1], atol=0.02)
+
+
+def test_guided_draws_never_serve_the_images_own_label():
+    """The own label's margin z_y - z_y is 0 at every placement: a draw there is wasted."""
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.full((40, 10, 9), 1 / 9)
+    y = torch.arange(40) % 10
+    for k in (1, 3, 9, 10, 25):
+        _, labels = sample_locations(probs, k, gen, y)
+        assert labels.shape == (40, k)
+        assert not bool((labels == y[:, None]).any())
+        if k >= 9:  # every other label is served at least once
+            assert all(len(set(row.tolist())) == 9 for row in labels)
 
 
 def test_guided_margin_is_the_min_over_sampled_placements_and_above_all_patch():
@@ -58,7 +72,7 @@ def test_guided_margin_is_the_min_over_sampled_placements_and_above_all_patch():
     loss = GuidedPatchLoss(threat, (1, 4, 4), 4, GuidedConfig(k=6, width=4))
     gen = torch.Generator().manual_seed(0)
     pred = loss.unet(x)
-    idx, _ = sample_locations(location_probabilities(pred, loss.valid), 6, gen)
+    idx, _ = sample_locations(location_probabilities(pred, loss.valid), 6, gen, y)
     m = patch_margins(net, x, y, loss.mask, loss.grid[idx], 0.0, 1.0, local=False).amin(1)
     all_patch = worst_margins(net, x, y, threat).margins
     assert bool((m >= all_patch - 1e-5).all())
