@@ -23,14 +23,16 @@ import time
 import torch
 from torch import nn
 
+from threatlang.backends.smoothing.config import DetectorTraining
 from threatlang.backends.smoothing.detection.certify import certify_encoded, sample_detections
 from threatlang.backends.smoothing.detection.encoding import (
     Binning,
     EncodingConfig,
     Sorting,
 )
+from threatlang.backends.smoothing.detection.models import TinyDetector
 from threatlang.backends.smoothing.detection.scenes import make_scenes
-from threatlang.backends.smoothing.detection.training import TrainConfig, train_detector
+from threatlang.backends.smoothing.detection.training import train_detector
 from threatlang.backends.smoothing.regression import PercentileConfig, certify_regression
 from threatlang.backends.smoothing.sampling import make_generator
 from threatlang.stats import order_statistic_bounds
@@ -159,8 +161,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     # a briefly trained detector, so NMS and the encoding see realistic detection counts
-    detector = train_detector(make_scenes(600, seed=0), TrainConfig(epochs=4, noise_max=0.5))
-    detector = detector.to(device).eval()
+    training = DetectorTraining(epochs=4, batch_size=64, lr=3e-3, noise_max=0.5, denoiser_epochs=1)
+    torch.manual_seed(0)
+    detector = train_detector(
+        TinyDetector(), make_scenes(600, seed=0), training, make_generator(0, device)
+    )
     result = {
         "device": str(device),
         "samples": args.samples,

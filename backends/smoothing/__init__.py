@@ -30,6 +30,7 @@ from .config import (
     RegressionSmoothOptions,
     SceneDataOptions,
 )
+from .summary import SmoothingSummary
 
 __all__ = ["BACKEND", "SmoothingBackend"]
 
@@ -70,6 +71,8 @@ class SmoothingBackend(Backend):
         },
         required_modules=("torch", "scipy", "matplotlib"),
         priority=20,
+        summary=SmoothingSummary,
+        certifies=True,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:
@@ -133,7 +136,7 @@ class SmoothingBackend(Backend):
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
-        return compile_plan(spec)
+        return compile_plan(spec, self.options)
 
 
 BACKEND = SmoothingBackend()

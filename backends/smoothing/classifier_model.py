@@ -3,13 +3,14 @@ classic smoothed classifier (Cohen et al. 2019) that ``smooth classify`` certifi
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NoisyTrainConfig", "smoothed_cnn", "train_noisy_classifier"]
+from .config import NoisyTraining
+
+__all__ = ["smoothed_cnn", "train_noisy_classifier"]
 
 
 def smoothed_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> nn.Module:
@@ -23,29 +24,26 @@ def smoothed_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32
     )  # fmt: skip
 
 
-@attrs.frozen
-class NoisyTrainConfig:
-    epochs: int
-    lr: float
-    batch_size: int
-    noise: float  # train on x + N(0, noise^2): the smoothing sigma, as Cohen et al. do
-    seed: int = 0
-    device: str = "cpu"
-
-
 def train_noisy_classifier(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: NoisyTrainConfig
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    training: NoisyTraining,
+    generator: torch.Generator,
 ) -> nn.Module:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-    model = model.to(cfg.device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(xs), generator=gen)
-        for s in range(0, len(xs), cfg.batch_size):
-            idx = perm[s : s + cfg.batch_size]
-            xb = xs[idx] + cfg.noise * torch.randn(xs[idx].shape, generator=gen)
-            loss = F.cross_entropy(model(xb.to(cfg.device)), ys[idx].to(cfg.device))
+    """Adam on ``x + N(0, noise^2)``. The data moves to the generator's device once; shuffling
+    and noise are drawn there, so no batch is drawn on the host and copied (GPU-ready)."""
+    device = generator.device
+    xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    model = model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=training.lr)
+    for _ in range(training.epochs):
+        perm = torch.randperm(len(xs), generator=generator, device=device)
+        for s in range(0, len(xs), training.batch_size):
+            idx = perm[s : s + training.batch_size]
+            xb = xs[idx]
+            noise = torch.randn(xb.shape, generator=generator, device=device, dtype=xb.dtype)
+            loss = F.cross_entropy(model(xb + training.noise * noise), ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

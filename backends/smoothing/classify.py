@@ -36,6 +36,7 @@ class SmoothedPrediction:
     label: int  # ABSTAIN when not certified
     radius: float  # 0.0 when abstaining
     p_lower: float
+    nonfinite: int = 0  # noisy inputs whose outputs were NaN or infinite (no vote)
 
 
 @torch.no_grad()
@@ -46,10 +47,15 @@ def _counts(
     config: ClassifyConfig,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    counts = torch.zeros(config.num_classes, dtype=torch.long, device=x.device)
+    """Votes per class, and (last entry) the samples whose outputs were not finite: argmax of
+    a NaN row is an arbitrary class, so such a sample votes for none (sound: it can only lower
+    the top class's count)."""
+    counts = torch.zeros(config.num_classes + 1, dtype=torch.long, device=x.device)
     for batch in noise_batches(x, config.sigma, n, config.batch_size, generator):
-        labels = f(batch).argmax(dim=1)
-        counts += torch.bincount(labels, minlength=config.num_classes)
+        out = f(batch)
+        finite = torch.isfinite(out).flatten(1).all(dim=1)
+        labels = torch.where(finite, out.argmax(dim=1), config.num_classes)
+        counts += torch.bincount(labels, minlength=config.num_classes + 1)
     return counts.cpu()
 
 
@@ -65,13 +71,14 @@ def certify(
     generator: torch.Generator,
 ) -> SmoothedPrediction:
     """CERTIFY: guess the top class on ``n0`` samples, bound its probability on ``n`` fresh ones."""
-    top = int(_counts(f, x, config.n0, config, generator).argmax())
-    count = int(_counts(f, x, config.n, config, generator)[top])
+    top = int(_counts(f, x, config.n0, config, generator)[:-1].argmax())
+    counts = _counts(f, x, config.n, config, generator)
+    count, nonfinite = int(counts[top]), int(counts[-1])
     p_lower = _cp_lower(count, config.n, config.alpha)
     if p_lower <= 0.5:
-        return SmoothedPrediction(label=ABSTAIN, radius=0.0, p_lower=p_lower)
+        return SmoothedPrediction(ABSTAIN, 0.0, p_lower, nonfinite)
     radius = config.sigma * float(stats.norm.ppf(p_lower))
-    return SmoothedPrediction(label=top, radius=radius, p_lower=p_lower)
+    return SmoothedPrediction(top, radius, p_lower, nonfinite)
 
 
 def predict(
@@ -81,7 +88,7 @@ def predict(
     generator: torch.Generator,
 ) -> int:
     """PREDICT: the top class if a two-sided binomial test against the runner-up passes."""
-    counts = _counts(f, x, config.n, config, generator)
+    counts = _counts(f, x, config.n, config, generator)[:-1]
     top2 = torch.topk(counts, 2).values.tolist()
     p_value = stats.binomtest(top2[0], top2[0] + top2[1], 0.5).pvalue
     return int(counts.argmax()) if p_value <= config.alpha else ABSTAIN

@@ -10,6 +10,8 @@ import enum
 import attrs
 
 __all__ = [
+    "DetectorTraining",
+    "NoisyTraining",
     "Outputs",
     "RegressionSmoothOptions",
     "ClassifierTrainOptions",
@@ -132,3 +134,27 @@ class RegressionSmoothOptions:
     low: float = 0.0
     high: float = 1.0
     compare_mean: bool = True
+
+
+@attrs.frozen
+class NoisyTraining:
+    """The resolved training of the builtin smoothed classifier (shown by the plan): Gaussian
+    augmentation with standard deviation ``noise`` (the smoothing sigma unless the spec says)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    noise: float
+
+
+@attrs.frozen
+class DetectorTraining:
+    """The resolved training of the builtin detector and (with ``denoiser "dncnn"``) its DnCNN.
+
+    ``noise_max``: train on ``x + N(0, s^2)``, ``s ~ U(0, noise_max)`` (0: clean scenes, §3.6)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    noise_max: float
+    denoiser_epochs: int

@@ -6,11 +6,13 @@ Trained models are saved under the run directory and reloaded on resume (weights
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from threatlang.errors import UsageError
+from threatlang.runtime import build_model
 
 from .detection.models import DnCNN, TinyDetector
 from .detection.scenes import SceneConfig, Scenes, make_scenes
-from .detection.training import TrainConfig, train_denoiser, train_detector
+from .detection.training import train_denoiser, train_detector
 
 __all__ = [
     "build_denoiser",
@@ -33,7 +35,8 @@ def scenes_from_pairs(pairs) -> Scenes:
 
 def load_scenes(plan, ctx) -> tuple[Scenes, Scenes]:
     """The API's data — :class:`Scenes`, a ``(train, test)`` pair of them, or a list of
-    torchvision-style ``(image, target)`` pairs (test only) — else generated scenes."""
+    torchvision-style ``(image, target)`` pairs (test only) — else generated scenes (a
+    generated source: `ctx.splits` serves the core's image datasets, not scenes)."""
     if ctx.data is not None:
         data = ctx.data
         if isinstance(data, Scenes):
@@ -44,22 +47,9 @@ def load_scenes(plan, ctx) -> tuple[Scenes, Scenes]:
         return test, test
     opts = plan.data_options
     cfg = SceneConfig(size=opts.size, max_objects=opts.max_objects)
-    limit = plan.spec.data.test_limit if plan.spec.data is not None else None
     train = make_scenes(opts.train_count, seed=2 * ctx.seed, cfg=cfg)
-    test = make_scenes(limit or 100, seed=2 * ctx.seed + 1, cfg=cfg)
+    test = make_scenes(plan.test_count, seed=2 * ctx.seed + 1, cfg=cfg)
     return train, test
-
-
-def _train_cfg(plan, ctx, epochs: int | None = None) -> TrainConfig:
-    t = plan.train
-    return TrainConfig(
-        epochs=epochs or (t.epochs if t else 12),
-        batch_size=t.batch_size if t else 64,
-        lr=t.lr if t else 3e-3,
-        seed=ctx.seed,
-        device=ctx.device,
-        noise_max=plan.train_options.noise,
-    )
 
 
 def model_from_spec(ctx, ref, input_shape, num_classes):
@@ -75,33 +65,40 @@ def model_from_spec(ctx, ref, input_shape, num_classes):
 
 
 def build_detector(plan, ctx, train: Scenes, num_classes: int):
-    """The API's model, else the spec's model file/code, else the builtin detector, trained."""
+    """The API's model, else the spec's model file/code, else the builtin detector, trained
+    (a checkpoint: a resumed run loads it and keeps the first run's train seconds)."""
     if ctx.model is not None:
         return ctx.model
     loaded = model_from_spec(ctx, plan.spec.model, tuple(train.images.shape[1:]), num_classes)
     if loaded is not None:
         return loaded
-    path = ctx.artifact("detector.pt")
-    if path.exists() and ctx.resume:
-        model = TinyDetector(num_classes=num_classes)
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.to(ctx.device).eval()
-    model = train_detector(train, _train_cfg(plan, ctx), num_classes=num_classes)
-    torch.save(model.state_dict(), path)
+    if plan.training is None:  # `validate` refuses this spec before it runs
+        raise UsageError(f"spec '{plan.spec.name}' has a builtin detector and no `train`.")
+    model = ctx.build_model("detector", lambda: TinyDetector(num_classes=num_classes))
+    ctx.checkpoint(
+        "detector.pt",
+        model,
+        lambda: train_detector(model, train, plan.training, ctx.generator("train-detector")),
+    )
     return model.eval()
 
 
 def build_denoiser(plan, ctx, train: Scenes):
+    """The builtin DnCNN for the encoding's `denoiser "dncnn"`, trained at the smoothing sigma."""
     if plan.denoiser is None:
         return None
     if plan.denoiser != "dncnn":
-        raise ValueError(f"unknown denoiser {plan.denoiser!r}; the builtin one is 'dncnn'")
-    path = ctx.artifact("denoiser.pt")
-    if path.exists() and ctx.resume:
-        model = DnCNN()
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.to(ctx.device).eval()
-    cfg = _train_cfg(plan, ctx, epochs=plan.train_options.denoiser_epochs)
-    model = train_denoiser(train, plan.smooth.sigma, cfg)
-    torch.save(model.state_dict(), path)
+        raise UsageError(f"unknown denoiser {plan.denoiser!r}; the builtin one is 'dncnn'.")
+    if plan.training is None:
+        raise UsageError(f"spec '{plan.spec.name}' needs `train` to train its denoiser.")
+    # not ctx.build_model: a model handed to run() is the detector, never the denoiser
+    model = build_model(ctx.seed, "denoiser", DnCNN, ctx.device)
+    sigma = plan.smooth.sigma
+    gen = ctx.generator("train-denoiser")
+    ctx.checkpoint(
+        "denoiser.pt",
+        model,
+        lambda: train_denoiser(model, train, sigma, plan.training, gen),
+        stage="train_denoiser",
+    )
     return model.eval()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from threatlang.backends.base import Plan, bind_options
@@ -20,7 +23,9 @@ from .config import (
     ClassifySmoothOptions,
     DagOptions,
     DetectionSmoothOptions,
+    DetectorTraining,
     DetectorTrainOptions,
+    NoisyTraining,
     Outputs,
     RegressionSmoothOptions,
     SceneDataOptions,
@@ -44,34 +49,30 @@ class DetectionPlan(Plan):
     slots_per_bin: int
     denoiser: str | None
     options: DetectionSmoothOptions
-    train: Train | None
-    train_options: DetectorTrainOptions
+    headline: tuple[Sort, Bin]  # the combination reported as the headline metrics
+    training: DetectorTraining | None  # None: the model is the caller's or the spec's file
     data_options: SceneDataOptions
+    test_count: int  # generated test scenes
     attack: Attack | None
     attack_options: DagOptions
-
-    @property
-    def headline(self) -> tuple[Sort, Bin]:
-        return (
-            self.options.headline_sort or self.sorts[0],
-            self.options.headline_bin or self.bins[0],
-        )
+    attack_step: float | None  # resolved step size of the DAG attack
 
     def describe(self) -> str:
         s = self.smooth
         data = self.spec.data
         lines = [
             f"smoothing plan for spec {self.spec.name}: certified detection (chapter 3)",
-            f"  data: {data.source if data else 'user'}"
-            + (f", {data.test_limit} test images" if data and data.test_limit else ""),
+            f"  data: {data.source if data else 'user'}, {self.test_count} test images",
         ]
-        if self.train is not None:
+        t = self.training
+        if t is not None:
             lines.append(
-                f"  train detector: {self.train.epochs} epochs, lr {self.train.lr:g}, "
-                f"noise augmentation {self.train_options.noise:g}"
+                f"  train detector: {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, "
+                f"noise augmentation {t.noise_max:g}"
             )
         if self.denoiser:
-            lines.append(f"  denoiser {self.denoiser} for sigma {s.sigma:g}")
+            epochs = f", trained {t.denoiser_epochs} epochs" if t is not None else ""
+            lines.append(f"  denoiser {self.denoiser} for sigma {s.sigma:g}{epochs}")
         lines += [
             f"  smooth: {s.samples} Gaussian samples at sigma {s.sigma:g}, median per coordinate, "
             f"confidence {s.confidence:g} per bound, radius {self.eps:g}",
@@ -83,9 +84,9 @@ class DetectionPlan(Plan):
         ]
         if self.attack is not None:
             lines.append(
-                f"  attack: DAG-style PGD on the smoothed detector, {self.attack.steps} steps, "
-                f"{self.attack_options.noise_samples} noise draws per step, "
-                f"{self.attack_options.images} images"
+                f"  attack: DAG-style PGD on the smoothed detector, {self.attack.steps} steps of "
+                f"{self.attack_step:g}, {self.attack_options.noise_samples} noise draws per "
+                f"step, {self.attack_options.images} images"
             )
         return "\n".join(lines)
 
@@ -103,18 +104,13 @@ class ClassifyPlan(Plan):
     radii: tuple[float, ...]
     smooth: Smooth
     n0: int
-    train: Train | None
-    train_noise: float | None
+    training: NoisyTraining | None  # None: the model is the caller's or the spec's file
 
     def describe(self) -> str:
         s = self.smooth
         lines = [f"smoothing plan for spec {self.spec.name}: smoothed classifier (Cohen et al.)"]
-        if self.train is not None:
-            noise = s.sigma if self.train_noise is None else self.train_noise
-            lines.append(
-                f"  train classifier: {self.train.epochs} epochs, lr {self.train.lr:g}, "
-                f"Gaussian augmentation {noise:g}"
-            )
+        if self.training is not None:
+            lines.append(_describe_training("classifier", self.training))
         lines.append(
             f"  certify: {self.n0} selection + {s.samples} estimation samples at sigma "
             f"{s.sigma:g}, Clopper-Pearson at confidence {s.confidence:g}; radii "
@@ -136,8 +132,7 @@ class RegressionPlan(Plan):
     eps: float
     smooth: Smooth
     regression_options: RegressionSmoothOptions
-    train: Train | None
-    train_noise: float | None
+    training: NoisyTraining | None  # None: the model is the caller's or the spec's file
 
     @property
     def mean_only(self) -> bool:
@@ -151,12 +146,8 @@ class RegressionPlan(Plan):
     def describe(self) -> str:
         s, o = self.smooth, self.regression_options
         lines = [f"smoothing plan for spec {self.spec.name}: certified output bounds (§3.4)"]
-        if self.train is not None:
-            noise = s.sigma if self.train_noise is None else self.train_noise
-            lines.append(
-                f"  train model: {self.train.epochs} epochs, lr {self.train.lr:g}, "
-                f"Gaussian augmentation {noise:g}"
-            )
+        if self.training is not None:
+            lines.append(_describe_training("model", self.training))
         what = f"the model's {o.outputs.value}"
         if not self.mean_only:
             lines.append(
@@ -176,48 +167,61 @@ class RegressionPlan(Plan):
         return run_regression(self, ctx)
 
 
-def _compile_regression(spec: Spec, smooth: Smooth) -> RegressionPlan:
-    train = next((a for a in spec.actions if isinstance(a, Train)), None)
-    train_opts = (
-        bind_options(ClassifierTrainOptions, train.options, "train standard")
-        if train is not None
-        else ClassifierTrainOptions()
+def _describe_training(what: str, t: NoisyTraining) -> str:
+    return (
+        f"  train {what}: {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, "
+        f"Gaussian augmentation {t.noise:g}"
     )
-    owner = f"smooth {smooth.kind}"
+
+
+#: binds an action's options to the class its offer declares (`Backend.options`)
+Bind = Callable[[Spec, object], Any]
+
+
+def _noisy_training(spec: Spec, smooth: Smooth, options: Bind) -> NoisyTraining | None:
+    """The spec's `train standard`, every default resolved (noise: the smoothing sigma)."""
+    train = next((a for a in spec.actions if isinstance(a, Train)), None)
+    if train is None:
+        return None
+    opts: ClassifierTrainOptions = options(spec, train)
+    noise = smooth.sigma if opts.noise is None else opts.noise
+    return NoisyTraining(train.epochs, train.lr, train.batch_size, noise)
+
+
+def _compile_regression(spec: Spec, smooth: Smooth, options: Bind) -> RegressionPlan:
+    regression: RegressionSmoothOptions = options(spec, smooth)
     return RegressionPlan(
         spec=spec,
         eps=spec.threat.eps,
         smooth=smooth,
-        regression_options=bind_options(RegressionSmoothOptions, smooth.options, owner),
-        train=train,
-        train_noise=train_opts.noise,
+        regression_options=regression,
+        training=_noisy_training(spec, smooth, options),
     )
 
 
-def _compile_classify(spec: Spec, smooth: Smooth) -> ClassifyPlan:
-    train = next((a for a in spec.actions if isinstance(a, Train)), None)
-    train_opts = (
-        bind_options(ClassifierTrainOptions, train.options, "train standard")
-        if train is not None
-        else ClassifierTrainOptions()
-    )
+def _compile_classify(spec: Spec, smooth: Smooth, options: Bind) -> ClassifyPlan:
+    classify: ClassifySmoothOptions = options(spec, smooth)
     return ClassifyPlan(
         spec=spec,
         radii=tuple(spec.threat.radii),
         smooth=smooth,
-        n0=bind_options(ClassifySmoothOptions, smooth.options, "smooth classify").n0,
-        train=train,
-        train_noise=train_opts.noise,
+        n0=classify.n0,
+        training=_noisy_training(spec, smooth, options),
     )
 
 
-def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan | RegressionPlan:
-    """Bind options; the backend's ``accepts`` has already vetted the spec."""
+#: test scenes generated when the spec's `data scenes` sets no `test_limit`
+DEFAULT_TEST_SCENES = 100
+
+
+def compile_plan(spec: Spec, options: Bind) -> DetectionPlan | ClassifyPlan | RegressionPlan:
+    """Bind options (`options` is the backend's `Backend.options`) and resolve every default;
+    the backend's ``accepts`` has vetted the spec."""
     smooth = next(a for a in spec.actions if isinstance(a, Smooth))
     if smooth.kind == SmoothKind.CLASSIFY:
-        return _compile_classify(spec, smooth)
+        return _compile_classify(spec, smooth, options)
     if smooth.encoding is None:
-        return _compile_regression(spec, smooth)
+        return _compile_regression(spec, smooth, options)
     train = next((a for a in spec.actions if isinstance(a, Train)), None)
     attack = next((a for a in spec.actions if isinstance(a, Attack)), None)
     enc = smooth.encoding
@@ -227,28 +231,39 @@ def compile_plan(spec: Spec) -> DetectionPlan | ClassifyPlan | RegressionPlan:
         if data is not None and data.source == GeneratedData.SCENES
         else SceneDataOptions()
     )
+    smoothing: DetectionSmoothOptions = options(spec, smooth)
+    sorts = tuple(Sort(s.value) for s in enc.sorts)
+    bins = tuple(Bin(b.value) for b in enc.bins)
+    training = None
+    if train is not None:
+        t: DetectorTrainOptions = options(spec, train)
+        training = DetectorTraining(
+            train.epochs, train.batch_size, train.lr, t.noise, t.denoiser_epochs
+        )
+    eps = spec.threat.eps
     return DetectionPlan(
         spec=spec,
-        eps=spec.threat.eps,
+        eps=eps,
         tau=spec.require.tau if isinstance(spec.require, IoUAtLeast) else 0.5,
         smooth=smooth,
-        sorts=tuple(Sort(s.value) for s in enc.sorts),
-        bins=tuple(Bin(b.value) for b in enc.bins),
+        sorts=sorts,
+        bins=bins,
         grid=enc.grid[0],
         slots_per_bin=enc.max_boxes,
         denoiser=enc.denoiser,
-        options=bind_options(DetectionSmoothOptions, smooth.options, "smooth median"),
-        train=train,
-        train_options=(
-            bind_options(DetectorTrainOptions, train.options, "train standard")
-            if train is not None
-            else DetectorTrainOptions()
-        ),
+        options=smoothing,
+        headline=(smoothing.headline_sort or sorts[0], smoothing.headline_bin or bins[0]),
+        training=training,
         data_options=scene_opts,
+        test_count=(data.test_limit if data is not None and data.test_limit else None)
+        or DEFAULT_TEST_SCENES,
         attack=attack,
-        attack_options=(
-            bind_options(DagOptions, attack.options, "attack smoothing_aware")
-            if attack is not None
-            else DagOptions()
+        attack_options=DagOptions() if attack is None else options(spec, attack),
+        attack_step=(
+            None
+            if attack is None
+            else attack.step_size
+            if attack.step_size is not None
+            else 2.5 * eps / attack.steps  # DAG's usual step (§3.6)
         ),
     )

@@ -15,13 +15,14 @@ import torch
 
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
+from threatlang.runtime import generator
 from threatlang.stats import InsufficientSamples
 
-from .classify_run import build_model, load_data
+from .classify_run import build_model
 from .config import Outputs
 from .mean import MeanConfig, certify_mean
 from .regression import PercentileConfig, certify_regression
-from .sampling import make_generator
+from .summary import SmoothingSummary, as_metrics
 
 __all__ = ["run_regression"]
 
@@ -38,10 +39,17 @@ class _Head(torch.nn.Module):
         return out.softmax(dim=1) if self.softmax else out
 
 
+def _nonfinite(*tensors: torch.Tensor) -> bool:
+    return not all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+_NONFINITE = "the model's outputs on the noisy inputs are not all finite (NaN or infinite)"
+
+
 def _certify_one(payload) -> Record:
     index, f, x, y, pcfg, mcfg, seed, device = payload
     start = time.perf_counter()
-    gen = make_generator(seed * 1_000_003 + index, device)
+    gen = generator(seed, f"example-{index}", device)
     cert = certify_regression(f, x.to(device), pcfg, gen)
     if isinstance(cert, InsufficientSamples):
         return Record(
@@ -53,10 +61,15 @@ def _certify_one(payload) -> Record:
         "lower": cert.lower,
         "upper": cert.upper,
     }
+    bounds = [cert.prediction, cert.lower, cert.upper]
     if mcfg is not None:
         mean = certify_mean(f, x.to(device), mcfg, gen)
         values.update(mean_prediction=mean.prediction, mean_lower=mean.lower, mean_upper=mean.upper)
-    return Record(f"example-{index}", Status.CERTIFIED, values, time.perf_counter() - start)
+        bounds += [mean.prediction, mean.lower, mean.upper]
+    seconds = time.perf_counter() - start
+    if _nonfinite(*bounds):  # sound or silent: a NaN sample sorts anywhere
+        return Record(f"example-{index}", Status.UNKNOWN, {"label": y}, seconds, reason=_NONFINITE)
+    return Record(f"example-{index}", Status.CERTIFIED, values, seconds)
 
 
 def _widths(records, lo_key: str, hi_key: str) -> tuple[float, float]:
@@ -72,7 +85,7 @@ def _widths(records, lo_key: str, hi_key: str) -> tuple[float, float]:
 
 
 def run_regression(plan, ctx) -> Summary:
-    splits = load_data(plan, ctx)
+    splits = ctx.splits(plan.spec)
     test = splits.test
     s, o = plan.smooth, plan.regression_options
     pcfg = PercentileConfig(
@@ -84,8 +97,11 @@ def run_regression(plan, ctx) -> Summary:
         for i in range(len(test)):
             values = {"min_samples": stats.min_n}
             ctx.records.append(Record(f"example-{i}", Status.UNKNOWN, values, reason=stats.reason))
-        return Summary({"examples": len(test), "unknown": len(test), "reason": stats.reason,
-                        "samples": s.samples, "min_samples": stats.min_n})  # fmt: skip
+        summary = SmoothingSummary(
+            examples=len(test), unknown=len(test), reason=stats.reason, sigma=s.sigma,
+            eps=plan.eps, samples=s.samples, confidence=s.confidence, min_samples=stats.min_n,
+        )  # fmt: skip
+        return Summary(as_metrics(summary))
     model = build_model(plan, ctx, splits)
     f = _Head(model, o.outputs is Outputs.SOFTMAX)
     mcfg = (
@@ -100,15 +116,19 @@ def run_regression(plan, ctx) -> Summary:
                           ctx.seed, ctx.device))
         for i in range(len(test))
     ]  # fmt: skip
-    records = run_items(ctx, items, _certify_one if pcfg else _mean_only, "smoothing outputs")
+    with ctx.timings.measure("certify"):
+        records = run_items(ctx, items, _certify_one if pcfg else _mean_only, "smoothing outputs")
     done = [r for r in records if r.status is Status.CERTIFIED]
     metrics = {
         "examples": len(records),
         "unknown": len(records) - len(done),
+        "soundness_violations": sum(map(_outside, done)),
         "sigma": s.sigma,
         "eps": plan.eps,
         "samples": s.samples,
         "confidence": s.confidence,
+        "train_seconds": ctx.timings.get("train"),
+        "certify_seconds": ctx.timings.get("certify"),
     }
     rows = []
     if done and pcfg is not None:
@@ -122,13 +142,30 @@ def run_regression(plan, ctx) -> Summary:
     if not done:
         metrics["reason"] = records[0].reason if records else "no examples"
     title = f"certified output bounds, ||delta|| < {plan.eps:g}"
-    return Summary(metrics, [Table(title, ("smoothing", "mean width", "label implied"), rows)])
+    table = Table(title, ("smoothing", "mean width", "label implied"), rows)
+    return Summary(as_metrics(SmoothingSummary(mode="regression", **metrics)), [table])
+
+
+def _outside(record: Record) -> bool:
+    """The centre is in the ball (delta = 0): a smoothed prediction outside its own certified
+    interval falsifies the certificate (percentile and mean bounds alike)."""
+    v = record.values
+    pairs = [("prediction", "lower", "upper"), ("mean_prediction", "mean_lower", "mean_upper")]
+    for p, lo, hi in pairs:
+        if p in v:
+            x, a, b = (np.asarray(v[k], float) for k in (p, lo, hi))
+            if np.any(x < a) or np.any(x > b):
+                return True
+    return False
 
 
 def _mean_only(payload) -> Record:
     index, f, x, y, _, mcfg, seed, device = payload
     start = time.perf_counter()
-    mean = certify_mean(f, x.to(device), mcfg, make_generator(seed * 1_000_003 + index, device))
+    mean = certify_mean(f, x.to(device), mcfg, generator(seed, f"example-{index}", device))
     values = {"label": y, "mean_prediction": mean.prediction, "mean_lower": mean.lower,
               "mean_upper": mean.upper}  # fmt: skip
-    return Record(f"example-{index}", Status.CERTIFIED, values, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if _nonfinite(mean.prediction, mean.lower, mean.upper):
+        return Record(f"example-{index}", Status.UNKNOWN, {"label": y}, seconds, reason=_NONFINITE)
+    return Record(f"example-{index}", Status.CERTIFIED, values, seconds)

@@ -10,6 +10,7 @@ import torch
 
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
+from threatlang.runtime import generator
 from threatlang.stats import InsufficientSamples, per_side_confidence
 
 from .detection.attack import dag_attack, supports_dag
@@ -21,7 +22,7 @@ from .detection.plot import plot_certified_boxes
 from .detection.scenes import CLASS_NAMES
 from .detection.types import Detections, from_torchvision
 from .models_io import build_denoiser, build_detector, load_scenes
-from .sampling import make_generator
+from .summary import SmoothingSummary, as_metrics
 
 __all__ = ["run_detection"]
 
@@ -65,7 +66,7 @@ def _certify_item(setup, seed: int, device: str, headline, payload) -> Record:
     that leaves the process (Ray) ships it once per worker, not once per image."""
     index, image, boxes, labels = payload
     start = time.perf_counter()
-    gen = make_generator(seed * 1_000_003 + index, device)
+    gen = generator(seed, f"image-{index}", device)
     result = certify_image(setup, image.to(device), boxes, labels, gen)
     low = min(setup.thresholds)
     cert = next(
@@ -126,6 +127,11 @@ def _attack_phase(plan, ctx, setup, records, detector, denoiser, test, device) -
         return {}
     if not supports_dag(detector):
         return {"attack_skipped": "detector exposes no differentiable raw head for DAG"}
+    with ctx.timings.measure("attack"):
+        return _dag(plan, ctx, setup, records, detector, denoiser, test, device)
+
+
+def _dag(plan, ctx, setup, records, detector, denoiser, test, device) -> dict:
     opts = plan.attack_options
     images = min(opts.images, len(test))
     low = min(setup.thresholds)
@@ -133,24 +139,27 @@ def _attack_phase(plan, ctx, setup, records, detector, denoiser, test, device) -
     headline = combo_key(enc)
     one = attrs.evolve(setup, encodings=(enc,), thresholds=(low,))
     _, certified = _pool(records[:images], headline, (low,))
-    attacked = Counts()
-    gen = make_generator(ctx.seed * 7_919 + 1, device)
+    attacked, violations = Counts(), 0
+    gen = ctx.generator("dag-attack")
     for i in ctx.progress.track(range(images), total=images, description="DAG attack"):
         image = torch.from_numpy(test.images[i]).to(device)
         boxes, labels = _targets(test, i, device)
         x_adv = dag_attack(
             detector, denoiser, image, boxes, labels, plan.eps, setup.sigma,
-            plan.attack.steps, opts.noise_samples, gen, plan.attack.step_size,
+            plan.attack.steps, opts.noise_samples, gen, plan.attack_step,
         )  # fmt: skip
-        r = certify_image(one, x_adv, boxes, labels, make_generator(ctx.seed + 17 * i, device))
-        attacked = attacked + r.counts[headline][low][0]
+        r = certify_image(one, x_adv, boxes, labels, ctx.generator(f"attack-image-{i}"))
+        found = r.counts[headline][low][0]
+        attacked = attacked + found
+        _, sure = _pool(records[i : i + 1], headline, (low,))
+        violations += int(found.correct < sure[0].correct)  # a certified object was lost
     clean_recall = _pool(records[:images], headline, (low,))[0][0].recall
     return {
         "attack_images": images,
         "attack_recall": attacked.recall,
         "attack_clean_recall": clean_recall,
         "attack_certified_recall": certified[0].recall,
-        "attack_below_certified": attacked.recall < certified[0].recall,
+        "soundness_violations": violations,
     }
 
 
@@ -186,20 +195,16 @@ def _plot(plan, ctx, records, test) -> list:
     ]
 
 
-def _insufficient(ctx, stats: InsufficientSamples, images: int) -> Summary:
+def _insufficient(ctx, plan, stats: InsufficientSamples, images: int) -> Summary:
     for i in range(images):
         values = {"min_samples": stats.min_n}
         ctx.records.append(Record(f"image-{i}", Status.UNKNOWN, values, reason=stats.reason))
-    metrics = {
-        "ap50": None,
-        "smoothed_ap50": None,
-        "certified_ap50": None,
-        "status": "unknown",
-        "reason": stats.reason,
-        "samples": stats.n,
-        "min_samples": stats.min_n,
-    }
-    return Summary(metrics)
+    s = plan.smooth
+    summary = SmoothingSummary(
+        mode="detection", status="unknown", reason=stats.reason, images=images, sigma=s.sigma,
+        eps=plan.eps, samples=stats.n, confidence=s.confidence, min_samples=stats.min_n,
+    )  # fmt: skip
+    return Summary(as_metrics(summary))
 
 
 def _bounds_per_image(plan, num_classes: int) -> int:
@@ -225,7 +230,7 @@ def run_detection(plan, ctx) -> Summary:
     per_bound = per_side_confidence(s.confidence, bounds) if bounds > 2 else s.confidence
     stats = detection_stats(s.samples, plan.eps, s.sigma, per_bound)
     if isinstance(stats, InsufficientSamples):  # unknown for every image, before any compute
-        return _insufficient(ctx, stats, len(test))
+        return _insufficient(ctx, plan, stats, len(test))
     detector = build_detector(plan, ctx, train, num_classes)
     denoiser = build_denoiser(plan, ctx, train)
     size = tuple(test.images.shape[-2:])
@@ -262,7 +267,8 @@ def run_detection(plan, ctx) -> Summary:
         for i in range(len(test))
     ]
     work = functools.partial(_certify_item, setup, ctx.seed, ctx.device, headline)
-    records = run_items(ctx, items, work, "smoothing + certifying")
+    with ctx.timings.measure("certify"):
+        records = run_items(ctx, items, work, "smoothing + certifying")
     rows, combos = [("base detector", "-", ap50, "-")], {}
     for enc in encodings:
         key = combo_key(enc)
@@ -287,6 +293,11 @@ def run_detection(plan, ctx) -> Summary:
         combinations=combos,
     )
     metrics.update(_attack_phase(plan, ctx, setup, records, detector, denoiser, test, device))
+    metrics.update(
+        train_seconds=ctx.timings.get("train"),
+        certify_seconds=ctx.timings.get("certify"),
+        attack_seconds=ctx.timings.get("attack") if plan.attack is not None else None,
+    )
     tables = [
         Table(f"AP@{plan.tau:g} (Table 3.1)", ("binning", "sorting", "AP", "certified AP"), rows),
         Table(
@@ -305,4 +316,5 @@ def run_detection(plan, ctx) -> Summary:
             ],  # fmt: skip
         ),
     ]
-    return Summary(metrics, tables, _plot(plan, ctx, list(records), test))
+    summary = SmoothingSummary(mode="detection", **metrics)
+    return Summary(as_metrics(summary), tables, _plot(plan, ctx, list(records), test))

@@ -1,33 +1,21 @@
 """Train the synthetic-scene detector and its denoiser on 2 CPU cores in about a minute.
 
-Seeded end to end (a ``torch.Generator`` for shuffling and noise, the scene seed for data);
-no global RNG.  The detector is trained on clean scenes only (§3.6 smooths a detector that was
+Seeded end to end (the run's ``torch.Generator`` for shuffling and noise, on the device that
+trains; the scene seed for data); no global RNG.  The detector is trained on clean scenes only (§3.6 smooths a detector that was
 never trained under noise); the denoiser on scenes plus ``N(0, sigma^2)`` noise.
 """
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import DetectorTraining
 from .models import DnCNN, TinyDetector
 from .scenes import Scenes
 
-__all__ = ["TrainConfig", "detector_targets", "train_denoiser", "train_detector"]
-
-
-@attrs.frozen
-class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 3e-3
-    seed: int = 0
-    device: str = "cpu"
-    # detector only: train on x + N(0, s^2), s ~ U(0, noise_max), so that the small artefacts a
-    # denoiser leaves behind do not throw it off (0 = clean training, as in §3.6)
-    noise_max: float = 0.0
+__all__ = ["detector_targets", "train_denoiser", "train_detector"]
 
 
 def detector_targets(
@@ -48,37 +36,43 @@ def detector_targets(
     return obj, cls, box, obj > 0
 
 
-def _batches(n: int, cfg: TrainConfig, gen: torch.Generator):
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen).numpy()
-        for start in range(0, n, cfg.batch_size):
-            yield perm[start : start + cfg.batch_size]
+def _batches(n: int, epochs: int, batch_size: int, generator: torch.Generator):
+    """Shuffled index batches, drawn on the generator's device (no host round trip)."""
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator, device=generator.device)
+        yield from perm.split(batch_size)
 
 
-def train_detector(scenes: Scenes, cfg: TrainConfig, num_classes: int = 3) -> TinyDetector:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # parameter init only; nothing else draws from the global RNG
-    model = TinyDetector(num_classes=num_classes).to(cfg.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = torch.from_numpy(scenes.images)
+def train_detector(
+    model: TinyDetector, scenes: Scenes, training: DetectorTraining, generator: torch.Generator
+) -> TinyDetector:
+    """One-cycle Adam on the scenes (plus noise ``s ~ U(0, noise_max)`` when set). Images and
+    targets move to the generator's device once; noise is drawn there, batch by batch."""
+    device = generator.device
+    model = model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=training.lr)
+    images = torch.from_numpy(scenes.images).to(device)
     grid = images.shape[-1] // model.stride
-    steps = cfg.epochs * -(-len(scenes) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    every = np.arange(len(scenes))
+    obj, cls, box, pos = (t.to(device) for t in detector_targets(scenes, every, grid, 4))
+    steps = training.epochs * -(-len(scenes) // training.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=training.lr, total_steps=steps)
     model.train()
-    for idx in _batches(len(scenes), cfg, gen):
+    for idx in _batches(len(scenes), training.epochs, training.batch_size, generator):
         x = images[idx]
-        if cfg.noise_max > 0:
-            s = cfg.noise_max * torch.rand((len(idx), 1, 1, 1), generator=gen)
-            x = x + s * torch.randn(x.shape, generator=gen)
-        x = x.to(cfg.device)
-        obj, cls, box, pos = (t.to(cfg.device) for t in detector_targets(scenes, idx, grid, 4))
+        if training.noise_max > 0:
+            s = training.noise_max * torch.rand(
+                (len(idx), 1, 1, 1), generator=generator, device=device
+            )
+            x = x + s * torch.randn(x.shape, generator=generator, device=device)
         raw = model.raw(x)
-        loss = F.binary_cross_entropy_with_logits(raw[:, 0], obj)
-        if pos.any():
-            logits = raw[:, 5:].permute(0, 2, 3, 1)[pos]
-            loss = loss + F.cross_entropy(logits, cls[pos])
-            pred = model.boxes_from_raw(raw).reshape(*pos.shape, 4)[pos]
-            loss = loss + F.smooth_l1_loss(pred / 4, box[pos] / 4)
+        p = pos[idx]
+        loss = F.binary_cross_entropy_with_logits(raw[:, 0], obj[idx])
+        if p.any():
+            logits = raw[:, 5:].permute(0, 2, 3, 1)[p]
+            loss = loss + F.cross_entropy(logits, cls[idx][p])
+            pred = model.boxes_from_raw(raw).reshape(*p.shape, 4)[p]
+            loss = loss + F.smooth_l1_loss(pred / 4, box[idx][p] / 4)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -86,17 +80,25 @@ def train_detector(scenes: Scenes, cfg: TrainConfig, num_classes: int = 3) -> Ti
     return model.eval()
 
 
-def train_denoiser(scenes: Scenes, sigma: float, cfg: TrainConfig) -> DnCNN:
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    torch.manual_seed(cfg.seed + 1)
-    model = DnCNN().to(cfg.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = torch.from_numpy(scenes.images)
+def train_denoiser(
+    model: DnCNN,
+    scenes: Scenes,
+    sigma: float,
+    training: DetectorTraining,
+    generator: torch.Generator,
+) -> DnCNN:
+    """MSE between the DnCNN's output on ``x + N(0, sigma^2)`` and ``x``, noise drawn on the
+    generator's device."""
+    device = generator.device
+    model = model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=training.lr)
+    images = torch.from_numpy(scenes.images).to(device)
     model.train()
-    for idx in _batches(len(scenes), cfg, gen):
+    batches = _batches(len(scenes), training.denoiser_epochs, training.batch_size, generator)
+    for idx in batches:
         x = images[idx]
-        noisy = x + sigma * torch.randn(x.shape, generator=gen)
-        loss = F.mse_loss(model(noisy.to(cfg.device)), x.to(cfg.device))
+        noisy = x + sigma * torch.randn(x.shape, generator=generator, device=device)
+        loss = F.mse_loss(model(noisy), x)
         opt.zero_grad()
         loss.backward()
         opt.step()
