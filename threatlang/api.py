@@ -14,8 +14,9 @@ from typing import Any
 
 import attrs
 
-from .errors import SpecError
+from .errors import SpecError, UsageError
 from .ir import Spec
+from .ir.spec import SEED_MAX
 from .report import Record, Summary, write_summary
 
 
@@ -94,6 +95,8 @@ def run(
     out_dir = Path(output) if output is not None else Path("runs") / spec.name
     backend, the_plan = compile_spec(spec)  # before the directory: a refused spec leaves no trace
     run_seed = spec.seed if seed is None else seed
+    if not (isinstance(run_seed, int) and 0 <= run_seed <= SEED_MAX):
+        raise UsageError(f"the seed must be a whole number in 0..{SEED_MAX}, got {run_seed!r}.")
     ident = identity(spec, run_seed, model, data)  # a missing model/data file stops here
     with open_run_dir(out_dir, ident, resume=resume, overwrite=overwrite) as run_dir:
         log = RecordLog(

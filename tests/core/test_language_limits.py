@@ -131,3 +131,22 @@ def test_placement_counts_by_arithmetic_match_the_enumeration(locations):
     for patch in [(1, 1), (2, 3), (5, 5), (8, 8), (8, 1)]:
         for image in [(8, 8), (9, 13), (28, 28)]:
             assert locations.count(patch, image) == len(locations.positions(patch, image))
+
+
+@pytest.mark.parametrize("seed", ["-1", f"1{'0' * 23}"])
+def test_a_seed_flag_out_of_range_is_refused_before_anything_runs(tmp_path, seed):
+    """`--seed` bypasses the spec's own check; the API refuses it with one sentence."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "threatlang", "run", str(ROOT / "specs" / "quickstart.threat")]
+        + ["-o", str(out), "--seed", seed],
+        capture_output=True,
+        text=True,
+        timeout=WALL_SECONDS,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        == f"error: the seed must be a whole number in 0..4294967295, got {seed}."
+    )
+    assert not out.exists()
