@@ -32,11 +32,12 @@ from .config import (
 from .greedy import random_greedy
 from .guess_check import guess_and_check
 from .levels import LevelHit, LossWindow
-from .loss_bins import TrialOutcome
+from .loss_bins import PoisonOutcome, TrialOutcome
 from .losses import accuracy
 from .models import FlatModel
 from .pattern_search import pattern_search
 from .poison import poison
+from .records import poison_record, trial_record
 from .sgd import sgd
 from .splits import FewShot, sample_few_shot
 
@@ -47,31 +48,6 @@ RUNNERS: dict[type, tuple[str, Callable]] = {
     GreedyConfig: ("random_greedy", random_greedy),
     SGDConfig: ("sgd", sgd),
 }
-
-
-@attrs.frozen
-class PoisonOutcome:
-    samples: int
-    trial: int
-    train_accuracy: float
-    val_accuracy: float
-    steps: int
-    width: float | None = None
-
-    def to_json(self) -> dict:
-        return attrs.asdict(self)
-
-    @classmethod
-    def from_json(cls, d) -> PoisonOutcome:
-        width = d.get("width")
-        return cls(
-            int(d["samples"]),
-            int(d["trial"]),
-            float(d["train_accuracy"]),
-            float(d["val_accuracy"]),
-            int(d["steps"]),
-            None if width is None else float(width),
-        )
 
 
 def test_accuracy(fm: FlatModel, hit: LevelHit, data: FewShot) -> float:
@@ -185,8 +161,6 @@ def trial_ids(setup: TrialSetup, width: float | None, samples: int, trial: int) 
 
 def run_trial_item(setup: TrialSetup, item: tuple[float | None, int, int]) -> tuple[Record, ...]:
     """One trial's records: each optimizer, the linear baseline, the poisoned model."""
-    from .results import poison_record, trial_record
-
     width, n, t = item
     prefix = trial_prefix(width, n, t)
     data = sample_few_shot(setup.pool, n, stream_seed(setup.seed, f"{prefix}/split"), setup.device)

@@ -55,6 +55,31 @@ class TrialOutcome:
 
 
 @attrs.frozen
+class PoisonOutcome:
+    samples: int
+    trial: int
+    train_accuracy: float
+    val_accuracy: float
+    steps: int
+    width: float | None = None
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, d) -> PoisonOutcome:
+        width = d.get("width")
+        return cls(
+            int(d["samples"]),
+            int(d["trial"]),
+            float(d["train_accuracy"]),
+            float(d["val_accuracy"]),
+            int(d["steps"]),
+            None if width is None else float(width),
+        )
+
+
+@attrs.frozen
 class Cell:
     """Mean and standard error of test accuracy over the trials that filled this window."""
 

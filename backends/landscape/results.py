@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from threatlang.report import Record, Status, Table
+from threatlang.report import Table
 
-from .experiment import PoisonOutcome
 from .loss_bins import (
     Cell,
+    PoisonOutcome,
     TrialOutcome,
     aggregate,
     best_cell,
@@ -17,32 +17,10 @@ from .loss_bins import (
     mean_se,
     paired_gaps,
 )
+from .records import size_key
 from .wedge import METHODS, Boundary
 
-EMPIRICAL = "an empirical measurement: nothing is certified"
 REFERENCE = "sgd"
-
-
-def size_key(width: float | None, samples: int) -> str:
-    return str(samples) if width is None else f"w{width:g}/n{samples}"
-
-
-def trial_record(prefix: str, outcome: TrialOutcome, width: float | None, seconds: float) -> Record:
-    rid = f"{prefix}/{outcome.optimizer}"
-    outcome = TrialOutcome(outcome.optimizer, outcome.samples, outcome.trial, outcome.cells, width)
-    if all(c is None for c in outcome.cells):
-        return Record(
-            rid,
-            Status.TIMEOUT,
-            outcome.to_json(),
-            seconds,
-            reason="no model reached 100% training accuracy inside a loss bin within the budget",
-        )
-    return Record(rid, Status.UNKNOWN, outcome.to_json(), seconds, reason=EMPIRICAL)
-
-
-def poison_record(rid: str, p: PoisonOutcome, seconds: float) -> Record:
-    return Record(rid, Status.UNKNOWN, p.to_json(), seconds, reason=EMPIRICAL)
 
 
 def _signed(cell: Cell) -> str:
@@ -169,17 +147,6 @@ def poison_table(outcomes: list[PoisonOutcome], samples: tuple[int, ...], widths
         ("size", "train acc", "val acc"),
         rows,
     ), metrics
-
-
-def wedge_record(b: Boundary, draw: int) -> Record:
-    values = {
-        "method": b.method,
-        "width": b.width,
-        "train_accuracy": b.train_accuracy,
-        "test_accuracy": b.test_accuracy,
-        "population_accuracy": b.population_accuracy,
-    }
-    return Record(f"wedge/{b.method}/w{b.width}/d{draw}", Status.UNKNOWN, values, reason=EMPIRICAL)
 
 
 def wedge_table(boundaries: tuple[Boundary, ...], widths: tuple[int, ...]):

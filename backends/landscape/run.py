@@ -17,12 +17,13 @@ from threatlang.ir import Option
 from threatlang.report import Summary
 from threatlang.runloop import run_items
 
-from .experiment import PoisonOutcome, TrialSetup, run_trial_item, standardise, trial_ids
+from .experiment import TrialSetup, run_trial_item, standardise, trial_ids
 from .levels import windows_from_edges
-from .loss_bins import TrialOutcome
+from .loss_bins import PoisonOutcome, TrialOutcome
 from .models import FlatModel, mlp
 from .plan import LandscapePlan
-from .results import poison_table, volume_tables, wedge_record, wedge_table
+from .records import wedge_record
+from .results import poison_table, volume_tables, wedge_table
 from .wedge import plot_wedge, run_wedge
 
 
