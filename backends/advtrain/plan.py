@@ -44,7 +44,17 @@ class AttackStep:
 
     def describe(self) -> str:
         radii = ", ".join(f"{e:.4g}" for e in self.eps)
-        return f"{self.method} ({self.norm.value}, {self.steps} steps, x{self.restarts}) at {radii}"
+        if self.step_size is not None:
+            step = f"step {self.step_size:.4g}"
+        else:  # the attacks' own rules (Kurakin et al.; Madry et al.)
+            step = "step eps/steps" if self.method == "ifgsm" else "step 2.5 eps/steps"
+        where = (
+            "every test image" if self.examples is None else f"first {self.examples} test images"
+        )
+        return (
+            f"{self.method} ({self.norm.value}, {self.steps} steps, {step}, x{self.restarts}) "
+            f"at {radii} on the {where}"
+        )
 
 
 @attrs.frozen

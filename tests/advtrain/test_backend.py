@@ -274,6 +274,6 @@ def test_the_plan_shows_every_resolved_default():
         "PAT radius 0.03137",
         "corruptions: 2 kinds (gaussian_noise, contrast) x severities [1], seed 0",
         "fixed reference CNN (cached in",
-        "pgd (linf, 2 steps, x1) at 0.007843",
+        "pgd (linf, 2 steps, step 2.5 eps/steps, x1) at 0.007843 on the first 16 test images",
     ):
         assert piece in text, piece
