@@ -56,6 +56,7 @@ def test_crown_equals_or_beats_auto_lirpa(name: str, eps: float) -> None:
     assert bool((ours >= theirs - tol).all()), (ours - theirs).min()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_crown_not_tighter_than_auto_lirpa_alpha_crown(name: str) -> None:
     """With auto_LiRPA's intermediate boxes (CROWN, not intersected with IBP), alpha-CROWN

@@ -14,6 +14,7 @@ import builtins
 import functools
 import operator
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -77,9 +78,18 @@ class _Tracer(fx.Tracer):
     """Leaves: supported layers running library code, and other library layers (refused by
     name at lowering). Everything user-defined is traced through."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # noqa: ANN001
+        """Records the innermost user frame (fx's own stack traces import torch's compiler
+        stack, seconds on first use)."""
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        torch_dir = _torch_dir()
+        f = sys._getframe(1)
+        while f is not None and f.f_code.co_filename.startswith(torch_dir):
+            f = f.f_back
+        if f is not None:
+            file = f.f_code.co_filename.rsplit("/", 1)[-1]
+            node.meta["user_frame"] = f"{file}:{f.f_lineno} in {f.f_code.co_name}"
+        return node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return leaf_rule(m) is not None or _is_library(m)
@@ -181,19 +191,14 @@ def _hashable_in(target: Any, group: set) -> bool:
         return False
 
 
+@functools.cache
 def _torch_dir() -> str:
     return torch.__file__.rsplit("/", 1)[0]
 
 
 def _source_line(node: fx.Node) -> str:
-    """``file:line`` of the innermost user frame that created ``node``, or ''."""
-    trace = node.meta.get("stack_trace") or ""
-    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
-    user = [f for f in frames if not f[0].startswith(_torch_dir())]
-    if not user:
-        return ""
-    path, line, fn = user[-1]
-    return f"{path.rsplit('/', 1)[-1]}:{line} in {fn}"
+    """``file:line in function`` of the innermost user frame that created ``node``, or ''."""
+    return node.meta.get("user_frame", "")
 
 
 def _module_path(node: fx.Node) -> str:
