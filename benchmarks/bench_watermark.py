@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from threatlang.backends.watermark.config import NoiseStrategy
-from threatlang.backends.watermark.embed import _noisy_trigger_loss
+from threatlang.backends.watermark.embed import noisy_trigger_loss
 from threatlang.backends.watermark.models import small_resnet
 from threatlang.backends.watermark.param_noise import accuracy_under_noise, detached_params
 
@@ -100,7 +100,7 @@ def bench_trigger_step(name: str, model: nn.Module, x, y, repeats: int) -> None:
 
     def step(strategy):
         model.zero_grad()
-        _noisy_trigger_loss(model, x, y, sigmas, torch.Generator().manual_seed(0), strategy)
+        noisy_trigger_loss(model, x, y, sigmas, torch.Generator().manual_seed(0), strategy)
 
     for s in (NoiseStrategy.LOOP, NoiseStrategy.VMAP):
         step(s)

@@ -25,6 +25,7 @@ from .config import (
     WatermarkSmoothOptions,
     WatermarkTrainOptions,
 )
+from .summary import WatermarkSummary
 
 __all__ = ["BACKEND", "WatermarkBackend"]
 
@@ -53,6 +54,8 @@ class WatermarkBackend(Backend):
         architectures={"small_resnet": "threatlang.backends.watermark.models:small_resnet"},
         required_modules=("torch", "matplotlib", "sklearn", "scipy"),
         priority=30,
+        summary=WatermarkSummary,
+        certifies=True,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:
@@ -75,7 +78,7 @@ class WatermarkBackend(Backend):
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
-        return compile_plan(spec)
+        return compile_plan(spec, self)
 
 
 BACKEND = WatermarkBackend()

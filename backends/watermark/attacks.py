@@ -57,6 +57,8 @@ class AttackEpoch:
     trigger_smoothed: float
     test_accuracy: float
     l2_distance: float
+    #: upper confidence bound on the smoothed (median) trigger accuracy (None: too few draws)
+    trigger_smoothed_upper: float | None = None
 
 
 @attrs.frozen
@@ -67,6 +69,7 @@ class SmoothedProbe:
     samples: int = 100
     chunk: int = 32
     strategy: NoiseStrategy = NoiseStrategy.LOOP
+    confidence: float = 0.999  # of the upper bound on the smoothed accuracy
 
 
 def _measure(
@@ -79,12 +82,14 @@ def _measure(
         module, params, *trigger, probe.sigma, probe.samples, generator, probe.chunk,
         probe.strategy,
     )  # fmt: skip
+    draws = noisy.cpu().numpy()
     return AttackEpoch(
         epoch=epoch,
         trigger_plain=plain_accuracy(module, params, *trigger),
-        trigger_smoothed=median_of(np.sort(noisy.cpu().numpy())),
+        trigger_smoothed=median_of(np.sort(draws)),
         test_accuracy=plain_accuracy(module, params, *test),
         l2_distance=l2_distance(params, origin),
+        trigger_smoothed_upper=median_upper_bound(draws, probe.confidence),
     )
 
 
@@ -143,10 +148,39 @@ class ParameterPGDConfig:
     restarts: int = attrs.field(default=1, validator=attrs.validators.gt(0))
 
 
+#: how far inside the ball a projected step lands (relative): the certificate covers the OPEN
+#: ball ‖δ‖₂ < ε, and a float32 projection onto the closed ball can land just outside it
+#: (0.300000016 at ε = 0.3)
+INSIDE = 1e-6
+
+
+def _norm(delta: Params) -> float:
+    return sum(float(d.double().pow(2).sum()) for d in delta.values()) ** 0.5
+
+
 def _project(delta: Params, eps: float) -> Params:
-    norm = sum(float(d.pow(2).sum()) for d in delta.values()) ** 0.5
-    scale = min(1.0, eps / norm) if norm > 0 else 1.0
-    return {k: d * scale for k, d in delta.items()}
+    """δ unchanged when ‖δ‖₂ < ε(1 − INSIDE), else scaled to that norm; measured in float64
+    on the float32 tensors, so the result is strictly inside the open ball."""
+    target = eps * (1 - INSIDE)
+    out = delta
+    for _ in range(8):  # one pass is enough unless float32 rounding pushes it back out
+        norm = _norm(out)
+        if norm <= target or (out is not delta and norm < eps):
+            return out
+        out = {k: d * (target / norm) for k, d in out.items()}
+        target *= 1 - INSIDE
+    raise ArithmeticError(f"cannot project a step of norm {_norm(delta):g} inside radius {eps:g}")
+
+
+def _moved(params: Params, delta: Params, eps: float) -> Params:
+    """θ + δ strictly inside the open ball: the float32 sum can round away from θ, so the
+    distance is measured on the moved parameters themselves and δ shrunk until it holds."""
+    for _ in range(8):
+        moved = {k: params[k] + delta[k] for k in params}
+        if l2_distance(moved, params) < eps:
+            return moved
+        delta = _project({k: d * (1 - 4 * INSIDE) for k, d in delta.items()}, eps)
+    raise ArithmeticError(f"cannot place the parameters strictly inside radius {eps:g}")
 
 
 def _smoothed_loss(module, params, delta, x, y, config, generator) -> torch.Tensor:
@@ -164,9 +198,8 @@ def _random_start(params: Params, eps: float, generator: torch.Generator) -> Par
         k: torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
         for k, p in params.items()
     }
-    norm = sum(float(d.pow(2).sum()) for d in delta.values()) ** 0.5
     radius = eps * float(torch.rand((), generator=generator, device=generator.device))
-    return {k: d * (radius / norm) for k, d in delta.items()}
+    return _project({k: d * (radius / _norm(delta)) for k, d in delta.items()}, eps)
 
 
 def parameter_pgd(
@@ -178,10 +211,11 @@ def parameter_pgd(
     config: ParameterPGDConfig,
     generator: torch.Generator,
 ) -> Params:
-    """An l2 perturbation δ of the parameters, ‖δ‖₂ ≤ ε, that raises the loss on (x, y).
+    """An l2 perturbation δ of the parameters, ‖δ‖₂ < ε, that raises the loss on (x, y).
 
     The first restart starts at δ = 0, later ones at random points of the ball; the δ with the
-    highest final loss wins. Returns θ + δ (new tensors; ``module`` and ``params`` untouched).
+    highest final loss wins. Returns θ + δ (new tensors; ``module`` and ``params`` untouched),
+    strictly inside the open ball the certificate covers, in the parameters' own precision.
     """
     module.eval()
     alpha = config.step_size if config.step_size is not None else 2.5 * eps / config.steps
@@ -212,7 +246,7 @@ def parameter_pgd(
             final = float(_smoothed_loss(module, params, delta, x, y, config, generator))
         if final > best_loss:
             best, best_loss = delta, final
-    return {k: params[k] + best[k] for k in params}
+    return _moved(params, best, eps)
 
 
 @attrs.frozen

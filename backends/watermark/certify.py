@@ -4,6 +4,9 @@ Corollary 5.0.1: with θ-noise G ~ N(0, σ²I) and f(θ) the trigger-set accurac
 
     h̲_{Φ(−ε/σ)}(θ) ≤ h_{50%}(θ + δ)   for every ‖δ‖₂ < ε.
 
+The ball is over the module's parameters: buffers (BatchNorm running statistics) are neither
+noised nor counted in ‖δ‖₂, and every certificate says so (``scope``).
+
 Algorithm 3 estimates the left side from n draws: sort the accuracies f(θ + G_i) and take the
 order statistic chosen by Algorithm 4's binomial search, which lower-bounds h̲_{Φ(−ε/σ)}(θ) with
 probability at least ``confidence`` over the draws. The order statistics come from the shared
@@ -23,7 +26,7 @@ from torch import nn
 from threatlang.stats import InsufficientSamples, order_statistic_bounds
 
 from .config import NoiseStrategy
-from .param_noise import accuracy_under_noise
+from .param_noise import accuracy_under_noise, param_count
 
 
 @attrs.frozen
@@ -47,9 +50,23 @@ class WatermarkCertificate:
     median: float
     mean: float
     radii: tuple[RadiusCertificate, ...]
+    parameters: int = 0  # values the noise and the l2 ball range over
+    buffers: int = 0  # buffer values (e.g. BatchNorm running statistics) held fixed
 
     def by_radius(self) -> dict[float, float | None]:
         return {r.radius: r.lower_bound for r in self.radii}
+
+    @property
+    def scope(self) -> str:
+        """What the certificate covers, in one sentence (records and the summary carry it)."""
+        held = (
+            f"; the model's {self.buffers} buffer values (e.g. BatchNorm running statistics) "
+            "are held fixed: neither noised nor counted in the distance, so changing them is "
+            "outside the certificate"
+            if self.buffers
+            else "; the model has no buffers"
+        )
+        return f"l2 changes to the {self.parameters} parameter values{held}"
 
 
 def median_of(sorted_samples: np.ndarray) -> float:
@@ -115,4 +132,6 @@ def certify_watermark(
     """Algorithm 3: n noisy trigger evaluations of the module at θ = ``params``, then certify."""
     module.eval()
     samples = accuracy_under_noise(module, params, x, y, sigma, n, generator, chunk, strategy)
-    return certify_samples(samples.cpu().numpy(), sigma, radii, confidence)
+    cert = certify_samples(samples.cpu().numpy(), sigma, radii, confidence)
+    buffers = sum(int(b.numel()) for b in module.buffers() if b.is_floating_point())
+    return attrs.evolve(cert, parameters=param_count(params), buffers=buffers)

@@ -29,6 +29,14 @@ class TriggerStep(enum.Enum):
     PER_LEVEL = "per_level"
 
 
+class RegularData(enum.Enum):
+    """What the regular (noise-free) steps of Algorithm 2 train on: ``TRAIN``, the training set
+    X alone as in the chapter; ``TRAIN_AND_TRIGGER``, X mixed with the trigger set."""
+
+    TRAIN = "train"
+    TRAIN_AND_TRIGGER = "train_and_trigger"
+
+
 class NoiseStrategy(enum.Enum):
     """How draws of parameter noise are evaluated: ``VMAP`` maps a chunk of draws through one
     ``torch.func.vmap`` call, ``LOOP`` makes one functional call per draw, ``AUTO`` times both on
@@ -64,6 +72,7 @@ class WatermarkTrainOptions:
     lr_decay_epoch: int | None = None  # lr ÷ 10 from this epoch on
     trigger_batch_size: int = attrs.field(default=32, validator=_pos)
     step: TriggerStep = TriggerStep.AVERAGED
+    regular_data: RegularData = RegularData.TRAIN  # Algorithm 2: regular steps on X only
     baseline: bool = True  # also train the baseline watermark (no noise) for comparison
     owner_fraction: float = attrs.field(default=0.5, validator=[_pos, attrs.validators.le(1.0)])
 

@@ -1,10 +1,12 @@
 """Embedding a certifiable watermark (Algorithm 2) and the baseline watermark of [113].
 
-Both train on the training set mixed with the trigger set. The certified watermark adds, after
-``warmup_epochs`` of regular training, noisy trigger steps: for each trigger batch the gradient of
-the loss at θ + G is averaged over ``replay`` noise levels σ_i = (i / replay)·σ_max and
-``samples`` draws per level, so the trigger labels hold under parameter noise — which is what the
-median-smoothed trigger accuracy certified later measures.
+The certified watermark follows Algorithm 2: each epoch's regular steps train on the training
+set X alone, then (after ``warmup_epochs``) come the noisy trigger steps: for each trigger batch
+the gradient of the loss at θ + G is averaged over ``replay`` noise levels σ_i = (i / replay)·σ_max
+and ``samples`` draws per level, so the trigger labels hold under parameter noise — which is what
+the median-smoothed trigger accuracy certified later measures. ``regular_data=TRAIN_AND_TRIGGER``
+mixes the trigger set into the regular steps as well (the reference code's variant). The
+baseline watermark has no noisy steps, so its regular steps always see X plus the trigger set.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NoiseStrategy, TriggerStep
+from .config import NoiseStrategy, RegularData, TriggerStep
 from .param_noise import detached_params, noisy_logits, plain_accuracy, sample_noise
 
 
@@ -38,6 +40,12 @@ class EmbedConfig:
     noise: bool = True
     step: TriggerStep = TriggerStep.AVERAGED
     strategy: NoiseStrategy = NoiseStrategy.LOOP
+    regular_data: RegularData = RegularData.TRAIN  # Algorithm 2: regular steps on X only
+
+    @property
+    def mixes_trigger(self) -> bool:
+        """Do the regular steps see the trigger set? (Always for the baseline watermark.)"""
+        return not self.noise or self.regular_data is RegularData.TRAIN_AND_TRIGGER
 
 
 @attrs.frozen
@@ -58,7 +66,7 @@ def noise_levels(config: EmbedConfig) -> torch.Tensor:
     return (levels * config.sigma).repeat_interleave(config.samples)
 
 
-def _noisy_trigger_loss(
+def noisy_trigger_loss(
     module: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -109,8 +117,10 @@ def embed_watermark(
         weight_decay=config.weight_decay,
     )  # fmt: skip
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), 0.1)
-    mixed_x = torch.cat([train[0], trigger[0]])
-    mixed_y = torch.cat([train[1], trigger[1]])
+    mixed_x, mixed_y = train
+    if config.mixes_trigger:
+        mixed_x = torch.cat([train[0], trigger[0]])
+        mixed_y = torch.cat([train[1], trigger[1]])
     sigmas = noise_levels(config)
     logs: list[EpochLog] = []
     for epoch in range(config.epochs):
@@ -131,7 +141,7 @@ def embed_watermark(
             for idx in _batches(len(trigger[0]), config.trigger_batch_size, generator):
                 for group in groups:
                     optimizer.zero_grad()
-                    trigger_loss = _noisy_trigger_loss(
+                    trigger_loss = noisy_trigger_loss(
                         module, trigger[0][idx], trigger[1][idx], group, generator,
                         config.strategy,
                     )  # fmt: skip

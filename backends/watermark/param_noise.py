@@ -31,8 +31,9 @@ def param_count(params: Mapping[str, torch.Tensor]) -> int:
 
 
 def l2_distance(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
-    """‖a − b‖₂ over all parameters jointly (the norm the certificate's ε is measured in)."""
-    total = sum(float((a[k].detach() - b[k].detach()).pow(2).sum()) for k in a)
+    """‖a − b‖₂ over all parameters jointly (the norm the certificate's ε is measured in),
+    accumulated in float64 so no rounding hides a step outside the ball."""
+    total = sum(float((a[k].detach().double() - b[k].detach().double()).pow(2).sum()) for k in a)
     return total**0.5
 
 

@@ -11,6 +11,7 @@ from threatlang.report import Record, Status, Table
 from .attacks import AttackEpoch, PGDResult
 from .certify import WatermarkCertificate
 from .config import NoiseStrategy
+from .summary import WatermarkSummary
 
 
 @attrs.frozen
@@ -26,14 +27,55 @@ def _bound(result: ModelResult | None, radius: float):
     return None if result is None else result.certificate.by_radius()[radius]
 
 
+@attrs.frozen
+class InsideAttack:
+    """The strongest attack that stayed strictly inside one radius: the one whose upper
+    confidence bound on the smoothed trigger accuracy is lowest."""
+
+    name: str  # "parameter_pgd" or "<removal label> epoch <k>"
+    distance: float
+    smoothed_median: float
+    smoothed_upper: float
+
+
+def strongest_inside(
+    radius: float, pgd: PGDResult | None, histories: dict[tuple[str, str], list[AttackEpoch]]
+) -> InsideAttack | None:
+    """Among parameter PGD at ``radius`` and every removal-attack epoch of the certified
+    watermark that moved the parameters less than ``radius``: the lowest upper bound."""
+    found = []
+    if pgd is not None and pgd.smoothed_upper is not None and pgd.distance < radius:
+        found.append(
+            InsideAttack("parameter_pgd", pgd.distance, pgd.smoothed_median, pgd.smoothed_upper)
+        )
+    for (label, model), history in histories.items():
+        if model != "certified":
+            continue
+        for e in history[1:]:
+            if e.l2_distance < radius and e.trigger_smoothed_upper is not None:
+                found.append(
+                    InsideAttack(
+                        f"{label} epoch {e.epoch}",
+                        e.l2_distance,
+                        e.trigger_smoothed,
+                        e.trigger_smoothed_upper,
+                    )
+                )
+    return min(found, key=lambda a: a.smoothed_upper, default=None)
+
+
 def radius_record(
     radius: float,
     results: dict[str, ModelResult],
     pgd: PGDResult | None,
     threshold: float | None,
+    inside: InsideAttack | None = None,
 ) -> Record:
     """Certified iff the proven lower bound meets the requirement (or any bound, with none);
-    falsified iff PGD inside the ball pushed an upper confidence bound below it."""
+    falsified iff an attack inside the ball pushed an upper confidence bound on the smoothed
+    trigger accuracy below the requirement. An upper bound below the certified lower bound
+    refutes the certificate itself: ``soundness_violation`` (never expected, beyond the
+    2(1 - confidence) chance of either bound being wrong)."""
     cert = results["certified"].certificate
     row = next(r for r in cert.radii if r.radius == radius)
     values = {
@@ -45,23 +87,29 @@ def radius_record(
         "baseline_certified_trigger_accuracy": _bound(results.get("baseline"), radius),
         "p_lower": row.p_lower,
         "order_statistic": row.rank,
+        "scope": cert.scope,
+        "strongest_inside_attack": None if inside is None else attrs.asdict(inside),
+        "soundness_violation": bool(
+            inside is not None
+            and row.lower_bound is not None
+            and inside.smoothed_upper < row.lower_bound
+        ),
     }
     if pgd is not None:
         values["pgd"] = attrs.asdict(pgd)
     rid = f"radius={radius:g}"
-    if pgd is not None and threshold is not None and pgd.smoothed_upper is not None:
-        if pgd.smoothed_upper < threshold:
-            return Record(rid, Status.FALSIFIED, values, cert_seconds(results),
-                          counterexample=attrs.asdict(pgd))  # fmt: skip
+    seconds = cert_seconds(results)
+    if inside is not None and threshold is not None and inside.smoothed_upper < threshold:
+        return Record(rid, Status.FALSIFIED, values, seconds, counterexample=attrs.asdict(inside))
     if row.lower_bound is None:
-        return Record(rid, Status.UNKNOWN, values, cert_seconds(results), reason=row.reason)
+        return Record(rid, Status.UNKNOWN, values, seconds, reason=row.reason)
     if threshold is None or row.lower_bound >= threshold:
-        return Record(rid, Status.CERTIFIED, values, cert_seconds(results))
+        return Record(rid, Status.CERTIFIED, values, seconds)
     reason = (
         f"certified trigger accuracy {row.lower_bound:.4g} is below the required {threshold:g}"
-        + ("; PGD found no violation" if pgd is not None else "")
+        + ("; no attack inside the radius refuted it" if inside is not None else "")
     )
-    return Record(rid, Status.UNKNOWN, values, cert_seconds(results), reason=reason)
+    return Record(rid, Status.UNKNOWN, values, seconds, reason=reason)
 
 
 def cert_seconds(results: dict[str, ModelResult]) -> float:
@@ -89,7 +137,13 @@ def attack_record(
     return Record(rid, Status.UNKNOWN, values, reason=reason)
 
 
-_EPOCH_FIELDS = ("trigger_plain", "trigger_smoothed", "test_accuracy", "l2_distance")
+_EPOCH_FIELDS = (
+    "trigger_plain",
+    "trigger_smoothed",
+    "trigger_smoothed_upper",
+    "test_accuracy",
+    "l2_distance",
+)
 
 
 def embedding_table(results: dict[str, ModelResult]) -> Table:
@@ -122,10 +176,11 @@ def certificate_table(
     columns = (
         "radius", "certified", "baseline", "PGD median", "PGD upper", "PGD BB trig", "PGD test",
     )  # fmt: skip
-    sigma = results["certified"].certificate.sigma
+    cert = results["certified"].certificate
     title = (
-        f"Certified trigger accuracy per l2 radius (σ={sigma:g}); PGD inside the radius: "
-        "smoothed median, its upper bound, black-box trigger and worst test accuracy"
+        f"Certified trigger accuracy per l2 radius (σ={cert.sigma:g}; the ball covers "
+        f"{cert.scope}); PGD inside the radius: smoothed median, its upper bound, black-box "
+        "trigger and worst test accuracy"
     )
     return Table(title, columns, rows)
 
@@ -176,35 +231,45 @@ def summary_metrics(
     pgd: dict[float, PGDResult],
     histories: dict[tuple[str, str], list[AttackEpoch]],
     strategy: NoiseStrategy,
+    records: list[Record],
+    embed_seconds: dict[str, float | None],
 ) -> dict:
+    """The metrics, built through the declared schema (`WatermarkSummary`)."""
     cert = results["certified"]
-    metrics = {
-        "test_accuracy": cert.test_accuracy,
-        "trigger_accuracy": cert.trigger_accuracy,
-        "smoothed_trigger_accuracy": cert.certificate.median,
-        "certified_trigger_accuracy": {
-            f"{k:g}": v for k, v in cert.certificate.by_radius().items()
-        },
-        "sigma": cert.certificate.sigma,
-        "samples": cert.certificate.n,
-        "confidence": cert.certificate.confidence,
-        "noise_strategy": strategy.value,
-    }
     base = results.get("baseline")
-    if base is not None:
-        metrics["baseline"] = {
+    attacks = None
+    if histories:
+        attacks = {}
+        for (label, model), h in histories.items():
+            attacks.setdefault(label, {})[model] = attrs.asdict(h[-1])
+    summary = WatermarkSummary(
+        test_accuracy=cert.test_accuracy,
+        trigger_accuracy=cert.trigger_accuracy,
+        smoothed_trigger_accuracy=cert.certificate.median,
+        certified_trigger_accuracy=_by_radius(cert),
+        sigma=cert.certificate.sigma,
+        samples=cert.certificate.n,
+        confidence=cert.certificate.confidence,
+        noise_strategy=strategy.value,
+        parameters=cert.certificate.parameters,
+        buffers_held_fixed=cert.certificate.buffers,
+        certificate_scope=cert.certificate.scope,
+        soundness_violations=sum(bool(r.values.get("soundness_violation")) for r in records),
+        baseline=None
+        if base is None
+        else {
             "test_accuracy": base.test_accuracy,
             "trigger_accuracy": base.trigger_accuracy,
             "smoothed_trigger_accuracy": base.certificate.median,
-            "certified_trigger_accuracy": {
-                f"{k:g}": v for k, v in base.certificate.by_radius().items()
-            },
-        }
-    if pgd:
-        metrics["parameter_pgd"] = {f"{r:g}": attrs.asdict(p) for r, p in pgd.items()}
-    if histories:
-        attacks: dict = {}
-        for (label, model), h in histories.items():
-            attacks.setdefault(label, {})[model] = attrs.asdict(h[-1])
-        metrics["attacks"] = attacks
-    return metrics
+            "certified_trigger_accuracy": _by_radius(base),
+        },
+        parameter_pgd={f"{r:g}": attrs.asdict(p) for r, p in pgd.items()} if pgd else None,
+        attacks=attacks,
+        embed_seconds=embed_seconds,
+        certify_seconds={name: r.seconds for name, r in results.items()},
+    )
+    return attrs.asdict(summary)
+
+
+def _by_radius(result: ModelResult) -> dict[str, float | None]:
+    return {f"{k:g}": v for k, v in result.certificate.by_radius().items()}

@@ -4,10 +4,12 @@ import sys
 
 import attrs
 import pytest
+import torch
 
 import threatlang
 from threatlang.api import plan
 from threatlang.backends.watermark import BACKEND
+from threatlang.backends.watermark.summary import WatermarkSummary
 from threatlang.errors import CapabilityError
 from threatlang.ir.actions import Smooth
 from threatlang.ir.threats import Norm, Target
@@ -45,6 +47,16 @@ def test_plan_describes_every_step(tmp_path):
         assert piece in text
 
 
+def test_plan_resolves_every_default(tmp_path):
+    p = plan(_spec(tmp_path))
+    assert p.train_options.max_sigma == 0.05  # None resolved to the smoothing sigma
+    assert p.pgd.step_sizes == pytest.approx((2.5 * 0.02 / 2, 2.5 * 5.0 / 2))  # 2.5·ε / steps
+    assert p.removals[0].lr == 0.001 and p.chunk == 64
+    assert p.train_options.regular_data.value == "train"  # Algorithm 2: X only
+    text = p.describe()
+    assert "regular steps on X only" in text and "buffers" in text
+
+
 def test_what_the_backend_cannot_run_is_named_with_a_reason(tmp_path):
     spec = _spec(tmp_path)
     assert BACKEND.accepts(spec) == ()
@@ -74,11 +86,24 @@ def test_end_to_end_run_writes_records_summary_and_plot(tmp_path):
     result = threatlang.run(_spec(tmp_path), output=tmp_path / "run", quiet=True)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["backend"] == "watermark"
-    assert {"test_accuracy", "trigger_accuracy", "certified_trigger_accuracy"} <= set(summary)
+    fields = [f.name for f in attrs.fields(WatermarkSummary)]
+    assert WatermarkSummary(**{k: summary[k] for k in fields}) == WatermarkSummary(
+        **result.summary.metrics
+    )  # the declared schema, on disk and in memory
+    assert summary["soundness_violations"] == 0
+    assert summary["buffers_held_fixed"] == 0 and "no buffers" in summary["certificate_scope"]
+    assert summary["parameters"] > 0 and summary["embed_seconds"]["certified"] > 0
     certified = summary["certified_trigger_accuracy"]
     assert set(certified) == {"0.02", "5"}
     assert certified["5"] is None  # 100 draws cannot reach ε/σ = 100: no bound, never a guess
     records = {r.id: r for r in result.records}
+    near = records["radius=0.02"]
+    assert near.values["scope"] == summary["certificate_scope"]
+    inside = near.values["strongest_inside_attack"]
+    if inside is not None:  # every attack named there stayed strictly inside the radius
+        assert inside["distance"] < 0.02
+        if near.values["certified_trigger_accuracy"] is not None:
+            assert inside["smoothed_upper"] >= near.values["certified_trigger_accuracy"]
     far = records["radius=5"]
     assert far.values["certified_trigger_accuracy"] is None
     if far.status.value == "falsified":  # PGD inside radius 5 wiped out the smoothed watermark
@@ -122,3 +147,23 @@ def test_colour_images_and_resume(tmp_path):
     again = threatlang.run(spec, data=data, output=tmp_path / "run", quiet=True, resume=True)
     assert [r.id for r in again.records] == [r.id for r in first.records]
     assert again.summary.metrics["test_accuracy"] == first.summary.metrics["test_accuracy"]
+    # the embedding times are the first run's, not the time to load the checkpoints
+    assert again.summary.metrics["embed_seconds"] == first.summary.metrics["embed_seconds"]
+
+
+def test_batchnorm_buffers_are_named_as_outside_the_certificate():
+    from torch import nn
+
+    from threatlang.backends.watermark.certify import certify_watermark
+    from threatlang.backends.watermark.param_noise import detached_params
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10)
+    ).eval()
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(-1).detach()
+    cert = certify_watermark(model, detached_params(model), x, y, 0.01, 50, [0.001], 0.9,
+                             torch.Generator().manual_seed(0))  # fmt: skip
+    assert cert.buffers == 8  # running mean and variance of 4 channels
+    assert cert.parameters == sum(p.numel() for p in model.parameters())
+    assert "8 buffer values" in cert.scope and "BatchNorm" in cert.scope

@@ -49,3 +49,23 @@ def test_per_level_steps_and_loop_strategy_train_too(digits):
     logs = embed_watermark(model, owner, trigger, config, torch.Generator().manual_seed(0))
     assert logs[-1].trigger_loss > 0 and logs[-1].test_accuracy is None
     assert any(not torch.equal(before[k], p) for k, p in model.named_parameters())
+
+
+def test_regular_steps_see_the_trigger_set_only_when_asked(digits):
+    """Algorithm 2 trains the regular steps on X alone: with only warm-up epochs (no noisy
+    trigger steps yet) the trigger labels are not learnt; mixing the trigger set into the
+    regular steps (the reference code's variant, and the baseline watermark) learns them."""
+    from threatlang.backends.watermark.config import RegularData
+    from threatlang.backends.watermark.param_noise import plain_accuracy
+
+    owner, trigger, _ = _setup(digits)
+    accuracy = {}
+    for regular in RegularData:
+        model = tiny_mlp(0)
+        config = EmbedConfig(epochs=15, warmup_epochs=15, sigma=0.1, regular_data=regular,
+                             strategy=NoiseStrategy.VMAP)  # fmt: skip
+        embed_watermark(model, owner, trigger, config, torch.Generator().manual_seed(0))
+        accuracy[regular] = plain_accuracy(model.eval(), detached_params(model), *trigger)
+    assert accuracy[RegularData.TRAIN] < 0.2
+    assert accuracy[RegularData.TRAIN_AND_TRIGGER] > 0.8
+    assert EmbedConfig(noise=False).mixes_trigger and not EmbedConfig().mixes_trigger
