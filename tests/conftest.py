@@ -64,3 +64,17 @@ def install_plugin(tmp_path, monkeypatch) -> Iterator[Callable[..., None]]:
     registry.refresh()
     for name in [m for m in sys.modules if m.startswith("toy_backend")]:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op torch thread per test: the tensors here are tiny and the machine is shared,
+    so extra threads only contend (torch is imported only by tests that use it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
