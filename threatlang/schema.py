@@ -75,7 +75,7 @@ def node_schema(cls: type) -> dict[str, Any]:
             required.append(field.name)
     out: dict[str, Any] = {"type": "object", "properties": props, "required": required}
     out["additionalProperties"] = False
-    doc = _first_paragraph(cls)
+    doc = first_paragraph(cls)
     return {"description": doc, **out} if doc else out
 
 
@@ -131,7 +131,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _first_paragraph(obj: Any) -> str:
+def first_paragraph(obj: Any) -> str:
     """The first paragraph of a class's own docstring (none inherited, e.g. from Enum)."""
     doc = inspect.cleandoc(vars(obj).get("__doc__") or "")
     return " ".join(doc.split("\n\n")[0].split())
@@ -170,7 +170,7 @@ def summary_fields(schema: type) -> list[MetricDoc]:
         out.append(
             MetricDoc(
                 field.name,
-                _type_text(schema, field.name),
+                type_text(schema, field.name),
                 meaning,
                 unit,
                 field.default is attrs.NOTHING,
@@ -202,7 +202,7 @@ def field_comments(cls: type) -> dict[str, str]:
 _FIELD = re.compile(r"^\s+([A-Za-z_]\w*)\s*:")
 
 
-def _type_text(cls: type, name: str) -> str:
+def type_text(cls: type, name: str) -> str:
     raw = cls.__annotations__.get(name)
     if isinstance(raw, str):
         return raw

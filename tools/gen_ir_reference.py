@@ -149,7 +149,7 @@ def render_reference() -> str:
     lines += ["## Enumerations", ""]
     for name in sorted(enums):
         values = ", ".join(f"`{e.value}`" for e in enums[name])
-        doc = schema._first_paragraph(enums[name])
+        doc = schema.first_paragraph(enums[name])
         lines.append(f"- **{name}**: {values}" + (f" — {doc}" if doc else ""))
     lines.append("")
     return "\n".join(lines)
@@ -158,7 +158,7 @@ def render_reference() -> str:
 def _node(cls: type, enums: dict[str, type]) -> list[str]:
     hints = typing.get_type_hints(cls)
     lines = [f"### {cls.__name__}", ""]
-    doc = schema._first_paragraph(cls)
+    doc = schema.first_paragraph(cls)
     if doc:
         lines += [doc, ""]
     family = cls.__dict__.get("family")
@@ -175,7 +175,7 @@ def _node(cls: type, enums: dict[str, type]) -> list[str]:
     for f in fields:
         _collect_enums(hints[f.name], enums)
         lines.append(
-            f"| `{f.name}` | {_cell(schema._type_text(cls, f.name))} | {_default(f)} | "
+            f"| `{f.name}` | {_cell(schema.type_text(cls, f.name))} | {_default(f)} | "
             f"{UNITS.get((cls.__name__, f.name), '—')} | {_cell(json_form(schema.json_type(hints[f.name])))} |"
         )
     lines.append("")
