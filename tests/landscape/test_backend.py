@@ -196,10 +196,12 @@ def test_the_cifar10_spec_checks_and_runs_from_a_user_path(tmp_path, shrunk_spec
         spec_file,
         {
             '"data/cifar-10-batches-py"': f'"{data}"',
-            "max_guesses 200000": "max_guesses 3000",
-            "samples [2, 4, 8, 16, 24]": "samples [2, 4]",
+            "max_guesses 200000": "max_guesses 600",
+            "guess_batch 1024": "guess_batch 300",
+            "test_limit 1000": "test_limit 40",
+            "samples [2, 4, 8, 16, 24]": "samples [2]",
             "trials 4": "trials 1",
-            "epochs 2000": "epochs 100",
+            "epochs 2000": "epochs 30",
             "poison_val 64": "poison_val 8\n    poison_steps 50",
         },
     )
