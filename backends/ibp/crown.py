@@ -35,7 +35,7 @@ from .bounds.affine import (
     BoundLinear,
     BoundReshape,
 )
-from .bounds.nonlinear import BoundMaxPool2d
+from .bounds.nonlinear import BoundMaxPool2d, BoundReLU
 from .inputs import BoxInput, InputSet
 
 
@@ -173,7 +173,9 @@ def forward_pass(
             box = inputs.through_first(node.op, trace)
         else:
             box = node.op.interval_all([boxes[j] for j in node.inputs], trace)
-        if crown and i in feeds and not exact[i]:
+        # a ReLU's IBP box is exact given its input box, which is already tightened: CROWN
+        # through its relaxation could not do better
+        if crown and i in feeds and not exact[i] and not isinstance(node.op, BoundReLU):
             box = node_crown_box(
                 graph, i, inputs, trace, opts, box, full or i in maxpool_in or i in keep, intersect
             )
@@ -198,18 +200,6 @@ def spec_bounds(
 ) -> Tensor:
     """Lower bounds (N, S) of ``spec . output`` by back-substitution on a traced pass."""
     return _concretize(graph, graph.output, spec, inputs, trace, opts)
-
-
-def ibp_spec_bounds(graph: BoundGraph, inputs: InputSet, spec: Tensor) -> Tensor:
-    """IBP lower bounds of ``spec . output``; a final Linear is merged into the spec first
-    (elision: that layer is never bounded on its own, which is tighter)."""
-    last = graph.nodes[-1]
-    if isinstance(last.op, BoundLinear) and len(graph.nodes) > 2:
-        box = graph.interval(inputs.box(), None, 0, graph.output)
-        a_in, bias = last.op.backward(spec, {}, BackwardOptions())
-        return BoxInput(box).concretize(a_in, bias)
-    box = graph.interval(inputs.box())
-    return BoxInput(box).concretize(spec, spec.new_zeros(spec.shape[:2]))
 
 
 def optimize_alphas(
@@ -262,6 +252,8 @@ def _detached(v):
         return Box(v.centre.detach(), v.radius.detach())
     if isinstance(v, tuple):
         return tuple(_detached(e) for e in v)
+    if isinstance(v, Tensor):
+        return v.detach()
     return v
 
 
@@ -305,13 +297,19 @@ def bound_inputs(
     op_alphas = {id(graph.nodes[r].op): a for r, a in alphas.items()} if alphas else None
     opts = BackwardOptions(slope, op_alphas)
     keep = set(relu_pre.values())
-    if method is Method.IBP and not pre_known:
-        fp = forward_pass(graph, inputs, opts, crown=False, keep=keep)
-        out = fp.boxes[graph.output]
-        c = _spec(graph, spec, out.centre)
-        lb = ibp_spec_bounds(graph, inputs, c)
-        ub = -ibp_spec_bounds(graph, inputs, -c) if need_upper else None
-        return GraphBounds(lb, ub, {r: fp.boxes[p] for r, p in relu_pre.items()})
+    last = graph.nodes[-1]
+    if method is Method.IBP and not pre_known and isinstance(last.op, BoundLinear):
+        # elision: the final Linear is merged into the spec, never bounded on its own
+        fp = forward_pass(graph, inputs, opts, stop=graph.output, crown=False, keep=keep)
+        box = BoxInput(fp.boxes[graph.output - 1])
+        out_like = last.op.forward(box.value.centre[:1])
+        c = _spec(graph, spec, out_like.expand(box.value.centre.shape[0], *out_like.shape[1:]))
+        both = torch.cat([c, -c], 1) if need_upper else c
+        a_in, bias = last.op.backward(both, {}, opts)
+        bounds = box.concretize(a_in, bias)
+        s = c.shape[1]
+        ub = -bounds[:, s:] if need_upper else None
+        return GraphBounds(bounds[:, :s], ub, {r: fp.boxes[p] for r, p in relu_pre.items()})
     crown = method in (Method.CROWN, Method.ALPHA_CROWN)
     modes = [True, False] if intersect is None and crown else [bool(intersect) or not crown]
     result: GraphBounds | None = None

@@ -49,6 +49,10 @@ class BoundLinear(BoundOp):
         return a @ self.module.weight, bias
 
 
+DENSE_LIMIT = 1 << 22
+"""Largest (out x in) dense matrix a convolution's back-substitution may build (16 MiB fp32)."""
+
+
 class BoundConv2d(BoundOp):
     module: nn.Conv2d
 
@@ -87,10 +91,26 @@ class BoundConv2d(BoundOp):
             return None
         return Geometry(_pair(m.kernel_size), _pair(m.stride), self.padding, 0.0)
 
+    def _dense(self, in_shape: torch.Size, like: Tensor) -> Tensor:
+        """The convolution as a dense (out, in) matrix: one small GEMM per back-substitution
+        step instead of a transposed convolution over every (row, spec) pair."""
+        d_in = in_shape.numel()
+        basis = torch.eye(d_in, dtype=like.dtype, device=like.device).reshape(d_in, *in_shape)
+        return self._conv(basis, self.module.weight, None, self.padding).reshape(d_in, -1).T
+
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         m = self.module
         in_shape = self.pre(trace).centre.shape[1:]
         n, s = a.shape[:2]
+        bias = spec_sum(a, m.bias[:, None, None]) if m.bias is not None else a.new_zeros(n, s)
+        d_out = a[0, 0].numel()
+        if in_shape.numel() * d_out <= DENSE_LIMIT and n * s > in_shape.numel():
+            key = ("dense", id(self))
+            dense = trace.get(key)
+            if dense is None:
+                dense = trace[key] = self._dense(in_shape, a)
+            a_in = a.reshape(n * s, d_out) @ dense
+            return a_in.reshape(n, s, *in_shape), bias
         flat = a.reshape(n * s, *a.shape[2:])
         out_hw = flat.shape[2:]
         k, st, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
@@ -100,7 +120,6 @@ class BoundConv2d(BoundOp):
             for i in range(2)
         )
         a_in = F.conv_transpose2d(flat, m.weight, None, st, self.padding, extra, m.groups, d)
-        bias = spec_sum(a, m.bias[:, None, None]) if m.bias is not None else a.new_zeros(n, s)
         return a_in.reshape(n, s, *in_shape), bias
 
 
@@ -188,6 +207,16 @@ class BoundAvgPool2d(BoundOp):
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         in_shape = self.pre(trace).centre.shape[1:]
         n, s = a.shape[:2]
+        d_out = a[0, 0].numel()
+        if in_shape.numel() * d_out <= DENSE_LIMIT and n * s > in_shape.numel():
+            key = ("dense", id(self))
+            dense = trace.get(key)
+            if dense is None:  # the pooling as an (out, in) matrix, as for convolutions
+                d_in = in_shape.numel()
+                basis = torch.eye(d_in, dtype=a.dtype, device=a.device).reshape(d_in, *in_shape)
+                dense = trace[key] = self.module(basis).reshape(d_in, -1).T
+            a_in = a.reshape(n * s, d_out) @ dense
+            return a_in.reshape(n, s, *in_shape), a.new_zeros(n, s)
         zeros = a.new_zeros(n * s, *in_shape)
         _, vjp = torch.func.vjp(self.module, zeros)
         (a_in,) = vjp(a.reshape(n * s, *a.shape[2:]))
