@@ -36,6 +36,8 @@ class RegretNetModelOptions:
     hidden: int = attrs.field(default=128, validator=_pos)
     layers: int = attrs.field(default=1, validator=_pos)
     payment: Payment = Payment.FRACTIONAL
+    #: free payments: clip at 0 after training (§4.3.2; Table 4.3) or not (Table 4.2)
+    clip_payments: bool = True
 
 
 @attrs.frozen

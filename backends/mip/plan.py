@@ -76,7 +76,12 @@ class MipPlan(Plan):
             f"mip plan for spec {self.spec.name}: {s.agents} agent(s) x {s.items} item(s), "
             f"valuations U[{s.low:g}, {s.high:g}]",
             f"  mechanism: trunk {m.layers} x {m.hidden} ReLU, sparsemax allocation with dummy, "
-            + ("fractional (IR) payment" if self.ir else "free payment (IR penalty), clipped at 0"),
+            + (
+                "fractional (IR) payment"
+                if self.ir
+                else "free payment (IR penalty)"
+                + (", clipped at 0 after training" if m.clip_payments else ", never clipped")
+            ),
         ]
         if self.train is not None:
             t, o = self.train, self.train.options

@@ -93,7 +93,8 @@ def _mechanism(plan: MipPlan, ctx, box: SupportBox) -> Mechanism:
         mech.load_state_dict(torch.load(resolve_path(ref), map_location="cpu", weights_only=True))
     elif plan.train is not None:
         ctx.checkpoint("mechanism.pt", mech, lambda: _train_all(plan, ctx, mech, box))
-    mech.clip_payments = payment is PaymentKind.FREE  # §4.3.2: clip after training
+    # §4.3.2: free payments are clipped at 0 after training (Table 4.2's runs are not)
+    mech.clip_payments = payment is PaymentKind.FREE and plan.model.clip_payments
     return mech.eval()
 
 

@@ -12,49 +12,62 @@ import attrs
 
 @attrs.frozen(kw_only=True)
 class MipSummary:
-    #: mean total payment over the evaluation profiles under truthful bidding
+    #: mean total payment over the evaluation profiles under truthful bidding [valuation units]
     revenue: float
     #: mean total payment when every bidder best-responds over the network's menu (grid +
     #: ascent; the outside option included): the revenue of the exactly incentive-compatible
-    #: mechanism the network defines (with several bidders a per-bidder diagnostic)
+    #: mechanism the network defines (with several bidders a per-bidder diagnostic) [valuation units]
     menu_revenue: float
-    #: mean PGD regret over the evaluation profiles and bidders (the chapter's empirical regret)
+    #: mean PGD regret over the evaluation profiles and bidders (the chapter's empirical regret) [valuation units]
     empirical_regret: float
-    #: mean PGD regret per bidder
+    #: mean PGD regret of each bidder [valuation units]
     empirical_regret_per_agent: list[float]
-    #: mean and max utility gain of the menu best response over truthful bidding
+    #: mean utility gain of the menu best response over truthful bidding [valuation units]
     menu_regret: float
+    #: largest utility gain of the menu best response over truthful bidding [valuation units]
     menu_regret_max: float
-    #: share of (profile, bidder) pairs paying more than their allocation is worth (Table 4.4)
+    #: share of (profile, bidder) pairs paying more than their allocation is worth (Table 4.4) [fraction]
     ir_violation_rate: float
+    #: largest payment in excess of the allocation's value [valuation units]
     ir_violation_max: float
+    #: mean payment in excess of the allocation's value, over all pairs [valuation units]
     ir_violation_mean: float
-    #: revenue when IR-violating payments are dropped
+    #: revenue when IR-violating payments are dropped [valuation units]
     revenue_after_ir: float
+    #: valuation profiles the revenue, regret and IR figures are measured on [count]
     eval_profiles: int
     #: training seconds (teacher included), as measured by the run that trained; None if loaded
     train_seconds: float | None = None
     #: seconds of the revenue / regret / menu evaluation
     evaluate_seconds: float | None = None
-    #: certified items whose strongest attack (PGD or the menu search on the same profile)
-    #: found more regret than the certified bound: 0 unless the certificate is unsound
+    #: certified pairs whose strongest attack (PGD or the menu search on the same profile)
+    #: found more regret than the certified bound: 0 unless the certificate is unsound [count]
     soundness_violations: int = 0
-    #: mean and max certified regret over the proven (profile, bidder) pairs
+    #: mean certified regret over the proven (profile, bidder) pairs [valuation units]
     certified_regret: float | None = None
+    #: largest certified regret over the proven pairs [valuation units]
     certified_regret_max: float | None = None
-    #: mean PGD regret on the proven pairs, and its ratio to the certified mean (Table 4.1)
+    #: mean PGD regret on the proven pairs (Table 4.1's empirical column) [valuation units]
     empirical_regret_certified_profiles: float | None = None
+    #: mean PGD regret over mean certified regret on the proven pairs (Table 4.1) [ratio]
     empirical_certified_ratio: float | None = None
+    #: mean wall time of one (profile, bidder) certificate [s]
     solve_time_mean: float | None = None
+    #: median wall time of one certificate [s]
     solve_time_median: float | None = None
+    #: 95th percentile wall time of one certificate [s]
     solve_time_p95: float | None = None
+    #: pairs certified: regret proven within the spec's limit [count]
     certified_count: int = 0
+    #: pairs with a real misreport gaining more than the limit [count]
     falsified_count: int = 0
+    #: pairs neither certified nor falsified (time-outs, numerical trouble, a bound above the limit) [count]
     unknown_count: int = 0
-    #: pairs with a proven regret (certified, or proven above the limit)
+    #: pairs with a proven regret (certified, or proven above the limit) [count]
     proven_count: int = 0
-    #: largest |MIP - network| of allocation, payment and utility at a proven optimum
+    #: largest |MIP - network| of allocation, payment and utility at a proven optimum [valuation units]
     mip_residual_max: float | None = None
+    #: the solvers that produced the certificates (gurobi, scip, highs)
     solvers: list[str] = attrs.field(factory=list)
-    #: certificates that `solver auto` moved from Gurobi to an open-source solver
+    #: certificates that `solver auto` moved from Gurobi to an open-source solver [count]
     solver_switches: int = 0

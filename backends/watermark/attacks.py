@@ -15,6 +15,7 @@ loss, projected onto ‖δ‖₂ ≤ ε; with ``noise_samples > 0`` it attacks t
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import attrs
@@ -219,7 +220,8 @@ def parameter_pgd(
     """
     module.eval()
     alpha = config.step_size if config.step_size is not None else 2.5 * eps / config.steps
-    best, best_loss = None, -float("inf")
+    best = {k: torch.zeros_like(p) for k, p in params.items()}  # δ = 0 unless a restart wins
+    best_loss = -float("inf")
     for restart in range(config.restarts):
         delta = (
             {k: torch.zeros_like(p) for k, p in params.items()}
@@ -231,7 +233,7 @@ def parameter_pgd(
             loss = _smoothed_loss(module, params, delta, x, y, config, generator)
             grads = torch.autograd.grad(loss, list(delta.values()))
             gnorm = sum(float(g.pow(2).sum()) for g in grads) ** 0.5
-            if gnorm == 0:
+            if gnorm == 0 or not math.isfinite(gnorm):  # flat, or numerical trouble: stop
                 break
             step = {
                 k: d.detach() + alpha * g / gnorm

@@ -81,10 +81,19 @@ def certify_samples(
     radii: Sequence[float],
     confidence: float,
 ) -> WatermarkCertificate:
-    """Certify from accuracies f(θ + G_i) already drawn (any order)."""
+    """Certify from accuracies f(θ + G_i) already drawn (any order). A NaN draw (non-finite
+    logits) is numerical trouble: no radius is certified, and each says why."""
     a = np.sort(np.asarray(samples, dtype=np.float64))
     n = len(a)
     rows = []
+    bad = int(np.isnan(a).sum())
+    if bad:
+        reason = f"numerical trouble: non-finite logits in {bad} of {n} noisy evaluations"
+        return WatermarkCertificate(
+            sigma=float(sigma), n=n, confidence=float(confidence), median=float("nan"),
+            mean=float("nan"),
+            radii=tuple(RadiusCertificate(float(r), None, reason=reason) for r in radii),
+        )  # fmt: skip
     for radius in radii:
         try:
             stats = order_statistic_bounds(n, eps_over_sigma=radius / sigma, confidence=confidence)
@@ -112,6 +121,8 @@ def median_upper_bound(samples: np.ndarray | torch.Tensor, confidence: float) ->
     of an attacked model: ε = 0 in Lemma 3.1 gives the rank bounding the median from above.
     """
     a = np.sort(np.asarray(samples, dtype=np.float64))
+    if np.isnan(a).any():  # numerical trouble: no bound either way
+        return None
     stats = order_statistic_bounds(len(a), eps_over_sigma=0.0, confidence=confidence)
     return None if isinstance(stats, InsufficientSamples) else float(a[stats.index_upper])
 

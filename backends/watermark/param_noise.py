@@ -123,13 +123,17 @@ def accuracy_under_noise(
     """Trigger-set accuracies f(θ + G_i), i = 1..n, G_i ~ N(0, σ² I): a float tensor (n,).
 
     The module should be in eval mode (the smoothed function must be a fixed function of θ).
+    A draw whose logits are not all finite gives NaN (numerical trouble, never an accuracy:
+    the argmax of NaN logits would silently pick class 0).
     """
     out = []
     with torch.no_grad():
         for start in range(0, n, chunk):
             stacked = perturbed_params(params, sigma, min(chunk, n - start), generator)
             logits = stacked_logits(module, stacked, x, strategy)
-            out.append((logits.argmax(dim=-1) == y).float().mean(dim=-1))
+            acc = (logits.argmax(dim=-1) == y).float().mean(dim=-1)
+            finite = torch.isfinite(logits).flatten(1).all(dim=1)
+            out.append(torch.where(finite, acc, torch.full_like(acc, float("nan"))))
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -593,12 +593,6 @@ WATERMARK_CASE = Case(
     troubles=(Trouble("NaN logits", kwargs=nan_model),),
     volatile=("noise_strategy",),  # `auto` keeps whichever of vmap/loop timed faster
     distributes=False,  # one certificate per radius, computed in one batched pass
-    xfail={
-        "trouble:NaN logits": "watermark: parameter PGD raises ArithmeticError ('cannot "
-        "project a step of norm nan') on NaN logits instead of recording the radius unknown",
-        "documented": "watermark: WatermarkSummary fields without a meaning: trigger_accuracy, "
-        "sigma, samples, confidence, buffers_held_fixed, certificate_scope",
-    },
 )
 
 
@@ -702,12 +696,6 @@ MIP_CASE = Case(
         Trouble("time-out", spec=lambda text: text.replace("time_limit 30s", "time_limit 1ms")),
     ),
     volatile=("solve_seconds", "seconds", "time", "runtime"),
-    xfail={
-        "documented": "mip: MipSummary fields without a meaning: menu_regret_max, "
-        "ir_violation_max, ir_violation_mean, eval_profiles, certified_regret_max, "
-        "empirical_certified_ratio, solve_time_mean, solve_time_median, solve_time_p95, "
-        "certified_count, falsified_count, unknown_count, solvers",
-    },
 )
 
 
