@@ -25,7 +25,7 @@ from ..errors import UsageError
 from ..ir import Certify, LabelUnchanged, LpBall, Norm, Smooth, Spec, Target
 from .abcrown_keys import COMMIT, KEYS
 from .boxes import refuse_preprocessing
-from .export import DEFAULT_TIMEOUT, _write_model
+from .export import DEFAULT_TIMEOUT, write_model
 
 LOADER = '''"""Data loader for alpha-beta-CROWN written by threatlang: the test examples of one spec,
 in [data_min, data_max], as `Customized("threatlang_data", "load")`."""
@@ -180,7 +180,7 @@ def export_abcrown(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{spec.name}.onnx"
-    outputs = _write_model(spec, onnx_path, shape, splits.num_classes, weights, allow_code)
+    outputs = write_model(spec, onnx_path, shape, splits.num_classes, weights, allow_code)
     data = out / "data.npz"
     np.savez(data, x=test.x, y=test.y, low=low, high=high)
     (out / "threatlang_data.py").write_text(LOADER)

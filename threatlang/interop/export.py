@@ -67,7 +67,7 @@ def export_vnnlib(
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     (out / "vnnlib").mkdir(parents=True, exist_ok=True)
     onnx_path = out / "onnx" / f"{spec.name}.onnx"
-    num_outputs = _write_model(spec, onnx_path, shape, splits.num_classes, weights, allow_code)
+    num_outputs = write_model(spec, onnx_path, shape, splits.num_classes, weights, allow_code)
     timeout = next(
         (a.time_limit for a in spec.actions if isinstance(a, Certify) and a.time_limit),
         DEFAULT_TIMEOUT,
@@ -104,7 +104,7 @@ def _export_box(spec: Spec, out: Path, weights, version: int, allow_code: bool) 
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     (out / "vnnlib").mkdir(parents=True, exist_ok=True)
     onnx_path = out / "onnx" / f"{spec.name}.onnx"
-    num_outputs = _write_model(spec, onnx_path, shape, prop.outputs, weights, allow_code)
+    num_outputs = write_model(spec, onnx_path, shape, prop.outputs, weights, allow_code)
     if prop.outputs > num_outputs:
         raise UsageError(
             f"spec '{spec.name}' constrains y[{prop.outputs - 1}], but the network has "
@@ -132,7 +132,7 @@ def _parts(queries, split: bool):
             yield suffix, boxes
 
 
-def _write_model(spec, path: Path, shape, num_classes, weights, allow_code) -> int:
+def write_model(spec, path: Path, shape, num_classes, weights, allow_code) -> int:
     """Write the network to `path`; return its number of outputs."""
     from ..models_io import load_model, resolve_path
     from .onnx_export import export_onnx
