@@ -43,9 +43,9 @@ def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def test_training_draws_only_from_its_generator_and_leaves_the_global_rng_alone():
-    x = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32)
-    y = np.arange(40) % 3
-    training = NoisyTraining(epochs=2, lr=0.01, batch_size=16, noise=0.25)
+    x = np.random.default_rng(0).random((24, 1, 8, 8), dtype=np.float32)
+    y = np.arange(24) % 3
+    training = NoisyTraining(epochs=1, lr=0.01, batch_size=8, noise=0.25)
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
