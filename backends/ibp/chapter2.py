@@ -24,20 +24,16 @@ from threatlang.ir.refs import (
 
 from .attack import AttackConfig, AttackResult, patch_attack
 from .certify import CertifyConfig
+from .ch2_describe import PREPROCESS_OPTIONS
 from .defenses import (
     Defended,
     DigitalWatermark,
-    DWConfig,
     GradientMode,
-    LGSConfig,
     LocalGradientSmoothing,
 )
 from .patches import PatchThreat
 from .shape_transfer import NamedShape, by_kind, certify_shapes
 from .threat import patch_threat
-
-#: options a `preprocess` block binds to, per kind
-PREPROCESS_OPTIONS = {PreprocessKind.LGS: LGSConfig, PreprocessKind.DW: DWConfig}
 
 
 class _Chain(nn.Module):

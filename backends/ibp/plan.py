@@ -59,7 +59,7 @@ class IbpPlan(Plan):
                 f"clipped to the input range [{p.domain[0]}, {p.domain[1]}]"
             )
         lines += [_step_line(step, t) for step in p.steps]
-        lines += chapter2_lines(s)
+        lines += chapter2_lines(s, p.trains)
         return "\n".join(lines)
 
     def run(self, ctx: RunContext) -> Summary:

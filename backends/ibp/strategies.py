@@ -41,7 +41,7 @@ def strategy_loss(
 ) -> LossFn | None:
     """The loss for guided/pooled strategies; None for those :mod:`.train` handles itself."""
     if strategy == Strategy.GUIDED_PATCH:
-        cfg = GuidedConfig(k=k or 10, width=unet_width, lr=unet_lr, temperature=temperature)
+        cfg = GuidedConfig(k=k, width=unet_width, lr=unet_lr, temperature=temperature)
         return GuidedPatchLoss(threat, input_shape, num_classes, cfg, device)
     if strategy == Strategy.POOLED_PATCH:
         return PooledPatchLoss(threat, pool_config(pool))
