@@ -150,7 +150,7 @@ def _run(plan: MipPlan, ctx) -> Summary:
     if plan.certify is not None:
         records = _certify(plan, ctx, mech64, box, attack)
         cert = _certify_metrics(records)
-        _say_switches(ctx, records)
+        report_switches(ctx, records)
         revenue = (econ.revenue, econ.menu_revenue)
         stability = plan.train.options.stability if plan.train is not None else 0.0
         tables.insert(0, regret_table(setting, plan.ir, stability, revenue, records, plan.agents))
@@ -220,7 +220,7 @@ def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: Att
     return list(run_items(ctx, items, functools.partial(certify_item, job), "certifying"))
 
 
-def _say_switches(ctx, records) -> None:
+def report_switches(ctx, records) -> None:
     """`solver auto` moving certificates off Gurobi is said once on the console."""
     notes = [r.values.get("solver_switch") for r in records if r.values.get("solver_switch")]
     if notes:

@@ -137,3 +137,28 @@ def test_data_is_refused_in_one_sentence(tmp_path) -> None:
     data = (np.zeros((4, 1, 2), np.float32), np.zeros(4, np.int64))
     with pytest.raises(UsageError, match="takes no data="):
         threatlang.run(_spec(), output=tmp_path, quiet=True, data=data)
+
+
+def test_solver_auto_switches_are_said_on_the_console() -> None:
+    from threatlang.backends.mip.run import report_switches
+    from threatlang.report import Record
+
+    said = []
+
+    class Console:
+        def print(self, text) -> None:
+            said.append(text)
+
+    class Ctx:
+        console = Console()
+
+    note = "Gurobi size-limited licence: 412 variables with bilinear terms (limit 200); switched"
+    records = [
+        Record("a", "certified", {"solver_switch": f"{note} to scip"}),
+        Record("b", "certified", {"solver_switch": None}),
+    ]
+    report_switches(Ctx(), records)
+    assert len(said) == 1 and "1 of 2" in said[0] and "switched to scip" in said[0]
+    said.clear()
+    report_switches(Ctx(), records[1:])
+    assert said == []  # nothing switched: nothing said
