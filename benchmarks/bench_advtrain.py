@@ -20,10 +20,11 @@ import torch
 
 from threatlang.backends.advtrain import pyramid as pyr
 from threatlang.backends.advtrain.config import MethodSpec
-from threatlang.backends.advtrain.data import digits
 from threatlang.backends.advtrain.experiment import Settings, make_method
 from threatlang.backends.advtrain.train import TrainConfig, Trainer
 from threatlang.backends.advtrain.vit import vit_tiny
+from threatlang.data import load_dataset
+from threatlang.ir.refs import DataRef
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    data = digits(32)
+    data = load_dataset(DataRef("digits", resize=32), 0)
     x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
     settings = Settings(
         pyramid=pyr.PyramidConfig((16, 8, 1), (4.0, 2.0, 1.0)),
