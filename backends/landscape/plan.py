@@ -116,7 +116,8 @@ class LandscapePlan(Plan):
             lines.append(
                 f"  wedge toy problem (Figure 7.2): {w.train} train / {w.test} test points "
                 f"(margin {w.margin:g}), widths {', '.join(map(str, w.widths))}, {w.draws} draws "
-                f"of poisoned (Adam, {w.poison_steps} steps) / SGD (lr {w.sgd_lr:g}, "
+                f"of poisoned (Adam lr {w.poison_lr:g}, {w.poison_steps} steps, test-point weight "
+                f"{w.poison_weight:g}) / SGD (lr {w.sgd_lr:g}, "
                 f"{w.sgd_steps} steps) / G&C ({w.max_guesses} guesses) below loss "
                 f"{w.loss_below:g}; accuracy on {w.population} fresh points"
             )
