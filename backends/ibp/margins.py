@@ -17,7 +17,7 @@ CROWN_BUDGET = 1 << 24
 """Coefficients (floats) a CROWN chunk may hold for the final specs; sets its placements."""
 
 
-def _elide(net: BoundedNetwork, box: Box, y: Tensor, n_loc: int) -> Tensor:
+def elide(net: BoundedNetwork, box: Box, y: Tensor, n_loc: int) -> Tensor:
     """Margin lower bounds (B, L, K) from body boxes (B * L, D) with the last layer merged."""
     b = y.shape[0]
     if net.last is None:
@@ -62,7 +62,7 @@ def patch_margins(
         box = local_body_box(net, x, mask, offs, low, high, scale)
     else:
         box = net.body_box(BoxInput(dense_box(x, mask, offs, low, high, scale)), None)
-    return _elide(net, box, y, n_loc)
+    return elide(net, box, y, n_loc)
 
 
 @attrs.frozen

@@ -18,7 +18,7 @@ from torch import Tensor
 from .bounds import Box, propagate
 from .bounds.nonlinear import BoundReLU
 from .engine import BoundedNetwork
-from .margins import _elide
+from .margins import elide
 from .patches import PatchThreat, dense_box, placements
 
 
@@ -117,7 +117,7 @@ def pooled_margins(
         grid = (-(-grid[0] // block), -(-grid[1] // block))
         start = end
     box = propagate(net.body[start:], box)
-    return _elide(net, box, y, grid[0] * grid[1])
+    return elide(net, box, y, grid[0] * grid[1])
 
 
 class PooledPatchLoss:
