@@ -73,7 +73,7 @@ def check_spec(spec: Spec, skip: frozenset[str] = frozenset()) -> list[Diagnosti
 _SILENT_WHEN_BROKEN = {
     "model": ("model reference", "never trains it", "unknown architecture"),
     "data": ("data reference",),
-    "threat": ("no threat", "unknown architecture"),
+    "threat": ("no threat", "unknown architecture", "data reference"),  # a box needs none
     "require": ("says nothing must hold",),
     "actions": ("no action", "never trains it"),
 }

@@ -80,6 +80,29 @@ class EngineNet:
         """Outputs (N, outputs) for flat inputs (N, d)."""
         return forward(self.ops, x.reshape(-1, *self.input_shape)).flatten(1)
 
+    def linear_pieces(self, masks: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        """With every ReLU's phase fixed by `masks` (per layer, (n_l,) of 0/1), the network is
+        affine: returns (A, c) with rows for each ReLU's pre-activation, in layer order, then
+        the outputs: `[pre_1; ...; pre_L; y] = A x + c` for flat inputs x."""
+
+        def pieces(x: Tensor) -> Tensor:
+            h = x.reshape(1, *self.input_shape)
+            out, layer = [], 0
+            for i, op in enumerate(self.ops):
+                if i in self.relus:
+                    out.append(h.flatten())
+                    h = h * masks[layer].reshape(h.shape[1:]).to(DTYPE)
+                    layer += 1
+                else:
+                    h = op.forward(h)
+            return torch.cat([*out, h.flatten()])
+
+        x0 = torch.zeros(self.dims, dtype=DTYPE)
+        with torch.no_grad():
+            c = pieces(x0)
+        a = torch.autograd.functional.jacobian(pieces, x0)
+        return a.detach(), c
+
     def bound(
         self, lo: Tensor, hi: Tensor, c: Tensor, splits: tuple[Tensor, ...] | None = None
     ) -> Bounds:

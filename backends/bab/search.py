@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import leaf
 from .adapter import DTYPE, EngineNet
 from .config import BabOptions
 from .confirm import Original, confirm
@@ -122,6 +123,7 @@ def solve(
         opts.branching == "auto" and net.dims > opts.input_split_max_dims
     )
     queue = _Domains.root(lo_t, hi_t, open_terms, net.relu_sizes)
+    use_lp = leaf.available()
     while len(queue):
         if time.monotonic() > deadline:
             reason = f"time limit {opts.time_limit:g}s reached with {len(queue)} domains open"
@@ -153,10 +155,56 @@ def solve(
         stats["unconfirmed"] += missed
         if cex is not None:
             return done("violated", cex=found(cex), alone=alone)
+        if use_lp:
+            batch, b, worst, cex, missed = _decide_leaves(
+                net, problem, original, batch, b, worst, lo, hi
+            )
+            stats["unconfirmed"] += missed
+            if cex is not None:
+                return done("violated", cex=found(cex), alone=alone)
+            if not len(batch):
+                continue
         children = _branch(batch, b, worst, relu_mode)
         stats["depth"] = max(stats["depth"], int(children.depth.max()))
         queue.push(children)
     return done("holds", alone=alone)
+
+
+def _decide_leaves(net, problem, original, batch, b, worst, lo, hi):
+    """Decide domains with no unstable ReLU left exactly (an LP per open term); returns the
+    batch without the closed ones, and a confirmed counterexample if an LP found one."""
+    phases = [
+        torch.where(s != 0, s, torch.where(low >= 0, 1, -1).to(torch.int8))
+        for (low, up), s in zip(b.pre, batch.splits, strict=True)
+    ]
+    unstable = torch.zeros(len(batch), dtype=torch.bool)
+    for (low, up), s in zip(b.pre, batch.splits, strict=True):
+        unstable |= ((low < 0) & (up > 0) & (s == 0)).any(1)
+    keep = torch.ones(len(batch), dtype=torch.bool)
+    missed = 0
+    for i in torch.nonzero(~unstable).flatten().tolist():
+        ph = [p[i].numpy() for p in phases]
+        closed, points = leaf.decide(
+            net,
+            problem,
+            [(p > 0).astype(np.float64) for p in ph],
+            np.concatenate(ph) if ph else np.zeros(0),
+            batch.lo[i].numpy(),
+            batch.hi[i].numpy(),
+            batch.open[i].numpy(),
+        )
+        batch.open[i] &= ~torch.from_numpy(closed)
+        if points:
+            cex, m = _check_points(
+                net, problem, original, torch.from_numpy(np.stack(points)), lo, hi
+            )
+            missed += m
+            if cex is not None:
+                return batch, b, worst, cex, missed
+        keep[i] = bool(batch.open[i].any())
+    if bool(keep.all()):
+        return batch, b, worst, None, missed
+    return batch.select(keep), _select(b, keep), worst[keep], None, missed
 
 
 def _select(b, keep):
