@@ -162,7 +162,7 @@ def forward_pass(
             feeds.update(node.inputs)
             if isinstance(node.op, BoundMaxPool2d):
                 maxpool_in.update(node.inputs)
-    exact = ibp_exact(graph)
+    exact = ibp_exact(graph) if inputs.is_box else [False] * len(graph.nodes)
     boxes: dict[int, Box] = {0: inputs.box()}
     out: dict[int, Box] = {}
     first_only = graph.consumers[0] == [1] and len(graph.nodes) > 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import attrs
 import torch
@@ -15,6 +16,10 @@ from .bounds.affine import BoundConv2d, BoundLinear
 
 class InputSet(abc.ABC):
     """A set of inputs per row; knows its enclosing box and how to minimise a linear form."""
+
+    #: is the set its enclosing box? Then IBP through one affine layer is exact per neuron and
+    #: CROWN need not tighten it; an l2 ball is much smaller than its box, so it is not
+    is_box: ClassVar[bool] = True
 
     @abc.abstractmethod
     def box(self) -> Box: ...
@@ -53,6 +58,7 @@ class L2Input(InputSet):
 
     x0: Tensor
     eps: float
+    is_box: ClassVar[bool] = False
 
     def box(self) -> Box:
         return Box(self.x0, torch.full_like(self.x0, self.eps))
