@@ -137,12 +137,17 @@ def _emit_files(specs, args) -> int:
 
 def cmd_import_vnnlib(args) -> int:
     from .interop.import_vnnlib import import_vnnlib
-    from .parse import load
+    from .parse import load_all
 
     output_file(args.output)  # its folder is created if missing
     path = import_vnnlib(args.path, args.output, onnx=args.onnx, name=args.name)
-    spec = load(path)  # what we wrote must parse and check
-    print(f"wrote {path} (spec {spec.name}) and {path.with_suffix('.npz')}")
+    specs = load_all(path)  # what we wrote must parse and check
+    data = path.with_suffix(".npz")
+    names = ", ".join(s.name for s in specs)
+    print(
+        f"wrote {path} (spec{'s' if len(specs) > 1 else ''} {names})"
+        + (f" and {data}" if data.exists() else "")
+    )
     return 0
 
 
