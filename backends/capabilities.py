@@ -139,7 +139,7 @@ class Capabilities:
         return {
             "families": sorted("no threat" if f is None else f for f in self.families),
             "properties": sorted(p.keyword for p in self.properties),
-            "actions": sorted(f"{VERB[o.action]} {o.usage}" for o in self.offers),
+            "actions": sorted({f"{VERB[o.action]} {o.usage}" for o in self.offers}),
             "data": sorted(d.source for d in self.data),
             "architectures": sorted(self.architectures),
             "requires": list(self.required_modules),

@@ -151,6 +151,21 @@ def cmd_import_vnnlib(args) -> int:
     return 0
 
 
+def cmd_backends(args) -> int:
+    """What every installed backend plugin accepts, read from its declarations (no torch)."""
+    from .backends.registry import backends, missing_modules
+
+    for b in backends():
+        caps = b.capabilities.describe()
+        missing = missing_modules(b)
+        state = f"needs {', '.join(missing)}" if missing else "ready"
+        print(f"{b.name} (priority {b.capabilities.priority}, {state})")
+        for key in ("families", "properties", "actions", "data", "architectures"):
+            if caps[key]:
+                print(f"  {key}: {', '.join(caps[key])}")
+    return 0
+
+
 def cmd_run(args) -> int:
 
     from .api import run
@@ -275,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help=".threat files or directories of them")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("backends", help="list the installed backend plugins and what they accept")
+    p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser("compile", help="emit the IR, its JSON form, or the backend plan")
     p.add_argument("file")

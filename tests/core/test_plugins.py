@@ -100,3 +100,13 @@ def test_a_broken_plugin_is_skipped_with_a_warning(install_plugin, tmp_path):
     with pytest.warns(RuntimeWarning, match="'broken'.*skipped.*libfoo"):
         names = [b.name for b in backends()]
     assert "broken" not in names and "ibp" in names
+
+
+def test_backends_command_lists_the_declarations(blobs, capsys):
+    from threatlang.cli import main
+
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "blobs (priority 5, ready)" in out
+    assert "certify corner_check" in out and "train least_squares" in out
+    assert "ibp (priority 10" in out and "train random_patch(k)" in out
