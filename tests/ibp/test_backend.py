@@ -68,8 +68,7 @@ def test_plan_is_complete() -> None:
     assert (attack.step_size, attack.search, attack.random_start) == (0.25, "anywhere", True)
 
 
-def test_progress_counts_images(monkeypatch, tmp_path) -> None:
-    """The certify bar advances per image (a work item is a group of 32 images)."""
+def test_run_certifies_records_and_resumes_with_the_first_runs_times(monkeypatch, tmp_path):
     from threatlang.progress import ProgressFactory
 
     seen = {}
@@ -82,15 +81,9 @@ def test_progress_counts_images(monkeypatch, tmp_path) -> None:
             yield item
 
     monkeypatch.setattr(ProgressFactory, "track", track)
-    text = TINY.replace("  train all_patch {\n    epochs 4", "  train standard {\n    epochs 1")
-    text = text.replace("warmup 2", "warmup 0")
-    threatlang.run(threatlang.parse(text), output=tmp_path, quiet=True)
-    assert seen["certify ibp"] == (40, 40)
-    assert seen["train standard"] == (1, 1)
-
-
-def test_run_certifies_records_and_resumes_with_the_first_runs_times(tmp_path) -> None:
     result = threatlang.run(threatlang.parse(TINY), output=tmp_path, quiet=True)
+    # progress counts images (a work item is a group of 32) and epochs
+    assert seen["certify ibp"] == (40, 40) and seen["train all_patch"] == (4, 4)
     m = result.summary.metrics
     assert m["examples"] == 40
     assert m["certified_accuracy"] > 0  # has teeth: the checks below compare real certificates
