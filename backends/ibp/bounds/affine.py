@@ -13,7 +13,7 @@ from .box import Box
 from .errors import UnsupportedLayer, UnsupportedOp
 
 
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+def pair(v: int | tuple[int, ...]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -65,7 +65,7 @@ class BoundConv2d(BoundOp):
                 raise UnsupportedLayer(module, f"padding={module.padding!r}")
             self.padding = (0, 0)
         else:
-            self.padding = _pair(module.padding)
+            self.padding = pair(module.padding)
 
     def _conv(self, x: Tensor, w: Tensor, b: Tensor | None, padding: tuple[int, int]) -> Tensor:
         m = self.module
@@ -87,9 +87,9 @@ class BoundConv2d(BoundOp):
     @property
     def geometry(self) -> Geometry | None:
         m = self.module
-        if _pair(m.dilation) != (1, 1):
+        if pair(m.dilation) != (1, 1):
             return None
-        return Geometry(_pair(m.kernel_size), _pair(m.stride), self.padding, 0.0)
+        return Geometry(pair(m.kernel_size), pair(m.stride), self.padding, 0.0)
 
     def _dense(self, in_shape: torch.Size, like: Tensor) -> Tensor:
         """The convolution as a dense (out, in) matrix: one small GEMM per back-substitution
@@ -113,7 +113,7 @@ class BoundConv2d(BoundOp):
             return a_in.reshape(n, s, *in_shape), bias
         flat = a.reshape(n * s, *a.shape[2:])
         out_hw = flat.shape[2:]
-        k, st, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
+        k, st, d = pair(m.kernel_size), pair(m.stride), pair(m.dilation)
         extra = tuple(
             in_shape[1 + i]
             - ((out_hw[i] - 1) * st[i] - 2 * self.padding[i] + d[i] * (k[i] - 1) + 1)
@@ -199,10 +199,10 @@ class BoundAvgPool2d(BoundOp):
     @property
     def geometry(self) -> Geometry | None:
         m = self.module
-        pad = _pair(m.padding)
+        pad = pair(m.padding)
         if m.ceil_mode or (pad != (0, 0) and not m.count_include_pad):
             return None
-        return Geometry(_pair(m.kernel_size), _pair(m.stride or m.kernel_size), pad, 0.0)
+        return Geometry(pair(m.kernel_size), pair(m.stride or m.kernel_size), pad, 0.0)
 
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         in_shape = self.pre(trace).centre.shape[1:]

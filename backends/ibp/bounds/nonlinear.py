@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .affine import _pair
+from .affine import pair
 from .base import POINTWISE, BackwardOptions, BoundOp, Geometry, LowerSlope, Trace, spec_sum
 from .box import Box
 from .errors import UnsupportedLayer
@@ -69,11 +69,11 @@ class BoundMaxPool2d(BoundOp):
 
     def __init__(self, module: nn.MaxPool2d) -> None:
         super().__init__(module)
-        if module.ceil_mode or _pair(module.dilation) != (1, 1):
+        if module.ceil_mode or pair(module.dilation) != (1, 1):
             raise UnsupportedLayer(module, "ceil_mode or dilation")
-        self.k = _pair(module.kernel_size)
-        self.s = _pair(module.stride or module.kernel_size)
-        self.p = _pair(module.padding)
+        self.k = pair(module.kernel_size)
+        self.s = pair(module.stride or module.kernel_size)
+        self.p = pair(module.padding)
 
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
         return Box.from_bounds(self.module(box.lo), self.module(box.hi))
