@@ -56,6 +56,7 @@ def _console(quiet: bool = False):
 
 
 def cmd_check(args) -> int:
+    from .check import untrained_builtin
     from .compile import capable_backend
     from .parse import load_all
 
@@ -70,6 +71,7 @@ def cmd_check(args) -> int:
                     capable_backend(spec)
                 except CapabilityError as err:
                     problems.extend(err.diagnostics)
+                problems.extend(untrained_builtin(spec))  # the CLI cannot hand in weights
             if problems:
                 raise SpecError(problems)
         except SpecError as err:

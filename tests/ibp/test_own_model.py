@@ -207,3 +207,14 @@ def test_a_spec_certifies_weights_from_a_file_without_training(kind, tmp_path):
     ]
     spec_json = json.loads((tmp_path / "file" / "summary.json").read_text())
     assert spec_json  # the run wrote its summary
+
+
+def test_the_command_line_says_a_builtin_needs_weights(tmp_path, capsys):
+    """`threatlang check` cannot be handed a module: an untrained builtin is an error there."""
+    from threatlang.cli import main
+
+    path = tmp_path / "s.threat"
+    path.write_text(CERTIFY_ONLY)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr()
+    assert "never trains it" in err.out + err.err
