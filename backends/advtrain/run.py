@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,7 +25,6 @@ from .attacks import Norm, ifgsm, pgd, robust_accuracy
 from .corruptions import Corruption
 from .evaluate import CorruptionSuite
 from .experiment import Settings, evaluate_models, train_side_by_side
-from .plan import AdvTrainPlan, AttackStep
 from .results import (
     Row,
     attack_record,
@@ -37,6 +37,9 @@ from .results import (
 )
 from .train import TrainConfig
 from .upat import UPAT
+
+if TYPE_CHECKING:  # annotations only: run imports no plan at run time (no cycle)
+    from .plan import AdvTrainPlan, AttackStep
 
 CHECKPOINT = "models.pt"
 FACTS = "training.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -21,10 +22,12 @@ from .experiment import TrialSetup, run_trial_item, standardise, trial_ids
 from .levels import windows_from_edges
 from .loss_bins import PoisonOutcome, TrialOutcome
 from .models import FlatModel, mlp
-from .plan import LandscapePlan
 from .records import wedge_record
 from .results import poison_table, volume_tables, wedge_table
 from .wedge import plot_wedge, run_wedge
+
+if TYPE_CHECKING:  # annotations only: run imports no plan at run time (no cycle)
+    from .plan import LandscapePlan
 
 
 def _template(plan: LandscapePlan, ctx, shape, classes: int, width: float | None):
