@@ -71,15 +71,30 @@ def _row_spec(spec, index: int):
 
 
 def _child(spec_path: str, index: int, out: str) -> None:
-    """Run one row in this process and print its metrics as one JSON line."""
+    """Run one row in this process and print its metrics, with the CPU seconds of each stage
+    (the run's `StageTimings.measure` blocks), as one JSON line."""
+    import contextlib
+
     import torch
 
     import threatlang
+    from threatlang.runtime import StageTimings
 
     torch.set_num_threads(1)
+    stage_cpu: dict[str, float] = {}
+    wall_measure = StageTimings.measure
+
+    @contextlib.contextmanager
+    def measure(self, stage: str):
+        start = time.process_time()
+        with wall_measure(self, stage):
+            yield
+        stage_cpu[stage] = round(time.process_time() - start, 2)
+
+    StageTimings.measure = measure  # this child process only
     spec = _row_spec(threatlang.load(spec_path), index)
     result = threatlang.run(spec, output=out, overwrite=True, quiet=True)
-    print(json.dumps(result.summary.metrics))
+    print(json.dumps({**result.summary.metrics, "stage_cpu_seconds": stage_cpu}))
 
 
 def _start(spec_path: str, index: int, run_dir: Path) -> subprocess.Popen:
@@ -110,21 +125,34 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _train_cpu(r: dict) -> float | None:
+    return r.get("stage_cpu_seconds", {}).get("train")
+
+
 def _table(patch: int, results: dict[str, dict]) -> str:
+    """Markdown rows with the time relative to all-patch in training CPU seconds (rows run
+    before the per-stage measurement have "-") and in the whole row's CPU seconds."""
     lines = [
-        f"| strategy ({patch}x{patch}) | clean | certified | train s (wall) | CPU s (row) "
-        "| x all_patch (CPU) | chapter clean / certified / hours |",
-        "|---|---|---|---|---|---|---|",
+        f"| strategy ({patch}x{patch}) | clean | certified | train s (wall) | train CPU s "
+        "| x all_patch (train CPU) | row CPU s | x all_patch (row CPU) "
+        "| chapter clean / certified / hours |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    base = results.get("all_patch", {}).get("cpu_seconds")
+    base = results.get("all_patch")
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "-" if a is None or not b else f"{a / b:.2f}"
+
     for label, r in results.items():
         m = r["metrics"]
-        ratio = f"{r['cpu_seconds'] / base:.2f}" if base else "-"
+        tc = _train_cpu(r)
         ch = CHAPTER.get((patch, label))
         chap = "-" if ch is None else f"{ch[0]}% / {ch[1]}% / {ch[2] if ch[2] else '-'} h"
         lines.append(
             f"| {label} | {_pct(m.get('clean_accuracy'))} | {_pct(m.get('certified_accuracy'))} "
-            f"| {m.get('train_seconds', 0):.0f} | {r['cpu_seconds']:.0f} | {ratio} | {chap} |"
+            f"| {m.get('train_seconds', 0):.0f} | {'-' if tc is None else f'{tc:.0f}'} "
+            f"| {ratio(tc, base and _train_cpu(base))} | {r['cpu_seconds']:.0f} "
+            f"| {ratio(r['cpu_seconds'], base and base['cpu_seconds'])} | {chap} |"
         )
     return "\n".join(lines)
 
@@ -178,7 +206,13 @@ def main() -> None:
         if metrics is None:
             print(f"{label} failed:\n{err}", file=sys.stderr, flush=True)
             continue
-        record = {"metrics": metrics, "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1)}
+        stages = metrics.pop("stage_cpu_seconds", {})
+        record = {
+            "metrics": metrics,
+            "cpu_seconds": round(cpu, 1),
+            "wall_seconds": round(wall, 1),
+            "stage_cpu_seconds": stages,
+        }
         (out / f"{label.replace(' ', '_')}.json").write_text(json.dumps(record, indent=1))
         print(
             f"done {label}: clean {_pct(metrics.get('clean_accuracy'))}, certified "
