@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -26,7 +27,6 @@ from .config import Payment
 from .economics import Economics, evaluate_economics
 from .mechanisms import AllocationKind, Mechanism, MechanismConfig, PaymentKind
 from .menu import best_responses
-from .plan import MipPlan
 from .regret import AttackConfig, empirical_regret
 from .results import ItemAttack, ir_table, plot_misreports, regret_table
 from .solvers import SolverKind
@@ -36,6 +36,9 @@ from .summary import MipSummary
 from .train import TrainConfig, train_mechanism
 from .valuations import SupportBox, sample_profiles
 from .work import CertifyJob, certify_item, item_id
+
+if TYPE_CHECKING:  # annotations only: run imports no plan at run time (no cycle)
+    from .plan import MipPlan
 
 
 def _config(plan: MipPlan, payment: PaymentKind, allocation=AllocationKind.SPARSEMAX):

@@ -9,6 +9,7 @@ science: Algorithm 2, the certificate, the attacks and the soundness check.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -32,7 +33,6 @@ from .certify import certify_watermark
 from .config import NoiseStrategy
 from .embed import EmbedConfig, embed_watermark
 from .param_noise import detached_params, plain_accuracy, resolve_strategy
-from .plan import WatermarkPlan
 from .results import (
     ModelResult,
     attack_record,
@@ -45,6 +45,9 @@ from .results import (
     summary_metrics,
 )
 from .triggers import TriggerConfig, make_trigger_set
+
+if TYPE_CHECKING:  # annotations only: run imports no plan at run time (no cycle)
+    from .plan import WatermarkPlan
 
 Arrays = tuple[torch.Tensor, torch.Tensor]
 
