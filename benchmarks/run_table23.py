@@ -3,14 +3,15 @@ row, run in parallel worker processes, printed as a markdown table beside the ch
 numbers.
 
 Each row runs the spec with only that `train` action (same seed, so the same initial weights
-and batches as every other row) through `threatlang.run`, in a child process whose CPU seconds
-are measured with `wait4`: on a shared, loaded machine CPU seconds compare strategies more
-faithfully than wall seconds (the backend's own `train s`, wall clock, is printed too).
+and batches as every other row) through `threatlang.run`, in a child process that measures the CPU
+seconds of its training stage (and the parent those of the whole row, with `wait4`): on a
+shared, loaded machine CPU seconds compare strategies more faithfully than wall seconds (the
+backend's own `train s`, wall clock, is printed too).
 Finished rows are kept in `--out/<row>.json` and not rerun, so a long table can be filled in
 several sittings; `--rerun` forces them.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/run_table23.py \
-        specs/table23_mnist5k_cut.threat --jobs 2 --only all_patch,random_patch(10)
+        specs/table23_mnist5k_cut.threat --jobs 2 --only 'all_patch,random_patch(10)'
 """
 
 from __future__ import annotations
