@@ -84,7 +84,9 @@ def test_capability_error_names_the_spec_line(tmp_path, capsys, monkeypatch):
 
 
 def test_check_reports_backend_option_typos_without_torch(tmp_path):
-    text = (ROOT / "specs/quickstart.threat").read_text().replace("lr 0.002", "lr 0.002\n    paatch 3")
+    text = (
+        (ROOT / "specs/quickstart.threat").read_text().replace("lr 0.002", "lr 0.002\n    paatch 3")
+    )
     spec = tmp_path / "typo.threat"
     spec.write_text(text)
     code = (

@@ -10,7 +10,6 @@ sys.path.insert(0, str(HERE.parent))
 
 import torch  # noqa: E402
 import toy_backend  # noqa: E402
-
 from conftest import register_plugin  # noqa: E402
 
 from threatlang.cli import main  # noqa: E402

@@ -28,7 +28,6 @@ from threatlang.backends.base import (
 from threatlang.ir import (
     Certify,
     LabelUnchanged,
-    LpBall,
     Train,
 )
 
