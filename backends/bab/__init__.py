@@ -19,6 +19,7 @@ from threatlang.ir.properties import OutputsSatisfy
 from threatlang.ir.refs import ModelKind
 
 from .config import BabCertifyOptions
+from .summary import BabSummary
 
 __all__ = ["BACKEND", "BabBackend"]
 
@@ -34,6 +35,7 @@ class BabBackend(Backend):
         required_modules=("torch",),
         priority=45,
         certifies=True,
+        summary=BabSummary,
     )
 
     def refine(self, spec: Spec) -> list[Unsupported]:

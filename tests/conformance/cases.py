@@ -807,10 +807,6 @@ BAB_CASE = Case(
         ),
     ),
     volatile=("domains", "depth"),
-    xfail={
-        check: "bab: no Capabilities(summary=...) schema declared"
-        for check in ("declares", "schema", "documented")
-    },
 )
 
 
