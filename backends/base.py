@@ -204,11 +204,12 @@ class Backend(abc.ABC):
         """The action's options bound to its declared class, every default filled in (what
         `compile` puts in the plan); `OptionError` when they do not bind."""
         offer = self.offer(spec, action)
+        what = f"{verb_of(action)} {choice_of(action)}"
         if offer is None:
-            raise OptionError([Diagnostic(action.span, f"{self.name}: no offer for {action}")])
-        return bind_options(
-            offer.options or NoOptions, action.options, f"{verb_of(action)} {choice_of(action)}"
-        )
+            raise OptionError(
+                [Diagnostic(action.span, f"backend {self.name} does not implement `{what}`")]
+            )
+        return bind_options(offer.options or NoOptions, action.options, what)
 
     def refine(self, spec: Spec) -> list[Unsupported]:
         """Checks beyond the declarations, which need the backend's own knowledge."""
