@@ -181,23 +181,15 @@ def splits_from(data: Any, spec: Any, seed: int):
 def _arrays(d: Any, what: str):
     import numpy as np
 
+    from .data.files import check_finite, check_labels
     from .data.splits import ArrayDataset
 
     x, y = _xy(d, what)
     x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x):
-        raise UsageError(
-            f"{what}: expected labels of shape (N,) matching {len(x)} inputs, got {y.shape}."
-        )
-    if len(y) and not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.mod(y, 1) == 0):
-            raise UsageError(f"{what}: labels must be whole class numbers, got {y.dtype} values.")
-    y = y.astype(np.int64)
-    if len(y) and y.min() < 0:
-        raise UsageError(f"{what}: labels must be >= 0, got {int(y.min())}.")
-    if not np.all(np.isfinite(x)):
-        raise UsageError(f"{what}: inputs contain NaN or infinite values.")
+    y = check_labels(f"data= ({what})", "labels", np.asarray(y))
+    if len(y) != len(x):
+        raise UsageError(f"{what}: {len(y)} labels for {len(x)} inputs; give one label each.")
+    check_finite(f"data= ({what})", "inputs", x)
     return ArrayDataset(x, y)
 
 

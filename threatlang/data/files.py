@@ -132,7 +132,7 @@ def npz(path: str | None):
         )
     arrays = _read_npz(file)
     x_train, x_test = (_images(file, k, arrays[k]) for k in ("x_train", "x_test"))
-    y_train, y_test = (_labels(file, k, arrays[k]) for k in ("y_train", "y_test"))
+    y_train, y_test = (check_labels(file, k, arrays[k]) for k in ("y_train", "y_test"))
     for x, y, xk, yk in (
         (x_train, y_train, "x_train", "y_train"),
         (x_test, y_test, "x_test", "y_test"),
@@ -200,13 +200,7 @@ def _images(file: Path, key: str, a: np.ndarray) -> np.ndarray:
             "(N, H, W, C) images or (N, F) feature rows."
         )
     if kind == "f":
-        bad = ~np.isfinite(a)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise UsageError(
-                f"{file}: {key} holds {int(bad.sum())} NaN or infinite values (first at "
-                f"index {where}); every pixel must be a finite number."
-            )
+        check_finite(file, key, a)
         if a.size and np.abs(a).max() > np.finfo(np.float32).max:
             raise UsageError(f"{file}: {key} holds values too large for float32.")
         a = a.astype(np.float32)
@@ -219,8 +213,20 @@ def _images(file: Path, key: str, a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _labels(file: Path, key: str, y: np.ndarray) -> np.ndarray:
-    """Int64 class indices 0..K-1; float labels only when every one is a whole number."""
+def check_finite(file: Path | str, key: str, a: np.ndarray) -> None:
+    """Every input value finite, or one sentence naming where (files and caller data alike)."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise UsageError(
+            f"{file}: {key} holds {int(bad.sum())} NaN or infinite values (first at "
+            f"index {where}); every pixel must be a finite number."
+        )
+
+
+def check_labels(file: Path | str, key: str, y: np.ndarray) -> np.ndarray:
+    """Int64 class indices 0..K-1; float labels only when every one is a whole number.
+    `file` names where the labels came from (a path, or the caller's `data=`)."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
