@@ -24,12 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bounds.zoo import ZOO, build, inputs  # noqa: E402
-from threatlang.backends.ibp.bounds import Box, LowerSlope, capture  # noqa: E402
-from threatlang.backends.ibp.crown import Method, bound_graph  # noqa: E402
-from threatlang.backends.ibp.engine import margin_matrix  # noqa: E402
-from threatlang.backends.ibp.inputs import BoxInput  # noqa: E402
-from threatlang.backends.ibp.lirpa import LirpaNetwork  # noqa: E402
 from threatlang.backends.ibp.patches import Locations, dense_box, mask_tensor, offsets, square  # noqa: E402  # noqa: E402
+from threatlang.bounds import Box, LowerSlope, capture  # noqa: E402
+from threatlang.bounds.crown import Method, bound_graph  # noqa: E402
+from threatlang.bounds.engine import margin_matrix  # noqa: E402
+from threatlang.bounds.inputs import BoxInput  # noqa: E402
+from threatlang.bounds.lirpa import LirpaNetwork  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> tuple[float, torch.Tensor]:

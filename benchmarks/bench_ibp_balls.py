@@ -17,11 +17,11 @@ import torch
 
 from threatlang.backends.ibp.ball_attack import BallAttackConfig, ball_attack
 from threatlang.backends.ibp.config import Engine, Intermediate, Slope
-from threatlang.backends.ibp.lirpa import available
 from threatlang.backends.ibp.lpball import certify_ball
 from threatlang.backends.ibp.models import mlp255
 from threatlang.backends.ibp.select import bound_config, select_engine
 from threatlang.backends.ibp.train import Strategy, TrainConfig, train
+from threatlang.bounds.lirpa import available
 from threatlang.data import load_dataset
 from threatlang.ir.refs import DataRef
 

@@ -16,7 +16,6 @@ import time
 
 import torch
 
-from threatlang.backends.ibp.engine import BoundedNetwork
 from threatlang.backends.ibp.margins import patch_margins
 from threatlang.backends.ibp.models import ARCHITECTURES
 from threatlang.backends.ibp.patches import (
@@ -27,6 +26,7 @@ from threatlang.backends.ibp.patches import (
     offsets,
     square,
 )
+from threatlang.bounds.engine import BoundedNetwork
 
 
 def best_of(fn, repeats: int) -> float:

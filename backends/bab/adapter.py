@@ -1,4 +1,4 @@
-"""The one place branch and bound touches the bound engine (`backends/ibp/bounds`).
+"""The one place branch and bound touches the bound engine (`threatlang/bounds`).
 
 Everything else in this package sees `EngineNet.bound`: lower bounds on linear functions of the
 outputs (a C matrix) over a batch of input boxes, with some ReLUs fixed active or inactive (the
@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from threatlang.backends.ibp.bounds import (
+from threatlang.bounds import (
     BackwardOptions,
     Box,
     LowerSlope,
@@ -27,15 +27,15 @@ from threatlang.backends.ibp.bounds import (
     build_ops,
     forward,
 )
-from threatlang.backends.ibp.bounds.affine import (
+from threatlang.bounds.affine import (
     BoundBatchNorm,
     BoundConv2d,
     BoundFlatten,
     BoundIdentity,
     BoundLinear,
 )
-from threatlang.backends.ibp.bounds.nonlinear import BoundReLU
-from threatlang.backends.ibp.inputs import BoxInput
+from threatlang.bounds.inputs import BoxInput
+from threatlang.bounds.nonlinear import BoundReLU
 
 __all__ = ["Bounds", "EngineNet", "UnsupportedLayer"]
 

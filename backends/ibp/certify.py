@@ -11,9 +11,10 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from .bounds import LowerSlope, UnsupportedLayer
+from threatlang.bounds import LowerSlope, UnsupportedLayer
+from threatlang.bounds.engine import BoundConfig, Method
+
 from .config import Engine
-from .engine import BoundConfig, Method
 from .margins import WorstCase, worst_margins
 from .patches import PatchThreat
 from .select import Bounder, select_engine

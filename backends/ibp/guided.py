@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .engine import BoundedNetwork
+from threatlang.bounds.engine import BoundedNetwork
+
 from .margins import patch_margins, use_local
 from .patches import PatchThreat, mask_tensor, offsets
 

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .bounds import BoundOp, Box, Geometry, propagate
-from .bounds.affine import BoundFlatten, BoundLinear
-from .engine import BoundedNetwork
+from threatlang.bounds import BoundOp, Box, Geometry, propagate
+from threatlang.bounds.affine import BoundFlatten, BoundLinear
+from threatlang.bounds.engine import BoundedNetwork
+
 from .patches import gather_windows, window_box
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .engine import BoundConfig
-from .inputs import L2Input, linf_ball
+from threatlang.bounds.engine import BoundConfig
+from threatlang.bounds.inputs import L2Input, linf_ball
 
 
 def certify_ball(

@@ -6,10 +6,11 @@ import attrs
 import torch
 from torch import Tensor
 
-from .bounds import Box
-from .engine import BoundConfig, BoundedNetwork, Method, margin_matrix
-from .inputs import BoxInput
-from .lirpa import LirpaNetwork
+from threatlang.bounds import Box
+from threatlang.bounds.engine import BoundConfig, BoundedNetwork, Method, margin_matrix
+from threatlang.bounds.inputs import BoxInput
+from threatlang.bounds.lirpa import LirpaNetwork
+
 from .local import local_body_box
 from .patches import PatchThreat, chunks, dense_box, placements
 

@@ -13,7 +13,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from .bounds import Box
+from threatlang.bounds import Box
 
 MaskRows = tuple[tuple[bool, ...], ...]
 

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .bounds import Box, propagate
-from .bounds.nonlinear import BoundReLU
-from .engine import BoundedNetwork
+from threatlang.bounds import Box, propagate
+from threatlang.bounds.engine import BoundedNetwork
+from threatlang.bounds.nonlinear import BoundReLU
+
 from .margins import elide
 from .patches import PatchThreat, dense_box, placements
 

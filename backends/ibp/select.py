@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from .bounds import LowerSlope, UnsupportedLayer, UnsupportedOp
+from threatlang.bounds import LowerSlope, UnsupportedLayer, UnsupportedOp
+from threatlang.bounds.crown import Method
+from threatlang.bounds.engine import BoundConfig, BoundedNetwork
+from threatlang.bounds.lirpa import LirpaNetwork, available
+
 from .config import Engine, Intermediate, Slope
-from .crown import Method
-from .engine import BoundConfig, BoundedNetwork
-from .lirpa import LirpaNetwork, available
 
 Bounder = BoundedNetwork | LirpaNetwork
 

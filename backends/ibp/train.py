@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .engine import BoundedNetwork
+from threatlang.bounds.engine import BoundedNetwork
+
 from .margins import patch_margins, use_local, worst_margins, worst_margins_sparse
 from .patches import PatchThreat, placements
 from .schedule import Schedule

@@ -14,12 +14,12 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from threatlang.bounds import UnsupportedLayer
+from threatlang.bounds.engine import BoundConfig
 from threatlang.report import Record
 
-from .bounds import UnsupportedLayer
 from .certify import CertifyConfig, certify_patches
 from .config import Engine
-from .engine import BoundConfig
 from .lpball import certify_ball
 from .outcomes import AttackRow, BallCertificate, Certificate, Unbounded, make_record
 from .patches import PatchThreat

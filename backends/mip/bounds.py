@@ -1,6 +1,6 @@
 """Bounds on every pre-activation of a ReLU MLP over an input box (the big-M constants).
 
-Computed by the shared bound engine (``threatlang.backends.ibp.crown``) on the MLP as a bound
+Computed by the shared bound engine (``threatlang.bounds.crown``) on the MLP as a bound
 graph: interval arithmetic (IBP; differentiable, used by the stability regulariser at train
 time) and backward linear bounds (CROWN with adaptive lower slopes, intersected with IBP;
 tighter, used at certification time). Tighter bounds mean fewer unstable ReLUs, fewer
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from threatlang.backends.ibp.bounds import BackwardOptions, BoundGraph, Box, LowerSlope, Node
-from threatlang.backends.ibp.bounds.affine import BoundLinear, LinearParams
-from threatlang.backends.ibp.bounds.nonlinear import BoundReLU
-from threatlang.backends.ibp.crown import forward_pass
-from threatlang.backends.ibp.inputs import BoxInput
+from threatlang.bounds import BackwardOptions, BoundGraph, Box, LowerSlope, Node
+from threatlang.bounds.affine import BoundLinear, LinearParams
+from threatlang.bounds.crown import forward_pass
+from threatlang.bounds.inputs import BoxInput
+from threatlang.bounds.nonlinear import BoundReLU
 
 Layers = Sequence[tuple[torch.Tensor, torch.Tensor]]
 Bounds = list[tuple[torch.Tensor, torch.Tensor]]

@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from threatlang.backends.ibp.bounds import UnsupportedOp, capture
-from threatlang.backends.ibp.bounds.merge import BoundAdd
 from threatlang.backends.ibp.certify import CertifyConfig, Outcome, certify_patches
 from threatlang.backends.ibp.config import Engine
-from threatlang.backends.ibp.crown import Method, bound_graph
-from threatlang.backends.ibp.engine import BoundedNetwork, margin_matrix
-from threatlang.backends.ibp.inputs import linf_ball
 from threatlang.backends.ibp.patches import PatchThreat, apply_patch, mask_tensor, offsets, square
 from threatlang.backends.ibp.select import select_engine
+from threatlang.bounds import UnsupportedOp, capture
+from threatlang.bounds.crown import Method, bound_graph
+from threatlang.bounds.engine import BoundedNetwork, margin_matrix
+from threatlang.bounds.inputs import linf_ball
+from threatlang.bounds.merge import BoundAdd
 
 from .zoo import SkipSequential
 
@@ -135,7 +135,7 @@ def test_a_module_with_its_own_forward_is_bounded_by_what_it_computes() -> None:
 
 def test_engine_auto_falls_back_to_auto_lirpa_only_where_needed() -> None:
     pytest.importorskip("auto_LiRPA")
-    from threatlang.backends.ibp.lirpa import LirpaNetwork
+    from threatlang.bounds.lirpa import LirpaNetwork
 
     torch.manual_seed(0)
     ours = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from threatlang.backends.ibp.bounds import Box, LowerSlope, capture
-from threatlang.backends.ibp.crown import Method, bound_graph
-from threatlang.backends.ibp.engine import margin_matrix
-from threatlang.backends.ibp.inputs import BoxInput
+from threatlang.bounds import Box, LowerSlope, capture
+from threatlang.bounds.crown import Method, bound_graph
+from threatlang.bounds.engine import margin_matrix
+from threatlang.bounds.inputs import BoxInput
 
 from .zoo import ZOO, build, inputs
 
 pytest.importorskip("auto_LiRPA")
-from threatlang.backends.ibp.lirpa import LirpaNetwork  # noqa: E402
+from threatlang.bounds.lirpa import LirpaNetwork  # noqa: E402
 
 EPS = (0.02, 0.1)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from threatlang.backends.ibp.bounds import Box, LowerSlope, capture
-from threatlang.backends.ibp.crown import Method, bound_graph
-from threatlang.backends.ibp.engine import margin_matrix
+from threatlang.bounds import Box, LowerSlope, capture
+from threatlang.bounds.crown import Method, bound_graph
+from threatlang.bounds.engine import margin_matrix
 
 from .zoo import SHAPE, ZOO, build, inputs
 

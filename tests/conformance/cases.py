@@ -373,7 +373,7 @@ IBP_BALL_CASE = Case(
     troubles=(
         Trouble(
             "NaN ball bounds",
-            patch=_nan_bound("threatlang.backends.ibp.engine.BoundedNetwork.margins"),
+            patch=_nan_bound("threatlang.bounds.engine.BoundedNetwork.margins"),
         ),
     ),
 )

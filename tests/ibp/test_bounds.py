@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from threatlang.backends.ibp.bounds import Box, LowerSlope, UnsupportedLayer, build_ops, propagate
-from threatlang.backends.ibp.engine import BoundConfig, BoundedNetwork, Method
-from threatlang.backends.ibp.inputs import BoxInput, L2Input, linf_ball
+from threatlang.bounds import Box, LowerSlope, UnsupportedLayer, build_ops, propagate
+from threatlang.bounds.engine import BoundConfig, BoundedNetwork, Method
+from threatlang.bounds.inputs import BoxInput, L2Input, linf_ball
 
 from .helpers import every_layer_net
 

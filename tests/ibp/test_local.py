@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from threatlang.backends.ibp.engine import BoundedNetwork
 from threatlang.backends.ibp.margins import patch_margins, worst_margins
 from threatlang.backends.ibp.models import ARCHITECTURES
 from threatlang.backends.ibp.patches import (
@@ -16,6 +15,7 @@ from threatlang.backends.ibp.patches import (
     offsets,
     square,
 )
+from threatlang.bounds.engine import BoundedNetwork
 
 from .helpers import conv_net
 

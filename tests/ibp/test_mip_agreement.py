@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from threatlang.backends.ibp.bounds import Box, LowerSlope
-from threatlang.backends.ibp.engine import BoundConfig, BoundedNetwork, Method
-from threatlang.backends.ibp.inputs import BoxInput
+from threatlang.bounds import Box, LowerSlope
+from threatlang.bounds.engine import BoundConfig, BoundedNetwork, Method
+from threatlang.bounds.inputs import BoxInput
 
 highspy = pytest.importorskip("highspy")
 

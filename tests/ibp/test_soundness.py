@@ -14,10 +14,10 @@ import torch
 
 from threatlang.backends.ibp.attack import AttackConfig, AttackMethod, patch_attack
 from threatlang.backends.ibp.certify import CertifyConfig, Outcome, certify_patches
-from threatlang.backends.ibp.engine import Method
 from threatlang.backends.ibp.models import mlp255
 from threatlang.backends.ibp.patches import PatchThreat, apply_patch, mask_tensor, offsets, square
 from threatlang.backends.ibp.train import Strategy, TrainConfig, train
+from threatlang.bounds.engine import Method
 
 from .helpers import digits
 

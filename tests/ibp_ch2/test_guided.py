@@ -3,7 +3,6 @@
 import torch
 from torch import nn
 
-from threatlang.backends.ibp.engine import BoundedNetwork
 from threatlang.backends.ibp.guided import (
     GuidedConfig,
     GuidedPatchLoss,
@@ -13,6 +12,7 @@ from threatlang.backends.ibp.guided import (
 )
 from threatlang.backends.ibp.margins import patch_margins, worst_margins
 from threatlang.backends.ibp.patches import LocationKind, Locations, PatchThreat, square
+from threatlang.bounds.engine import BoundedNetwork
 
 
 def _model(k: int = 4) -> nn.Module:

@@ -4,8 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from threatlang.backends.ibp.bounds import propagate
-from threatlang.backends.ibp.engine import BoundedNetwork
 from threatlang.backends.ibp.margins import patch_margins
 from threatlang.backends.ibp.patches import (
     LocationKind,
@@ -23,6 +21,8 @@ from threatlang.backends.ibp.pooling import (
     pool_groups,
     pooled_margins,
 )
+from threatlang.bounds import propagate
+from threatlang.bounds.engine import BoundedNetwork
 
 
 def _cnn() -> nn.Module:

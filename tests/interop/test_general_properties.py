@@ -100,7 +100,7 @@ def test_normalisation_becomes_bounded_layers(tmp_path):
     names = [type(m).__name__ for m in model]
     assert "Normalize" not in names and names[:2] == ["Flatten", "Linear"]
     assert check_against_onnxruntime(tmp_path / "a.onnx", model, (1, 1, 5)) < 1e-4
-    from threatlang.backends.ibp.bounds import build_ops
+    from threatlang.bounds import build_ops
 
     assert build_ops(model)  # the engine bounds every layer
 

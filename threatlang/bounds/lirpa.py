@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from threatlang.errors import UsageError
 
-from .bounds import UnsupportedOp
+from . import UnsupportedOp
 from .crown import Method
 from .engine import BoundConfig, margin_matrix
 from .inputs import BoxInput, InputSet, L2Input

@@ -32,7 +32,7 @@ class BoundGraph:
 
     Public surface for other verifiers: :attr:`nodes`, :attr:`relus` (indices of ReLU nodes;
     their pre-activation is node ``nodes[i].inputs[0]``), :meth:`forward`, :meth:`interval`
-    and :meth:`back_substitute`; :func:`threatlang.backends.ibp.crown.bound_graph` bounds
+    and :meth:`back_substitute`; :func:`threatlang.bounds.crown.bound_graph` bounds
     linear functions of the output.
     """
 

@@ -12,7 +12,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from .bounds import (
+from . import (
     BackwardOptions,
     BoundGraph,
     BoundOp,
@@ -22,7 +22,7 @@ from .bounds import (
     UnsupportedOp,
     capture,
 )
-from .bounds.affine import BoundLinear
+from .affine import BoundLinear
 from .crown import (
     GraphBounds,
     Method,

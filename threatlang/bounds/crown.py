@@ -25,8 +25,8 @@ import attrs
 import torch
 from torch import Tensor
 
-from .bounds import BackwardOptions, BoundGraph, Box, LowerSlope, Trace
-from .bounds.affine import (
+from . import BackwardOptions, BoundGraph, Box, LowerSlope, Trace
+from .affine import (
     BoundBatchNorm,
     BoundConstArith,
     BoundConv2d,
@@ -35,8 +35,8 @@ from .bounds.affine import (
     BoundLinear,
     BoundReshape,
 )
-from .bounds.nonlinear import BoundMaxPool2d, BoundReLU
 from .inputs import BoxInput, InputSet
+from .nonlinear import BoundMaxPool2d, BoundReLU
 
 
 class Method(enum.Enum):

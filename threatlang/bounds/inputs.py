@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .bounds import BoundOp, Box, Trace
-from .bounds.affine import BoundConv2d, BoundLinear
+from . import BoundOp, Box, Trace
+from .affine import BoundConv2d, BoundLinear
 
 
 class InputSet(abc.ABC):
