@@ -142,7 +142,14 @@ def cmd_import_vnnlib(args) -> int:
     from .parse import load_all
 
     output_file(args.output)  # its folder is created if missing
-    path = import_vnnlib(args.path, args.output, onnx=args.onnx, name=args.name)
+    path = import_vnnlib(
+        args.path,
+        args.output,
+        onnx=args.onnx,
+        name=args.name,
+        recognise=args.recognise,
+        allow_outside=args.allow_outside_paths,
+    )
     specs = load_all(path)  # what we wrote must parse and check
     data = path.with_suffix(".npz")
     names = ", ".join(s.name for s in specs)
@@ -329,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", help="the network of a single .vnnlib file")
     p.add_argument("--output", "-o", required=True, help="the .threat file to write (and .npz)")
     p.add_argument("--name", help="spec name (default: the output file's stem)")
+    p.add_argument(
+        "--recognise",
+        action="store_true",
+        help="label_unchanged instances as one linf-ball/patch spec over their centres "
+        "(certify ibp) instead of one box spec per instance (certify bab)",
+    )
+    p.add_argument(
+        "--allow-outside-paths",
+        action="store_true",
+        help="let instances.csv name files outside its own folder",
+    )
     p.set_defaults(func=cmd_import_vnnlib)
 
     p = sub.add_parser("run", help="compile a spec for its backend and run it")

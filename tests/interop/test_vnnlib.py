@@ -81,7 +81,7 @@ def test_spec_to_vnnlib_to_spec_keeps_the_box_threat(specs, tmp_path, name, spli
     expected = {"balls": 2 * 2, "patches": 2}.get(name, 2 * (12 if split else 1))
     assert len(rows) == expected and all(r.endswith(",60") for r in rows)
     back = tmp_path / "back.threat"
-    assert main(["import-vnnlib", str(out / "instances.csv"), "-o", str(back)]) == 0
+    assert main(["import-vnnlib", str(out / "instances.csv"), "-o", str(back), "--recognise"]) == 0
     imported = load(back)
     assert imported.threat == spec.threat  # attrs equality: same node, same fields (spans aside)
     data = np.load(back.with_suffix(".npz"))
@@ -231,7 +231,7 @@ def test_import_of_a_flat_network_with_two_radii(tmp_path):
         (tmp_path / f"p{i}.vnnlib").write_text(write_v1(query))
         rows.append(f"f.onnx,p{i}.vnnlib,10")
     (tmp_path / "instances.csv").write_text("\n".join(rows) + "\n")
-    spec = load(import_vnnlib(tmp_path / "instances.csv", tmp_path / "flat.threat"))
+    spec = load(import_vnnlib(tmp_path / "instances.csv", tmp_path / "flat.threat", recognise=True))
     assert spec.threat.radii == (0.1, 0.2) and spec.domain.shape == (5,)
     data = np.load(tmp_path / "flat.npz")
     np.testing.assert_allclose(data["x_test"], [x], atol=1e-7)
@@ -332,7 +332,8 @@ def test_certificates_survive_the_round_trip(tmp_path):
         export_onnx(model, (1, 8, 8), tmp_path / "m.onnx")
         before = threatlang.run(spec, model=model, output=tmp_path / "a", quiet=True)
         export_vnnlib(spec, tmp_path / "bench")
-        back = load(import_vnnlib(tmp_path / "bench" / "instances.csv", tmp_path / "b.threat"))
+        csv = tmp_path / "bench" / "instances.csv"
+        back = load(import_vnnlib(csv, tmp_path / "b.threat", recognise=True))
         converted = load_model(back.model, (1, 8, 8), 10)
         after = threatlang.run(back, model=converted, output=tmp_path / "b", quiet=True)
     finally:
