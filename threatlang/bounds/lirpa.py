@@ -8,8 +8,10 @@ mode asserts on constant multiplications). :class:`LirpaNetwork` has the margin 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import io
 
 import torch
 from torch import Tensor, nn
@@ -85,14 +87,15 @@ class LirpaNetwork:
         shape = tuple(like.shape[1:])
         if self._bounded is None or self._shape != shape:
             lirpa, _ = _lirpa()
-            try:
-                self._bounded = lirpa.BoundedModule(
-                    _without_dropout(self.model),
-                    torch.zeros(1, *shape, dtype=like.dtype, device=like.device),
-                    bound_opts={"conv_mode": "matrix", "verbosity": 0},
-                    device=str(like.device),
-                    verbose=0,
-                )
+            try:  # its graph parser prints a failed trace's traceback to stdout: keep it quiet
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self._bounded = lirpa.BoundedModule(
+                        _without_dropout(self.model),
+                        torch.zeros(1, *shape, dtype=like.dtype, device=like.device),
+                        bound_opts={"conv_mode": "matrix", "verbosity": 0},
+                        device=str(like.device),
+                        verbose=0,
+                    )
             except Exception as err:  # auto_LiRPA raises many kinds for unsupported graphs
                 raise self._fail(err) from None
             self._shape = shape
