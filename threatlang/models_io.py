@@ -1,6 +1,7 @@
 """Build the model a spec's `model` statement names: a builtin architecture (optionally with
-`torch.save`d weights), a TorchScript file, an ONNX file, or — only with `--allow-code` — a
-Python `module:function`. A spec never runs code unless the user says so.
+`torch.save`d weights, read with `weights_only=True`), an ONNX file, or — only with
+`--allow-code` — a TorchScript archive (loading one runs its code: `__setstate__`, `forward`) or
+a Python `module:function`. A spec never runs code unless the user says so.
 
 Builtin architectures are looked up in the backends' `architectures` maps, and each builder is
 called as `builder(input_shape, num_classes, **options)` with the `model { ... }` options.
@@ -93,6 +94,13 @@ def load_model(
         from .interop.unscript import unscript
 
         path = resolve_path(ref)
+        if not allow_code:  # loading runs the archive's __setstate__ code; forward is code too
+            raise UsageError(
+                f"model torchscript({ref.name!r}): a TorchScript archive is code that runs when "
+                "it is loaded; pass --allow-code (allow_code=True in Python) if you trust "
+                f"{path}, or save its weights with torch.save(model.state_dict(), path) and "
+                "name them with state_dict(...) { arch ... }."
+            )
         try:
             with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -149,6 +157,19 @@ def check_onnx_file(path: Path) -> None:
         )
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A zip archive with a `code/` folder or `constants.pkl`: what torch.jit.save writes (a
+    state dict's torch.save zip has neither). Read from the zip's directory; nothing runs."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any(n.split("/", 1)[-1] == "constants.pkl" or "/code/" in n for n in names)
+
+
 def _state_dict(ref: ModelRef, input_shape, num_classes):
     import pickle
 
@@ -158,6 +179,12 @@ def _state_dict(ref: ModelRef, input_shape, num_classes):
         raise UsageError(f"weights {ref.name} need the input shape and class count of `arch`.")
     model = build_builtin(ref.arch, input_shape, num_classes, _options(ref))
     path = resolve_path(ref)
+    if _is_torchscript(path):
+        raise UsageError(
+            f"{path} is a TorchScript archive, not a state dict; name it with "
+            f'torchscript("{ref.name}") (it runs code: --allow-code), or save the weights with '
+            "torch.save(model.state_dict(), path)."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

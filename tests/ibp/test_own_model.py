@@ -198,7 +198,8 @@ def test_a_spec_certifies_weights_from_a_file_without_training(kind, tmp_path):
     text = CERTIFY_ONLY.replace("model mlp255", f"model {ref}")
     path = tmp_path / "s.threat"
     path.write_text(text)
-    from_file = threatlang.run(path, output=tmp_path / "file", quiet=True)
+    code = kind == "torchscript"  # a TorchScript archive is code: it needs consent
+    from_file = threatlang.run(path, output=tmp_path / "file", quiet=True, allow_code=code)
     handed = threatlang.run(path, model=model, output=tmp_path / "module", quiet=True)
     m = from_file.summary.metrics
     assert m["clean_accuracy"] > 0.7 and m["certified_accuracy"] > 0

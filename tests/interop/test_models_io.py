@@ -55,7 +55,10 @@ def test_torchscript_becomes_plain_layers(tmp_path):
         nn.Conv2d(1, 2, 3, 1, 1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, CLASSES)
     ).eval()
     torch.jit.script(source).save(str(tmp_path / "m.ts"))
-    model = load_model(ModelRef(ModelKind.TORCHSCRIPT, str(tmp_path / "m.ts")), SHAPE, CLASSES)
+    ref = ModelRef(ModelKind.TORCHSCRIPT, str(tmp_path / "m.ts"))
+    with pytest.raises(UsageError, match="TorchScript archive is code.*--allow-code"):
+        load_model(ref, SHAPE, CLASSES)  # loading it would run the archive's code
+    model = load_model(ref, SHAPE, CLASSES, allow_code=True)
     assert isinstance(model, nn.Sequential) and isinstance(model[0], nn.Conv2d)
     torch.testing.assert_close(model(_x()), source(_x()))
 
@@ -85,7 +88,7 @@ def test_relative_paths_resolve_beside_the_spec(tmp_path, monkeypatch):
     torch.jit.script(source).save(str(tmp_path / "m.ts"))
     ref = ModelRef(ModelKind.TORCHSCRIPT, "m.ts", span=Span(str(tmp_path / "s.threat"), 2, 3))
     monkeypatch.chdir(HERE)  # not where the model is
-    model = load_model(ref, SHAPE, CLASSES)
+    model = load_model(ref, SHAPE, CLASSES, allow_code=True)
     torch.testing.assert_close(model(_x()), source(_x()))
     missing = ModelRef(ModelKind.ONNX, "nowhere.onnx")
     with pytest.raises(UsageError, match="model file nowhere.onnx not found"):
