@@ -24,7 +24,7 @@ from threatlang.bounds import (
     LowerSlope,
     UnsupportedLayer,
     back_substitute,
-    build_ops,
+    capture,
     forward,
 )
 from threatlang.bounds.affine import (
@@ -60,7 +60,8 @@ class EngineNet:
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
         self.model = copy.deepcopy(model).to(DTYPE).eval()
         self.input_shape = tuple(input_shape)
-        self.ops = build_ops(self.model)
+        example = torch.zeros(1, *self.input_shape, dtype=DTYPE)
+        self.ops = capture(self.model, example).chain()
         self.relus = [i for i, op in enumerate(self.ops) if isinstance(op, BoundReLU)]
         with torch.no_grad():
             x = torch.zeros(1, *self.input_shape, dtype=DTYPE)

@@ -18,7 +18,9 @@ def _branching(instance, attribute, value) -> None:
 class BabOptions:
     """`branching auto` splits inputs when there are at most `input_split_max_dims` of them
     (ACAS Xu has 5), ReLUs otherwise; `batch` domains are bounded in one engine call; PGD runs
-    `pgd_restarts` x `pgd_steps` before branching; `shards` pre-splits the box into that many
+    `pgd_restarts` x `pgd_steps` per term of the negation before branching; input splitting
+    tries the `split_candidates` dimensions of largest smear per domain and keeps the best
+    (strong branching); `shards` pre-splits the box into that many
     work items (for `--executor ray`), each with the whole time limit."""
 
     time_limit: float = attrs.field(default=60.0, validator=positive)
@@ -28,6 +30,7 @@ class BabOptions:
     max_domains: int = attrs.field(default=200_000, validator=at_least(1))
     pgd_steps: int = attrs.field(default=50, validator=at_least(0))
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
+    split_candidates: int = attrs.field(default=8, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
 
 
@@ -41,6 +44,7 @@ class BabCertifyOptions:
     max_domains: int = attrs.field(default=200_000, validator=at_least(1))
     pgd_steps: int = attrs.field(default=50, validator=at_least(0))
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
+    split_candidates: int = attrs.field(default=8, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
 
     def resolve(self, time_limit: float | None) -> BabOptions:

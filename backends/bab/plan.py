@@ -44,9 +44,10 @@ class BabPlan(Plan):
             f"bab plan for spec {self.spec.name}: an input box of {self.box.dims} dimensions, "
             f"a property of {atoms} linear output constraint(s)",
             f"  bound: CROWN on our engine (float64), {o.batch} domains per engine call",
-            f"  attack first: PGD {o.pgd_restarts} restarts x {o.pgd_steps} steps; every open "
-            "domain's centre and worst vertex checked too",
-            f"  branching: {branching}; at most {o.max_domains} open domains",
+            f"  attack first: PGD {o.pgd_restarts} restarts x {o.pgd_steps} steps per term; "
+            "every open domain's centre and worst corner checked, PGD inside the hardest",
+            f"  branching: {branching}; input splits try {o.split_candidates} dimensions and keep "
+            f"the best; at most {o.max_domains} open domains",
             f"  time limit {o.time_limit:g}s"
             + (f" per shard, {o.shards} shards as work items" if o.shards > 1 else ""),
             f"  verdicts: {VERDICTS}",

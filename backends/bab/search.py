@@ -1,13 +1,16 @@
 """Branch and bound over input boxes and ReLU phases, batched: many domains bounded in one
-engine call, PGD first (and cheap vertex checks on every open domain) for counterexamples.
+engine call, attacks first and throughout for counterexamples.
 
 A domain is closed when every term of the property's negation is ruled out on it by the bound;
 the property holds when no domain is left open. A point whose outputs violate the property in
 our float64 copy is confirmed on the original model before it is reported; one the original
-does not confirm is noted and the search goes on. Input splitting bisects the dimension with
-the largest |coefficient| x width (the bound's "smear"); ReLU splitting fixes the unstable
-neuron whose relaxation costs the bound most (BaBSR-style); a domain with no unstable ReLU left
-falls back to input splitting, so the search stays complete.
+does not confirm is noted and the search goes on. Low-dimensional inputs are split by strong
+branching (`branching.py`), others by ReLU phase, with exact LPs (`leaf.py`) on domains whose
+ReLUs are all fixed, so the search stays complete.
+
+The time limit is a hard deadline: it is checked before every engine call, and a call is cut
+to the rows the remaining time allows (measured per row), so a run ends within about a second
+of its limit, whatever the batch.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import leaf
-from .adapter import DTYPE, EngineNet
+from . import attack, leaf
+from .adapter import DTYPE, Bounds, EngineNet
+from .branching import bisect, input_candidates, pick_split, relu_split, widest_split
 from .config import BabOptions
 from .confirm import Original, confirm
+from .domains import Domains, cat, fixed_phases, term_margins, worst_rows
 from .problem import Problem
+
+#: attacks inside open domains may take this share of the time spent so far
+ATTACK_SHARE = 0.15
+#: open domains attacked in one round, and PGD steps in each
+DOMAIN_ATTACKS, DOMAIN_STEPS = 16, 10
 
 
 @attrs.frozen
@@ -37,40 +47,287 @@ class Outcome:
     bound_alone: str = "unknown"  # the root bound without branching: holds | unknown
     seconds: float = 0.0
     unconfirmed: int = 0  # points violating in our copy that the original did not confirm
+    attack_seconds: float = 0.0  # time spent looking for counterexamples (PGD, candidates)
 
 
-def attack(net: EngineNet, problem: Problem, lo: Tensor, hi: Tensor, opts: BabOptions, gen):
-    """PGD on the property's slack inside [lo, hi] (d,): (best points (R, d), their slack)."""
-    d = lo.numel()
-    r = opts.pgd_restarts
-    x = lo + (hi - lo) * torch.rand(r, d, generator=gen, dtype=DTYPE)
-    x[0] = (lo + hi) / 2
-    width = hi - lo
-    best_x, best = x.clone(), torch.full((r,), torch.inf, dtype=DTYPE)
-    for step in range(opts.pgd_steps):
-        x.requires_grad_(True)
-        slack = problem.slack(net(x))
-        better = slack.detach() < best
-        best_x[better], best[better] = x.detach()[better], slack.detach()[better]
-        (grad,) = torch.autograd.grad(slack.sum(), x)
-        size = 0.25 * (1 - step / opts.pgd_steps) + 0.01
-        with torch.no_grad():
-            x = torch.minimum(torch.maximum(x - size * width * grad.sign(), lo), hi)
-    return best_x, best
+class _OutOfTime(Exception):
+    pass
 
 
-def _check_points(net, problem, original, points: Tensor, lo: np.ndarray, hi: np.ndarray):
-    """(confirmed counterexample or None, how many our copy flagged but the original did not)."""
-    with torch.no_grad():
-        y = net(points).numpy()
-    flagged = np.flatnonzero(problem.violated(y))
-    missed = 0
-    for i in flagged:
-        found = confirm(original, problem, points[i].numpy(), lo, hi)
-        if found is not None:
-            return found, missed
-        missed += 1
-    return None, missed
+class _Found(Exception):
+    def __init__(self, cex) -> None:
+        self.cex = cex
+
+
+@attrs.define
+class _Clock:
+    """The deadline, and the measured engine time per bounded row (to size calls)."""
+
+    deadline: float
+    per_row: float = 0.0
+    attack: float = 0.0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def rows_allowed(self, wanted: int) -> int:
+        left = self.left()
+        if left <= 0:
+            raise _OutOfTime
+        if self.per_row <= 0:
+            return min(wanted, 8)  # a first, small call to measure
+        return max(1, min(wanted, int(left / self.per_row)))
+
+    def measured(self, rows: int, seconds: float) -> None:
+        sample = seconds / max(rows, 1)
+        self.per_row = sample if self.per_row <= 0 else 0.7 * self.per_row + 0.3 * sample
+
+
+class _Search:
+    def __init__(self, net, problem, original, lo, hi, opts, seed) -> None:
+        self.net, self.problem, self.original, self.opts = net, problem, original, opts
+        self.lo, self.hi = lo, hi  # the whole box, numpy float64 (for confirmation)
+        self.start = time.monotonic()
+        self.clock = _Clock(self.start + opts.time_limit)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.c = problem.c()
+        self.domains = 0
+        self.depth = 0
+        self.unconfirmed = 0
+        self.use_lp = leaf.available()
+
+    # ---------------------------------------------------------------- engine, under the clock
+    def bound(self, lo: Tensor, hi: Tensor, splits=None) -> Bounds:
+        """Bounds for all rows, in calls cut to the time left (raises `_OutOfTime`)."""
+        parts, at = [], 0
+        n = lo.shape[0]
+        while at < n:
+            k = self.clock.rows_allowed(n - at)
+            t0 = time.monotonic()
+            sl = slice(at, at + k)
+            part = self.net.bound(
+                lo[sl], hi[sl], self.c, None if splits is None else tuple(s[sl] for s in splits)
+            )
+            self.clock.measured(k, time.monotonic() - t0)
+            parts.append(part)
+            self.domains += k
+            at += k
+        return parts[0] if len(parts) == 1 else _cat_bounds(parts)
+
+    # ------------------------------------------------------------------------------ attacks
+    def check(self, points: Tensor) -> None:
+        """Confirm points that violate in our copy on the original (raises `_Found`)."""
+        t0 = time.monotonic()
+        try:
+            with torch.no_grad():
+                y = self.net(points).numpy()
+            for i in np.flatnonzero(self.problem.violated(y)):
+                found = confirm(self.original, self.problem, points[i].numpy(), self.lo, self.hi)
+                if found is not None:
+                    raise _Found(found)
+                self.unconfirmed += 1
+        finally:
+            self.clock.attack += time.monotonic() - t0
+
+    def attack_box(self, lo: Tensor, hi: Tensor) -> None:
+        o = self.opts
+        if o.pgd_steps == 0 or o.pgd_restarts == 0:
+            return
+        t0 = time.monotonic()
+        points = attack.whole_box(
+            self.net, self.problem, lo, hi, o.pgd_restarts, o.pgd_steps, self.gen
+        )
+        self.clock.attack += time.monotonic() - t0
+        self.check(points)
+
+    def attack_domains(self, queue: Domains) -> None:
+        """PGD inside the hardest open domains, while attacks stay under their time share."""
+        elapsed = time.monotonic() - self.start
+        if self.opts.pgd_steps == 0 or self.clock.attack > ATTACK_SHARE * elapsed or not len(queue):
+            return
+        hard = queue.worst(DOMAIN_ATTACKS)
+        if not bool(torch.isfinite(hard.margin).all()):
+            return
+        t0 = time.monotonic()
+        points = attack.in_domains(
+            self.net, self.problem, hard.lo, hard.hi, hard.a_worst, hard.term, DOMAIN_STEPS
+        )
+        self.clock.attack += time.monotonic() - t0
+        self.check(points)
+
+    # ------------------------------------------------------------------------------ bounding
+    def close(self, batch: Domains, b: Bounds) -> tuple[Domains, Bounds]:
+        """Record the bounds on the domains; drop the closed and the empty ones."""
+        still = batch.open & ~self.problem.closed_terms(b.lower)
+        keep = still.any(1) & ~b.empty
+        batch, b = batch.select(keep), _select(b, keep)
+        batch.open = still[keep]
+        margins = term_margins(self.problem, b.lower, batch.open)
+        batch.margin, batch.term = margins.min(1)
+        rows = worst_rows(self.problem, b.lower, batch.open)
+        batch.a_worst = b.a_in[torch.arange(len(batch)), rows]
+        batch.fixed = fixed_phases(b.pre, batch.splits)
+        return batch, b
+
+    def candidates(self, batch: Domains) -> None:
+        """Each open domain's centre and the corner its worst row's bound points at."""
+        if len(batch):
+            corner = attack.worst_corner(batch.lo, batch.hi, batch.a_worst)
+            self.check(torch.cat([(batch.lo + batch.hi) / 2, corner]))
+
+    def leaves(self, batch: Domains, b: Bounds | None) -> Tensor:
+        """Decide domains with every ReLU fixed exactly (an LP per open term, closing terms in
+        `batch.open`); returns (N,) which domains stay open."""
+        keep = torch.ones(len(batch), dtype=torch.bool)
+        if not self.use_lp or not bool(batch.fixed.any()):
+            return keep
+        idx = torch.nonzero(batch.fixed).flatten()
+        if b is None:  # input splitting keeps no phases: bound the few fixed domains again
+            sub = batch.select(idx)
+            pre = self.bound(sub.lo, sub.hi, sub.splits).pre
+            at = {int(i): k for k, i in enumerate(idx)}
+        else:
+            pre = b.pre
+            at = {int(i): int(i) for i in idx}
+        for i in idx.tolist():
+            if self.clock.left() <= 0:
+                raise _OutOfTime
+            k = at[i]
+            phases = [
+                torch.where(s[i] != 0, s[i], torch.where(low[k] >= 0, 1, -1).to(torch.int8))
+                for (low, _), s in zip(pre, batch.splits, strict=True)
+            ]
+            ph = [p.numpy() for p in phases]
+            closed, points = leaf.decide(
+                self.net,
+                self.problem,
+                [(p > 0).astype(np.float64) for p in ph],
+                np.concatenate(ph) if ph else np.zeros(0),
+                batch.lo[i].numpy(),
+                batch.hi[i].numpy(),
+                batch.open[i].numpy(),
+            )
+            batch.open[i] &= ~torch.from_numpy(closed)
+            if points:
+                self.check(torch.from_numpy(np.stack(points)))
+            keep[i] = bool(batch.open[i].any())
+        return keep
+
+    # ------------------------------------------------------------------------------ branching
+    def split_inputs(self, batch: Domains) -> Domains:
+        """Strong branching: bound every candidate child, keep the best pair (bounded)."""
+        n, d = len(batch), batch.lo.shape[1]
+        dims = input_candidates(batch, min(d, self.opts.split_candidates))
+        k = dims.shape[1]
+        lo, hi = bisect(batch, dims)  # (n, k, 2, d)
+        b = self.bound(lo.reshape(-1, d), hi.reshape(-1, d))
+        parent_open = batch.open.repeat_interleave(2 * k, 0)
+        still = parent_open & ~self.problem.closed_terms(b.lower) & ~b.empty[:, None]
+        margins = term_margins(self.problem, b.lower, still).amin(1)  # +inf: closed
+        choice = pick_split(margins.reshape(n, k, 2))
+        flat = (torch.arange(n) * k + choice)[:, None] * 2 + torch.arange(2)[None]
+        flat = flat.reshape(-1)
+        children = Domains(
+            lo.reshape(-1, d)[flat],
+            hi.reshape(-1, d)[flat],
+            parent_open[flat],
+            tuple(s.repeat_interleave(2, 0) for s in batch.splits),
+            batch.depth.repeat_interleave(2) + 1,
+            margins[flat],
+            batch.a_worst.repeat_interleave(2, 0),
+            batch.fixed.repeat_interleave(2),
+            batch.term.repeat_interleave(2),
+        )
+        children, _ = self.close(children, _select(b, flat))
+        return children
+
+    def run(self) -> Outcome:
+        net, problem, opts = self.net, self.problem, self.opts
+        lo_t = torch.from_numpy(self.lo).to(DTYPE)
+        hi_t = torch.from_numpy(self.hi).to(DTYPE)
+        alone = "unknown"
+        try:
+            root = Domains.root(
+                lo_t, hi_t, torch.ones(1, problem.terms, dtype=torch.bool), net.relu_sizes
+            )
+            root, b = self.close(root, self.bound(root.lo, root.hi, root.splits))
+            if not len(root):
+                return self.outcome("holds", alone="holds")
+            self.attack_box(lo_t, hi_t)
+            self.candidates(root)
+            relu_mode = opts.branching == "relu" or (
+                opts.branching == "auto" and net.dims > opts.input_split_max_dims
+            )
+            queue = root.select(self.leaves(root, b)) if relu_mode else root
+            while len(queue):
+                if len(queue) > opts.max_domains:
+                    reason = f"more than {opts.max_domains} open domains (raise max_domains)"
+                    return self.outcome("unknown", reason, alone=alone)
+                if self.clock.left() <= 0:
+                    raise _OutOfTime
+                batch = queue.pop(opts.batch)
+                children = self.step_relu(batch) if relu_mode else self.step_input(batch)
+                if len(children):
+                    self.depth = max(self.depth, int(children.depth.max()))
+                    queue.push(children)
+                self.attack_domains(queue)
+            return self.outcome("holds", alone=alone)
+        except _Found as found:
+            x, y = found.cex
+            cex = {"input": x.astype(np.float64).tolist(), "outputs": y.tolist()}
+            return self.outcome("violated", counterexample=cex, alone=alone)
+        except _OutOfTime:
+            reason = f"time limit {opts.time_limit:g}s reached after {self.domains} domains"
+            if self.unconfirmed:
+                reason += (
+                    f"; {self.unconfirmed} point(s) violated the property in our float64 "
+                    f"copy but not on {self.original.name}"
+                )
+            return self.outcome("unknown", reason, timed_out=True, alone=alone)
+
+    def step_input(self, batch: Domains) -> Domains:
+        """Bounded open domains in: the open children of their best splits out."""
+        self.candidates(batch)
+        batch = batch.select(self.leaves(batch, None))
+        return self.split_inputs(batch) if len(batch) else batch
+
+    def step_relu(self, batch: Domains) -> Domains:
+        """Unbounded domains in: bounded, checked, leaves decided, split by ReLU phase."""
+        batch, b = self.close(batch, self.bound(batch.lo, batch.hi, batch.splits))
+        self.candidates(batch)
+        if not len(batch):
+            return batch
+        keep = self.leaves(batch, b)
+        batch, b = batch.select(keep), _select(b, keep)
+        rows = worst_rows(self.problem, b.lower, batch.open)
+        free = ~batch.fixed
+        parts = []
+        if bool(free.any()):
+            sub = batch.select(free)
+            children, _ = relu_split(
+                sub,
+                tuple((lo[free], hi[free]) for lo, hi in b.pre),
+                tuple(a[free] for a in b.relu_a),
+                rows[free],
+            )
+            parts.append(children)
+        if bool((~free).any()):  # an LP left undecided (numerical trouble): bisect inputs
+            parts.append(widest_split(batch.select(~free)))
+        return cat(parts) if parts else batch
+
+    def outcome(self, verdict, reason=None, timed_out=False, counterexample=None, alone="unknown"):
+        return Outcome(
+            verdict,
+            reason,
+            timed_out,
+            counterexample,
+            self.domains,
+            self.depth,
+            alone,
+            time.monotonic() - self.start,
+            self.unconfirmed,
+            self.clock.attack,
+        )
 
 
 def solve(
@@ -83,131 +340,10 @@ def solve(
     seed: int = 0,
 ) -> Outcome:
     """The verdict for the box [lo, hi] (flat, float64)."""
-    start = time.monotonic()
-    deadline = start + opts.time_limit
-    gen = torch.Generator().manual_seed(seed)
-    lo_t, hi_t = torch.from_numpy(lo).to(DTYPE), torch.from_numpy(hi).to(DTYPE)
-    c = problem.c()
-    stats = {"domains": 1, "depth": 0, "unconfirmed": 0}
-
-    def done(verdict, reason=None, timed_out=False, cex=None, alone="unknown"):
-        return Outcome(
-            verdict,
-            reason,
-            timed_out,
-            cex,
-            stats["domains"],
-            stats["depth"],
-            alone,
-            time.monotonic() - start,
-            stats["unconfirmed"],
-        )
-
-    def found(cex):
-        x, y = cex
-        return {"input": x.astype(np.float64).tolist(), "outputs": y.tolist()}
-
-    root = net.bound(lo_t[None], hi_t[None], c)
-    open_terms = ~problem.closed_terms(root.lower)
-    alone = "holds" if not bool(open_terms.any()) else "unknown"
-    if alone == "holds":
-        return done("holds", alone=alone)
-    if opts.pgd_steps > 0 and opts.pgd_restarts > 0:
-        points, _ = attack(net, problem, lo_t, hi_t, opts, gen)
-        cex, missed = _check_points(net, problem, original, points, lo, hi)
-        stats["unconfirmed"] += missed
-        if cex is not None:
-            return done("violated", cex=found(cex), alone=alone)
-
-    relu_mode = opts.branching == "relu" or (
-        opts.branching == "auto" and net.dims > opts.input_split_max_dims
-    )
-    queue = _Domains.root(lo_t, hi_t, open_terms, net.relu_sizes)
-    use_lp = leaf.available()
-    while len(queue):
-        if time.monotonic() > deadline:
-            reason = f"time limit {opts.time_limit:g}s reached with {len(queue)} domains open"
-            if stats["unconfirmed"]:
-                reason += (
-                    f"; {stats['unconfirmed']} point(s) violated the property in our float64 "
-                    f"copy but not on {original.name}"
-                )
-            return done("unknown", reason, timed_out=True, alone=alone)
-        if len(queue) > opts.max_domains:
-            reason = f"more than {opts.max_domains} open domains (raise max_domains)"
-            return done("unknown", reason, alone=alone)
-        batch = queue.pop(opts.batch)
-        b = net.bound(batch.lo, batch.hi, c, batch.splits)
-        stats["domains"] += len(batch)
-        still = batch.open & ~problem.closed_terms(b.lower)
-        keep = still.any(1) & ~b.empty
-        if not bool(keep.any()):
-            continue
-        batch, b, still = batch.select(keep), _select(b, keep), still[keep]
-        batch.open = still
-        # cheap counterexample candidates: each box's centre and the vertex minimising the
-        # worst open row's linear bound
-        worst = _worst_rows(problem, b.lower, still)
-        a = b.a_in[torch.arange(len(batch)), worst]
-        vertex = torch.where(a > 0, batch.lo, batch.hi)
-        points = torch.cat([(batch.lo + batch.hi) / 2, vertex])
-        cex, missed = _check_points(net, problem, original, points, lo, hi)
-        stats["unconfirmed"] += missed
-        if cex is not None:
-            return done("violated", cex=found(cex), alone=alone)
-        if use_lp:
-            batch, b, worst, cex, missed = _decide_leaves(
-                net, problem, original, batch, b, worst, lo, hi
-            )
-            stats["unconfirmed"] += missed
-            if cex is not None:
-                return done("violated", cex=found(cex), alone=alone)
-            if not len(batch):
-                continue
-        children = _branch(batch, b, worst, relu_mode)
-        stats["depth"] = max(stats["depth"], int(children.depth.max()))
-        queue.push(children)
-    return done("holds", alone=alone)
+    return _Search(net, problem, original, lo, hi, opts, seed).run()
 
 
-def _decide_leaves(net, problem, original, batch, b, worst, lo, hi):
-    """Decide domains with no unstable ReLU left exactly (an LP per open term); returns the
-    batch without the closed ones, and a confirmed counterexample if an LP found one."""
-    phases = [
-        torch.where(s != 0, s, torch.where(low >= 0, 1, -1).to(torch.int8))
-        for (low, up), s in zip(b.pre, batch.splits, strict=True)
-    ]
-    unstable = torch.zeros(len(batch), dtype=torch.bool)
-    for (low, up), s in zip(b.pre, batch.splits, strict=True):
-        unstable |= ((low < 0) & (up > 0) & (s == 0)).any(1)
-    keep = torch.ones(len(batch), dtype=torch.bool)
-    missed = 0
-    for i in torch.nonzero(~unstable).flatten().tolist():
-        ph = [p[i].numpy() for p in phases]
-        closed, points = leaf.decide(
-            net,
-            problem,
-            [(p > 0).astype(np.float64) for p in ph],
-            np.concatenate(ph) if ph else np.zeros(0),
-            batch.lo[i].numpy(),
-            batch.hi[i].numpy(),
-            batch.open[i].numpy(),
-        )
-        batch.open[i] &= ~torch.from_numpy(closed)
-        if points:
-            cex, m = _check_points(
-                net, problem, original, torch.from_numpy(np.stack(points)), lo, hi
-            )
-            missed += m
-            if cex is not None:
-                return batch, b, worst, cex, missed
-        keep[i] = bool(batch.open[i].any())
-    if bool(keep.all()):
-        return batch, b, worst, None, missed
-    return batch.select(keep), _select(b, keep), worst[keep], None, missed
-
-
-def _select(b, keep):
+def _select(b: Bounds, keep) -> Bounds:
     return attrs.evolve(
         b,
         lower=b.lower[keep],
@@ -218,106 +354,15 @@ def _select(b, keep):
     )
 
 
-def _worst_rows(problem: Problem, lower: Tensor, open_terms: Tensor) -> Tensor:
-    """Per domain, the atom row of an open term whose bound is furthest from refuting it."""
-    member = torch.from_numpy(problem.member)
-    rows_open = (open_terms.to(torch.float64) @ member.to(torch.float64)) > 0  # (N, S)
-    gap = lower - torch.from_numpy(problem.s)  # < 0: not refuted yet
-    gap = torch.where(rows_open, gap, torch.tensor(torch.inf, dtype=gap.dtype))
-    return gap.argmin(1)
-
-
-@attrs.define
-class _Domains:
-    lo: Tensor
-    hi: Tensor
-    open: Tensor  # (N, T) bool: terms not yet ruled out
-    splits: tuple[Tensor, ...]  # per ReLU layer (N, n_l) int8
-    depth: Tensor
-
-    @classmethod
-    def root(cls, lo, hi, open_terms, sizes):
-        splits = tuple(torch.zeros(1, n, dtype=torch.int8) for n in sizes)
-        return cls(lo[None], hi[None], open_terms, splits, torch.zeros(1, dtype=torch.long))
-
-    def __len__(self) -> int:
-        return self.lo.shape[0]
-
-    def select(self, idx) -> _Domains:
-        return _Domains(
-            self.lo[idx],
-            self.hi[idx],
-            self.open[idx],
-            tuple(s[idx] for s in self.splits),
-            self.depth[idx],
-        )
-
-    def pop(self, n: int) -> _Domains:
-        """The last `n` domains (depth first keeps the queue small)."""
-        k = max(len(self) - n, 0)
-        out = self.select(slice(k, None))
-        rest = self.select(slice(0, k))
-        self.lo, self.hi, self.open, self.splits, self.depth = (
-            rest.lo,
-            rest.hi,
-            rest.open,
-            rest.splits,
-            rest.depth,
-        )
-        return out
-
-    def push(self, other: _Domains) -> None:
-        self.lo = torch.cat([self.lo, other.lo])
-        self.hi = torch.cat([self.hi, other.hi])
-        self.open = torch.cat([self.open, other.open])
-        self.splits = tuple(
-            torch.cat([a, b]) for a, b in zip(self.splits, other.splits, strict=True)
-        )
-        self.depth = torch.cat([self.depth, other.depth])
-
-
-def _branch(batch: _Domains, b, worst: Tensor, relu_mode: bool) -> _Domains:
-    """Two children per domain: a ReLU split where one pays off, else an input bisection."""
-    n = len(batch)
-    idx = torch.arange(n)
-    lo_a, hi_a, lo_b, hi_b = batch.lo.clone(), batch.hi.clone(), batch.lo.clone(), batch.hi.clone()
-    splits_a = [s.clone() for s in batch.splits]
-    splits_b = [s.clone() for s in batch.splits]
-    use_relu = torch.zeros(n, dtype=torch.bool)
-    if relu_mode and b.pre:
-        scores = []
-        for (low, up), a, s in zip(b.pre, b.relu_a, batch.splits, strict=True):
-            unstable = (low < 0) & (up > 0) & (s == 0)
-            a_row = a[idx, worst]  # (N, n_l)
-            width = torch.where(unstable, up - low, torch.ones_like(up))
-            cost = a_row.clamp(max=0).abs() * (-low * up / width)  # the upper relaxation's cost
-            score = torch.where(unstable, cost + 1e-9 * (up - low), torch.zeros_like(up))
-            scores.append(score)
-        flat = torch.cat(scores, 1)
-        best = flat.argmax(1)
-        use_relu = flat[idx, best] > 0
-        offsets = np.cumsum([0, *[s.shape[1] for s in scores]])
-        for layer in range(len(scores)):
-            in_layer = use_relu & (best >= offsets[layer]) & (best < offsets[layer + 1])
-            rows = idx[in_layer]
-            cols = best[in_layer] - int(offsets[layer])
-            splits_a[layer][rows, cols] = 1
-            splits_b[layer][rows, cols] = -1
-    # input bisection for the rest: the dimension with the largest smear
-    a = b.a_in[idx, worst]
-    width = batch.hi - batch.lo
-    smear = a.abs() * width
-    smear = torch.where(smear.sum(1, keepdim=True) > 0, smear, width)
-    dim = smear.argmax(1)
-    mid = (batch.lo[idx, dim] + batch.hi[idx, dim]) / 2
-    rows = idx[~use_relu]
-    hi_a[rows, dim[rows]] = mid[rows]
-    lo_b[rows, dim[rows]] = mid[rows]
-    depth = batch.depth + 1
-    return _Domains(
-        torch.cat([lo_a, lo_b]),
-        torch.cat([hi_a, hi_b]),
-        torch.cat([batch.open, batch.open]),
-        tuple(torch.cat([x, y]) for x, y in zip(splits_a, splits_b, strict=True)),
-        torch.cat([depth, depth]),
+def _cat_bounds(parts: list[Bounds]) -> Bounds:
+    first = parts[0]
+    return Bounds(
+        lower=torch.cat([p.lower for p in parts]),
+        a_in=torch.cat([p.a_in for p in parts]),
+        pre=tuple(
+            (torch.cat([p.pre[i][0] for p in parts]), torch.cat([p.pre[i][1] for p in parts]))
+            for i in range(len(first.pre))
+        ),
+        relu_a=tuple(torch.cat([p.relu_a[i] for p in parts]) for i in range(len(first.relu_a))),
+        empty=torch.cat([p.empty for p in parts]),
     )

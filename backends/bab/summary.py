@@ -23,6 +23,8 @@ class BabSummary:
     unknown: int
     #: wall time summed over the shards [s]
     seconds: float
+    #: of which looking for counterexamples (PGD, candidate points, confirmation) [s]
+    attack_seconds: float
     #: proved shards where the float64 copy of the model saw a violation: 0 unless a bound was
     #: unsound [count]
     soundness_violations: int

@@ -1,9 +1,10 @@
-"""The conformance cases: what each certifying backend brings to the shared suite.
+"""The shipped backends' conformance cases, registered with `threatlang.testing`.
 
 Like cvxpy's solver test helpers (one problem factory, one set of `verify_*` checks, every
 solver run through all of them), every certifying backend supplies one small `Case`: a tiny
 spec, the files and objects it runs on, and its *strongest* attack or exact check; the checks
-in `test_suite.py` are the same for every case. A case's attack is independent of the
+in `threatlang.testing.suite` are the same for every case (an out-of-tree backend
+registers its own and runs the same checks). A case's attack is independent of the
 certificate it tests (exhaustive search, sampling inside the set, a grid over misreports), so
 a bound that is too optimistic is caught, not confirmed.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,74 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: a one-sided test level: a sampled violation must be this unlikely to be noise
-ALPHA = 1e-3
-
-
-# ----------------------------------------------------------------------------- the contract
-@attrs.frozen
-class Run:
-    """One finished run of a case: where, with what, and what came back."""
-
-    case: Case
-    dir: Path  # the case's files (spec, model, data)
-    out: Path  # the run directory (records.jsonl, summary.json, checkpoints)
-    kwargs: Mapping[str, Any]  # what was handed to threatlang.run besides the spec
-    result: Any  # threatlang.api.RunResult
-
-    @property
-    def certified(self) -> list[str]:
-        return [r.id for r in self.result.records if r.status.value == "certified"]
-
-    def record(self, rid: str):
-        return next(r for r in self.result.records if r.id == rid)
-
-
-@attrs.frozen
-class Trouble:
-    """Numerical trouble or a time-out, injected into a run that must then certify nothing.
-
-    `spec` rewrites the spec text; `patch(monkeypatch)` patches the backend in this process;
-    `kwargs(kwargs)` swaps what is handed to run() (e.g. a model whose logits are NaN)."""
-
-    name: str
-    spec: Callable[[str], str] = lambda text: text
-    patch: Callable[[Any], None] = lambda monkeypatch: None
-    kwargs: Callable[[dict], dict] = lambda kwargs: kwargs
-
-
-@attrs.frozen
-class Case:
-    """A certifying backend's entry in the suite.
-
-    - `spec`: spec text; `{dir}` is replaced by the case directory (absolute paths)
-    - `prepare(dir)`: writes the files the spec names, returns run() keyword arguments
-    - `attack(run, ids)`: the backend's strongest attack / exact check on items `ids`;
-      returns {id: what it found} for every item whose claim it breaks
-    - `clean(run)`: the items whose property holds at the unperturbed point
-    - `ladder(run)`: rows (what, certified, empirical, clean) of the backend's own summary
-      figures, each ordered certified <= empirical <= clean
-    - `troubles`: time-outs and numerical trouble that must never be certified
-    - `volatile`: record value keys that are wall times (dropped when comparing runs)
-    - `distributes`: the backend sends work items to the executor (Ray is really used)
-    - `xfail`: check name -> exactly what the backend does not meet yet (strict xfail)
-    """
-
-    id: str
-    backend: str
-    spec: str
-    prepare: Callable[[Path], dict]
-    attack: Callable[[Run, list[str]], dict[str, str]]
-    clean: Callable[[Run], set[str]]
-    ladder: Callable[[Run], list[tuple[str, float, float, float]]]
-    troubles: tuple[Trouble, ...]
-    volatile: tuple[str, ...] = ()
-    distributes: bool = True
-    xfail: Mapping[str, str] = attrs.field(factory=dict)
-
-    def spec_text(self, directory: Path) -> str:
-        return self.spec.replace("{dir}", str(directory))
-
+from threatlang.testing import ALPHA, Case, Run, Trouble, clopper_pearson_upper, register
 
 # ------------------------------------------------------------------------------ shared data
 def bright_images(n: int, rng: np.random.Generator, gap: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -176,13 +110,6 @@ class NaNLogits(nn.Module):
 
 def nan_model(kwargs: dict) -> dict:
     return {**kwargs, "model": NaNLogits(kwargs["model"])}
-
-
-def _cp_upper(k: int, n: int, alpha: float) -> float:
-    """One-sided Clopper-Pearson upper bound on a binomial proportion."""
-    from scipy import stats
-
-    return 1.0 if k == n else float(stats.beta.ppf(1 - alpha, k + 1, n - k))
 
 
 def _labels(run: Run) -> dict[str, int]:
@@ -425,7 +352,7 @@ def sample_inside_ball(run: Run, ids: list[str], points: int = 8, draws: int = 4
             for j, rid in enumerate(ids):
                 noisy = x[j] + d[j] + sigma * torch.randn((draws, *x.shape[1:]), generator=gen)
                 k = int((model(noisy).argmax(1) == y[j]).sum())
-                if _cp_upper(k, draws, ALPHA) < 0.5:
+                if clopper_pearson_upper(k, draws, ALPHA) < 0.5:
                     broken.setdefault(rid, f"label share {k}/{draws} at a point on the sphere")
     return broken
 
@@ -558,7 +485,7 @@ def sample_parameter_ball(run: Run, ids: list[str], points: int = 6, draws: int 
             moved = {k: theta[k] + radius * d[k] / norm for k in theta}
             acc = _noisy_accuracies(model, moved, x, y, sigma, draws, gen)
             k = int((acc >= bound - 1e-9).sum())
-            if _cp_upper(k, draws, ALPHA) < 0.5:
+            if clopper_pearson_upper(k, draws, ALPHA) < 0.5:
                 broken[rid] = f"{k}/{draws} noisy draws reach the certified {bound:g}"
                 break
     return broken
@@ -806,7 +733,7 @@ BAB_CASE = Case(
             patch=_nan_bound("threatlang.backends.bab.adapter.EngineNet.bound", "lower"),
         ),
     ),
-    volatile=("domains", "depth"),
+    volatile=("domains", "depth", "attack_seconds"),
 )
 
 
@@ -820,5 +747,4 @@ CASES: tuple[Case, ...] = (
 )
 
 
-def case_named(name: str) -> Case:
-    return next(c for c in CASES if c.id == name)
+register(*CASES)
