@@ -6,6 +6,8 @@ user sees a capability error at the right place instead of a stub that pretends 
 
 from __future__ import annotations
 
+import warnings
+
 from .errors import CapabilityError, Diagnostic, UsageError
 from .ir import Spec
 
@@ -17,7 +19,9 @@ def capable_backend(spec: Spec):
 
     candidates = []
     for backend in backends():
-        unsupported = backend.accepts(spec)
+        unsupported = _accepts(backend, spec)
+        if unsupported is None:
+            continue
         if not unsupported:
             return backend
         candidates.append((len(unsupported), backend, unsupported))
@@ -26,6 +30,24 @@ def capable_backend(spec: Spec):
     candidates.sort(key=lambda c: c[0])
     _, best, unsupported = candidates[0]
     raise CapabilityError([u.diagnostic(best.name) for u in unsupported])
+
+
+def _accepts(backend, spec: Spec):
+    """`backend.accepts(spec)`, or None when the plugin raises: one broken plugin must not
+    break `check` for every spec. It is skipped with a warning naming it (the same text for
+    the same fault, so Python's warning filter shows it once)."""
+    try:
+        return tuple(backend.accepts(spec))
+    except Exception as err:  # a plugin's bug, not the user's spec
+        name = getattr(backend, "name", type(backend).__name__)
+        warnings.warn(
+            f"backend plugin '{name}' is skipped: checking a spec raised "
+            f"{type(err).__name__}: {err} (in its accepts/refine); fix or uninstall the "
+            "distribution that registers it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def select_backend(spec: Spec):

@@ -29,6 +29,7 @@ from torch import nn
 
 from threatlang.testing import ALPHA, Case, Run, Trouble, clopper_pearson_upper, register
 
+
 # ------------------------------------------------------------------------------ shared data
 def bright_images(n: int, rng: np.random.Generator, gap: bool) -> tuple[np.ndarray, np.ndarray]:
     """n images (n, 1, 8, 8) in [0, 1] around a brightness b; the label says b > 1/2. With
