@@ -80,6 +80,7 @@ def run(
     from rich.console import Console
 
     from .backends.base import RunContext
+    from .caller_inputs import bounded_data, check_model
     from .compile import compile_spec
     from .executors import make_executor
     from .parse import load
@@ -91,6 +92,11 @@ def run(
     if not isinstance(spec, Spec):
         spec = load(spec)
     validate(spec, model_given=model is not None, data_given=data is not None)
+    if data is not None:
+        ref = spec.data
+        data = bounded_data(data, ref and ref.test_limit, ref and ref.train_limit)
+    if model is not None:
+        check_model(model, _probe_shape(spec, data) if _outputs_are_tensors(spec) else None)
     console = console or Console(stderr=False, quiet=quiet)
     out_dir = Path(output) if output is not None else Path("runs") / spec.name
     backend, the_plan = compile_spec(spec)  # before the directory: a refused spec leaves no trace
@@ -143,3 +149,36 @@ def run(
         write_summary(out_dir / SUMMARY, summary, spec.name, backend.name)
         run_dir.finish()
         return RunResult(summary, log.all(), out_dir, backend.name)
+
+
+def _outputs_are_tensors(spec: Spec) -> bool:
+    """Properties about a classifier's or network's output vector (others, e.g. detection,
+    may return structures)."""
+    from .ir import LabelUnchanged
+    from .ir.properties import OutputsSatisfy
+
+    return isinstance(spec.require, LabelUnchanged | OutputsSatisfy)
+
+
+def _probe_shape(spec: Spec, data: Any) -> tuple[int, ...] | None:
+    """One example's input shape: the spec's `input { shape }`, else the data's."""
+    import numpy as np
+
+    if spec.domain is not None:
+        return tuple(spec.domain.shape)
+    if isinstance(data, dict):
+        data = data.get("test")
+    try:
+        if data is None and spec.data is not None:
+            from .data import load_dataset
+
+            return tuple(load_dataset(spec.data, spec.seed).test.x.shape[1:])
+        if hasattr(data, "test") and hasattr(data.test, "x"):  # DataSplits
+            return tuple(data.test.x.shape[1:])
+        if isinstance(data, tuple | list) and len(data) == 2:
+            return tuple(np.shape(data[0])[1:])
+        if hasattr(data, "__getitem__") and hasattr(data, "__len__") and len(data):
+            return tuple(np.shape(data[0][0]))
+    except (UsageError, TypeError, IndexError, KeyError, ValueError):
+        return None  # the run reports bad data in context
+    return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import hashlib
 import json
@@ -535,6 +536,13 @@ def open_run_dir(
         run_dir = RunDir(path, ident, lock)
         run_dir.decide(resume, overwrite)
         yield run_dir
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UsageError(
+            f"the disk holding {path} is full ({os.strerror(err.errno)}); the records written "
+            "so far are kept: free some space and rerun with --resume."
+        ) from None
     finally:
         lock.release()
 

@@ -11,6 +11,19 @@ from collections.abc import Callable
 
 from torch import nn
 
+from threatlang.errors import UsageError
+
+
+def _image(name: str, input_shape) -> tuple[int, int, int]:
+    """`input_shape` as (C, H, W), or a `UsageError` naming what the data holds instead."""
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise UsageError(
+            f"architecture {name} takes (C, H, W) images, but the data's examples have shape "
+            f"{shape}; give image-shaped data (N, C, H, W) or a model file for these inputs."
+        )
+    return shape
+
 
 def _conv_out(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
@@ -20,7 +33,7 @@ def _convs(
     input_shape: tuple[int, int, int], spec: list[tuple[int, int, int, int]]
 ) -> tuple[list[nn.Module], int]:
     """(out_channels, kernel, stride, padding) per conv, each followed by ReLU."""
-    c, h, w = input_shape
+    c, h, w = input_shape  # checked by the builder (`_image`)
     layers: list[nn.Module] = []
     for out, k, s, p in spec:
         layers += [nn.Conv2d(c, out, k, s, p), nn.ReLU()]
@@ -32,7 +45,7 @@ def mlp255(
     input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
 ) -> nn.Sequential:
     """MLP with one 255-neuron hidden layer."""
-    c, h, w = input_shape
+    c, h, w = _image("mlp255", input_shape)
     hidden = max(1, round(255 * width))
     return nn.Sequential(
         nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
@@ -44,7 +57,7 @@ def small_cnn(
 ) -> nn.Sequential:
     """Two convs (kernel 4, stride 2; 4 and 8 channels) and a 256-neuron FC layer."""
     ch = [max(1, round(4 * width)), max(1, round(8 * width))]
-    convs, flat = _convs(input_shape, [(ch[0], 4, 2, 1), (ch[1], 4, 2, 1)])
+    convs, flat = _convs(_image("small_cnn", input_shape), [(ch[0], 4, 2, 1), (ch[1], 4, 2, 1)])
     fc = max(1, round(256 * width))
     return nn.Sequential(
         *convs, nn.Flatten(), nn.Linear(flat, fc), nn.ReLU(), nn.Linear(fc, num_classes)
@@ -57,7 +70,7 @@ def large_cnn(
     """Four convs, kernels (3, 4, 3, 4), strides (1, 2, 1, 2), channels (4, 4, 8, 8); two FC 256."""
     ch = [max(1, round(v * width)) for v in (4, 4, 8, 8)]
     spec = [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1), (ch[2], 3, 1, 1), (ch[3], 4, 2, 1)]
-    convs, flat = _convs(input_shape, spec)
+    convs, flat = _convs(_image("large_cnn", input_shape), spec)
     fc = max(1, round(256 * width))
     return nn.Sequential(
         *convs,
@@ -83,7 +96,7 @@ def five_layer_wide(
         (ch[3], 3, 1, 1),
         (ch[4], 3, 1, 1),
     ]
-    convs, flat = _convs(input_shape, spec)
+    convs, flat = _convs(_image("five_layer_wide", input_shape), spec)
     fc = max(1, round(512 * width))
     return nn.Sequential(
         *convs, nn.Flatten(), nn.Linear(flat, fc), nn.ReLU(), nn.Linear(fc, num_classes)
