@@ -92,6 +92,7 @@ def run(
     if not isinstance(spec, Spec):
         spec = load(spec)
     validate(spec, model_given=model is not None, data_given=data is not None)
+    modes = _modes(model)  # handed back as they came, whatever the checks and backend set
     if data is not None:
         ref = spec.data
         data = bounded_data(data, ref and ref.test_limit, ref and ref.train_limit)
@@ -139,6 +140,7 @@ def run(
         try:
             summary = the_plan.run(ctx)
         finally:
+            _restore_modes(modes)
             if owned:
                 the_executor.close()
         if getattr(the_executor, "used", True) is False:
@@ -182,3 +184,15 @@ def _probe_shape(spec: Spec, data: Any) -> tuple[int, ...] | None:
     except (UsageError, TypeError, IndexError, KeyError, ValueError):
         return None  # the run reports bad data in context
     return None
+
+
+def _modes(model: Any) -> list[tuple[Any, bool]]:
+    """Every submodule of a torch module with its train/eval flag: a backend certifies the
+    model in eval mode, and the caller gets it back in the modes it came in."""
+    modules = getattr(model, "modules", None)
+    return [(m, m.training) for m in modules()] if callable(modules) else []
+
+
+def _restore_modes(modes: list[tuple[Any, bool]]) -> None:
+    for module, training in modes:
+        module.training = training  # the flag itself: an overridden train() may not set it
