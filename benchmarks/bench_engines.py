@@ -72,7 +72,7 @@ def main() -> None:
     )
     for name in ZOO:
         model = build(name)
-        graph = capture(model)
+        graph = capture(model, inputs())
         lirpa = LirpaNetwork(model)
         for kind in ("linf", "patch"):
             lo, hi = boxes(kind)

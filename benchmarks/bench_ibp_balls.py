@@ -46,7 +46,7 @@ def main() -> None:
     model.eval()
     clean = float((model(x).argmax(1) == y).float().mean())
     engines = [Engine.OURS] + ([Engine.AUTO_LIRPA] if available() else [])
-    nets = {e: select_engine(model, e) for e in engines}
+    nets = {e: select_engine(model, e, x) for e in engines}
     print(f"mlp255 width {args.width}, {len(y)} test digits, clean {clean:.1%}, 1 thread")
     head = ["norm", "radius", "PGD"] + [f"{m} {e.value}" for e in engines for m in METHODS]
     print("| " + " | ".join(head) + " |")

@@ -40,7 +40,7 @@ def best_of(fn, repeats: int) -> float:
 
 def row(name, model, x, n: int, args, repeats: int, gen: torch.Generator) -> None:
     size, b = x.shape[-1], x.shape[0]
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     y = model(x).argmax(1)
     mask = mask_tensor(square(n))
     offs = offsets(Locations(), (size, size), (n, n))

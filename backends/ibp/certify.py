@@ -18,6 +18,7 @@ from .config import Engine
 from .margins import WorstCase, worst_margins
 from .patches import PatchThreat
 from .select import Bounder, select_engine
+from .validation import patch_points, validate
 
 
 class Outcome(enum.Enum):
@@ -25,6 +26,7 @@ class Outcome(enum.Enum):
     MISCLASSIFIED = "misclassified"  # the clean image is already wrong: a counterexample
     NOT_CERTIFIED = "not_certified"  # bound inconclusive
     UNSUPPORTED = "unsupported"
+    ENGINE_DEFECT = "engine_defect"  # the bound exceeds a margin observed in the threat region
 
 
 @attrs.frozen
@@ -63,7 +65,7 @@ def certify_patches(
     """One certificate per image of ``x`` (tensors on the model's device)."""
     model.eval()
     try:
-        net = select_engine(model, cfg.engine)
+        net = select_engine(model, cfg.engine, x)
     except UnsupportedLayer as err:
         return [_unsupported(i, int(y[i]), str(err)) for i in range(x.shape[0])]
     out: list[PatchCertificate] = []
@@ -100,10 +102,14 @@ def _certify_batch(
             torch.where(take[..., None], ibp.location, wc.location),
         )
     worst, runner_up = wc.runner_up(y)
+    check = validate(net, x, y, patch_points(x, threat), worst, "patch placements")
     certs = []
     for i in range(x.shape[0]):
+        reason = None
         if pred[i] != y[i]:
             outcome = Outcome.MISCLASSIFIED
+        elif bool(check.violated[i]):
+            outcome, reason = Outcome.ENGINE_DEFECT, check.reason(i, float(worst[i]))
         elif torch.isfinite(worst[i]) and worst[i] > need[i]:
             outcome = Outcome.CERTIFIED
         else:
@@ -120,6 +126,7 @@ def _certify_batch(
                 j,
                 int(wc.shape_index[i, j]),
                 (loc[0], loc[1]),
+                reason,
             )
         )
     return certs

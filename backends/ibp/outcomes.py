@@ -25,6 +25,7 @@ class BallCertificate:
     radii: tuple[float, ...]
     certified_at: tuple[bool, ...]
     margins: tuple[float, ...]
+    defect: str | None = None  # a bound above an observed margin (the engine is unsound)
 
 
 @attrs.frozen
@@ -65,6 +66,8 @@ def make_record(
             counter = att.counterexample
     if pred != label:
         return Record(rid, Status.FALSIFIED, values, seconds, {"kind": "clean", "predicted": pred})
+    if values.get("engine_defect"):  # never a certificate; counts as a soundness violation
+        return Record(rid, Status.ERROR, values, seconds, counter, reason)
     if certified and counter is not None:
         why = "attack broke a certified example: the bound is unsound"
         return Record(rid, Status.ERROR, values, seconds, counter, why)
@@ -87,6 +90,9 @@ def _certificate(cert: Certificate | None, correct: bool, values: dict) -> tuple
             certified_at=list(cert.certified_at),
             margin_lower=list(cert.margins),
         )
+        if cert.defect is not None:
+            values["engine_defect"] = True
+            return False, cert.defect
         ok = all(cert.certified_at) and correct
         return ok, "margin lower bound <= 0 at the largest radius (bound inconclusive)"
     values.update(
@@ -95,6 +101,9 @@ def _certificate(cert: Certificate | None, correct: bool, values: dict) -> tuple
         worst_location=list(cert.location),
         worst_shape=cert.shape_index,
     )
+    if cert.outcome is Outcome.ENGINE_DEFECT:
+        values["engine_defect"] = True
+        return False, cert.reason or "engine defect"
     if cert.outcome is Outcome.UNSUPPORTED:
         values["unsupported"] = True
         return False, cert.reason or "the engine cannot bound this model"

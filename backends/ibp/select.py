@@ -3,9 +3,9 @@ auto_LiRPA where only it can), and the bound configuration a certify block asks 
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
-from threatlang.bounds import LowerSlope, UnsupportedLayer, UnsupportedOp
+from threatlang.bounds import CaptureError, LowerSlope, UnsupportedLayer, UnsupportedOp
 from threatlang.bounds.crown import Method
 from threatlang.bounds.engine import BoundConfig, BoundedNetwork
 from threatlang.bounds.lirpa import LirpaNetwork, available
@@ -15,16 +15,23 @@ from .config import Engine, Intermediate, Slope
 Bounder = BoundedNetwork | LirpaNetwork
 
 
-def select_engine(model: nn.Module, engine: Engine = Engine.AUTO) -> Bounder:
-    """The bound engine for ``model``. Raises UnsupportedLayer (-> status unknown, with the
-    reason) when no selected engine can take the graph, UsageError when ``auto_lirpa`` is
-    asked for and not installed."""
+def select_engine(model: nn.Module, engine: Engine, example: Tensor) -> Bounder:
+    """The bound engine for ``model`` on inputs shaped like ``example``. Raises
+    UnsupportedLayer (-> status unknown, with the reason) when no selected engine can take the
+    graph, UsageError when ``auto_lirpa`` is asked for and not installed.
+
+    Under ``auto``, auto_LiRPA is tried only for a model torch.export captured but our engine
+    has no rule for: a model that could not be captured (data-dependent control flow) is never
+    handed to a tracer that specialises to one probe input. Either engine's bounds are
+    validated against the model before any certificate (:mod:`.validation`)."""
     if engine is Engine.OURS:
-        return BoundedNetwork(model)
+        return BoundedNetwork(model, example)
     if engine is Engine.AUTO_LIRPA:
         return LirpaNetwork(model)
     try:
-        return BoundedNetwork(model)
+        return BoundedNetwork(model, example)
+    except CaptureError:
+        raise
     except UnsupportedLayer as ours:
         if not available():
             raise UnsupportedOp(

@@ -111,7 +111,7 @@ def train(
     device = x.device
     if gen is None:
         gen = torch.Generator(device="cpu").manual_seed(seed)
-    net = None if cfg.strategy == Strategy.STANDARD else BoundedNetwork(model)
+    net = None if cfg.strategy == Strategy.STANDARD else BoundedNetwork(model, x[:2])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     default = Schedule.chapter(cfg.epochs)
     sched = Schedule(

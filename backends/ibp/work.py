@@ -80,14 +80,14 @@ def _certify(model: nn.Module, how: PatchCertify | BallCertify, x: Tensor, y: Te
     if isinstance(how, PatchCertify):
         return certify_patches(model, x, y, how.threat, how.config)
     try:
-        net = select_engine(model, how.engine)
-        ok, margin = certify_ball(
+        net = select_engine(model, how.engine, x)
+        ok, margin, defects = certify_ball(
             net, x, y, how.radii, how.l2, how.bound, low=how.low, high=how.high
         )
     except UnsupportedLayer as err:
         return [Unbounded(str(err))] * x.shape[0]
     ok, margin = ok.cpu(), margin.cpu()
     return [
-        BallCertificate(how.radii, tuple(ok[j].tolist()), tuple(margin[j].tolist()))
+        BallCertificate(how.radii, tuple(ok[j].tolist()), tuple(margin[j].tolist()), defects[j])
         for j in range(x.shape[0])
     ]

@@ -38,7 +38,7 @@ def _theirs(model, lo, hi, c, method: Method) -> torch.Tensor:
 def test_ibp_equals_auto_lirpa(name: str, eps: float) -> None:
     model, x, lo, hi, c = _case(name, eps)
     with torch.no_grad():
-        ours = bound_graph(capture(model), lo, hi, Method.IBP, c, need_upper=False).lb
+        ours = bound_graph(capture(model, x), lo, hi, Method.IBP, c, need_upper=False).lb
         theirs = _theirs(model, lo, hi, c, Method.IBP)
     assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5), (ours - theirs).abs().max()
 
@@ -49,7 +49,7 @@ def test_crown_equals_or_beats_auto_lirpa(name: str, eps: float) -> None:
     model, x, lo, hi, c = _case(name, eps)
     with torch.no_grad():
         ours = bound_graph(
-            capture(model), lo, hi, Method.CROWN, c, slope=LowerSlope.ADAPTIVE, need_upper=False
+            capture(model, x), lo, hi, Method.CROWN, c, slope=LowerSlope.ADAPTIVE, need_upper=False
         ).lb
         theirs = _theirs(model, lo, hi, c, Method.CROWN)
     tol = 1e-5 * (1 + theirs.abs())
@@ -66,7 +66,7 @@ def test_crown_not_tighter_than_auto_lirpa_alpha_crown(name: str) -> None:
     model, x, lo, hi, c = _case(name, 0.1)
     with torch.no_grad():
         ours = bound_graph(
-            capture(model),
+            capture(model, x),
             lo,
             hi,
             Method.CROWN,

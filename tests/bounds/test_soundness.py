@@ -32,7 +32,7 @@ def test_graph_runs_like_the_model(name: str) -> None:
     model = build(name)
     x = inputs(5)
     with torch.no_grad():
-        assert torch.allclose(capture(model).forward(x), model(x), atol=1e-5)
+        assert torch.allclose(capture(model, x).forward(x), model(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("method", list(Method))
@@ -45,7 +45,7 @@ def test_bounds_contain_sampled_outputs(name: str, method: Method) -> None:
     y = model(x).argmax(1)
     c = margin_matrix(y, 4)
     with torch.no_grad():
-        res = bound_graph(capture(model), lo, hi, method, c, slope=LowerSlope.ADAPTIVE)
+        res = bound_graph(capture(model, x), lo, hi, method, c, slope=LowerSlope.ADAPTIVE)
         xs = _samples(lo, hi, 400)
         z = model(xs.reshape(-1, *SHAPE)).reshape(400, 2, 4)
     spec = torch.einsum("nsk,mnk->mns", c, z)  # (samples, N, S)
@@ -128,7 +128,7 @@ def test_bounds_below_the_exact_optimum(seed: int) -> None:
     model = ResMLP().double().eval()
     x = torch.rand(1, 2, dtype=torch.float64)
     lo, hi = x - 0.3, x + 0.3
-    graph = capture(model)
+    graph = capture(model, x)
     for k, j in itertools.permutations(range(3), 2):
         c = torch.zeros(1, 1, 3, dtype=torch.float64)
         c[0, 0, k], c[0, 0, j] = 1.0, -1.0
@@ -144,8 +144,8 @@ def test_relu_split_bounds_hold_on_the_split_region() -> None:
     bounds then hold for every input of the box in that region."""
     torch.manual_seed(3)
     model = ResMLP().eval()
-    graph = capture(model)
     x = torch.rand(1, 2)
+    graph = capture(model, x)
     lo, hi = x - 0.4, x + 0.4
     with torch.no_grad():
         base = bound_graph(graph, lo, hi, Method.CROWN)

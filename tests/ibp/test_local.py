@@ -28,7 +28,7 @@ def test_local_equals_dense(mask, size: int) -> None:
     model = conv_net(size)
     x = torch.rand(3, 1, size, size, generator=torch.Generator().manual_seed(size))
     y = model(x).argmax(1)
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     m = mask_tensor(mask)
     offs = offsets(Locations(), (size, size), tuple(m.shape))
     with torch.no_grad():
@@ -42,7 +42,7 @@ def test_local_equals_dense_builtin(arch: str) -> None:
     model = ARCHITECTURES[arch]((1, 16, 16), 10, 0.5).eval()
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([3, 7])
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     m = mask_tensor(square(3))
     offs = offsets(Locations(LocationKind.STRIDE, stride=2), (16, 16), (3, 3))
     with torch.no_grad():
@@ -56,7 +56,7 @@ def test_per_image_placements_match_shared() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(3, 1, 12, 12, generator=gen)
     y = model(x).argmax(1)
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     m = mask_tensor(square(2))
     per_image = torch.randint(0, 11, (3, 5, 2), generator=gen)
     with torch.no_grad():
@@ -72,7 +72,7 @@ def test_chunking_does_not_change_worst_case() -> None:
     model = conv_net(12)
     x = torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(2))
     y = model(x).argmax(1)
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     threat = PatchThreat((square(2), DIAMOND))
     with torch.no_grad():
         small = worst_margins(net, x, y, threat, chunk=7)
@@ -96,7 +96,7 @@ def test_residual_network_densifies_correctly() -> None:
     model = every_layer_net(2)
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = model(x).argmax(1)
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     m = mask_tensor(square(2))
     offs = offsets(Locations(), (8, 8), (2, 2))
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_patch_bounds_below_sampled_patched_margins() -> None:
     m = mask_tensor(DIAMOND)
     offs = offsets(Locations(), (12, 12), tuple(m.shape))
     with torch.no_grad():
-        bound = patch_margins(BoundedNetwork(model), x, y, m, offs, 0.0, 1.0, local=True)
+        bound = patch_margins(BoundedNetwork(model, x), x, y, m, offs, 0.0, 1.0, local=True)
         for trial in range(40):
             if trial < 8:
                 content = torch.full((2, offs.shape[0], 1, 3, 3), float(trial % 2))

@@ -71,7 +71,7 @@ def test_bounds_contain_mip_optimum(seed: int) -> None:
     y = model(x).argmax(1)
     eps = 0.15
     inputs = BoxInput(Box(x, torch.full_like(x, eps)))
-    net = BoundedNetwork(model)
+    net = BoundedNetwork(model, x)
     torch.set_grad_enabled(False)
     samples = (
         x

@@ -66,9 +66,9 @@ def test_guided_draws_never_serve_the_images_own_label():
 
 def test_guided_margin_is_the_min_over_sampled_placements_and_above_all_patch():
     model = _model()
-    net = BoundedNetwork(model)
     threat = PatchThreat([square(2)])
     x, y = torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 3, 0])
+    net = BoundedNetwork(model, x)
     loss = GuidedPatchLoss(threat, (1, 4, 4), 4, GuidedConfig(k=6, width=4))
     gen = torch.Generator().manual_seed(0)
     pred = loss.unet(x)
@@ -84,8 +84,8 @@ def test_guided_margin_is_the_min_over_sampled_placements_and_above_all_patch():
 
 def test_unet_regresses_onto_sampled_margins():
     model = _model()
-    net = BoundedNetwork(model)
     x, y = torch.rand(16, 1, 4, 4), torch.randint(0, 4, (16,))
+    net = BoundedNetwork(model, x)
     loss = GuidedPatchLoss(
         PatchThreat([square(2)]), (1, 4, 4), 4, GuidedConfig(k=8, width=4, lr=2e-2)
     )

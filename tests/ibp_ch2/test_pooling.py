@@ -47,8 +47,8 @@ def test_groups_are_adjacent_blocks():
 
 
 def test_pooled_box_contains_every_member_box():
-    net = BoundedNetwork(_cnn())
     x = torch.rand(3, 1, 7, 7)
+    net = BoundedNetwork(_cnn(), x)
     mask = mask_tensor(square(2))
     offs = offsets(Locations(), (7, 7), (2, 2))
     box = propagate(net.body[:2], dense_box(x, mask, offs, 0.0, 1.0))
@@ -66,8 +66,8 @@ def test_pooled_box_contains_every_member_box():
 
 @pytest.mark.parametrize("cfg", [PoolConfig.pool(2), PoolConfig.pool(4), PoolConfig.pool_2_2()])
 def test_pooled_margins_lower_bound_every_member(cfg):
-    net = BoundedNetwork(_cnn())
     x, y = torch.rand(4, 1, 7, 7), torch.tensor([0, 1, 2, 3])
+    net = BoundedNetwork(_cnn(), x)
     mask = mask_tensor(square(2))
     offs = offsets(Locations(), (7, 7), (2, 2))
     exact = patch_margins(net, x, y, mask, offs, 0.0, 1.0, local=False)  # (B, 36, K)
@@ -88,8 +88,8 @@ def _final_groups(cfg: PoolConfig, grid: tuple[int, int]) -> list[int]:
 
 
 def test_more_pooling_is_looser():
-    net = BoundedNetwork(_cnn())
     x, y = torch.rand(4, 1, 7, 7), torch.tensor([0, 1, 2, 3])
+    net = BoundedNetwork(_cnn(), x)
     mask, offs = mask_tensor(square(2)), offsets(Locations(), (7, 7), (2, 2))
     worst = patch_margins(net, x, y, mask, offs, 0.0, 1.0, local=False).amin(1)
     p2 = pooled_margins(net, x, y, mask, offs, 0.0, 1.0, PoolConfig.pool(2)).amin(1)
@@ -99,8 +99,8 @@ def test_more_pooling_is_looser():
 
 def test_pooled_loss_trains_and_rejects_off_grid_locations():
     model = _cnn()
-    net = BoundedNetwork(model)
     x, y = torch.rand(4, 1, 7, 7), torch.tensor([0, 1, 2, 3])
+    net = BoundedNetwork(model, x)
     loss = PooledPatchLoss(PatchThreat([square(2)]), PoolConfig.pool_2_2())
     value = loss(net, x, y, 0.5, torch.Generator())
     value.backward()

@@ -4,7 +4,7 @@ from .base import BackwardOptions, BoundOp, Geometry, LowerSlope, Trace
 from .box import Box
 from .capture import capture
 from .dag import BoundGraph, BoundSegment, Node
-from .errors import UnsupportedLayer, UnsupportedOp
+from .errors import CaptureError, UnsupportedLayer, UnsupportedOp
 from .graph import back_substitute, build_ops, forward, propagate
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "BoundGraph",
     "BoundOp",
     "BoundSegment",
+    "CaptureError",
     "Box",
     "Geometry",
     "LowerSlope",

@@ -37,7 +37,12 @@ class LinearParams:
 
 
 class BoundLinear(BoundOp):
+    """``F.linear`` over the last dimension of a 2-d or N-d input (a Linear applied to every
+    pixel of a 4-d tensor is the same map at every position)."""
+
     module: nn.Linear
+    affine = True
+    mixes = True
 
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
         w = self.module.weight
@@ -45,7 +50,8 @@ class BoundLinear(BoundOp):
 
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         b = self.module.bias
-        bias = a @ b if b is not None else a.new_zeros(a.shape[:2])
+        n, s = a.shape[:2]
+        bias = (a @ b).reshape(n, s, -1).sum(2) if b is not None else a.new_zeros(n, s)
         return a @ self.module.weight, bias
 
 
@@ -55,6 +61,8 @@ DENSE_LIMIT = 1 << 22
 
 class BoundConv2d(BoundOp):
     module: nn.Conv2d
+    affine = True
+    mixes = True
 
     def __init__(self, module: nn.Conv2d) -> None:
         super().__init__(module)
@@ -123,10 +131,61 @@ class BoundConv2d(BoundOp):
         return a_in.reshape(n, s, *in_shape), bias
 
 
+class BoundConvTranspose2d(BoundOp):
+    """``F.conv_transpose2d`` (ATen ``convolution`` with ``transposed=True``); weight of shape
+    (C_in, C_out / groups, kh, kw). Its adjoint is the convolution with the same weight and
+    geometry, cropped to the input's size (``output_padding`` may leave extra rows)."""
+
+    affine = True
+    mixes = True
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        dilation: int | tuple[int, int] = 1,
+    ) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        if weight.dim() != 4:
+            raise ValueError(f"ConvTranspose2d weight of shape {tuple(weight.shape)}")
+        self.weight, self.bias = weight, bias
+        self.stride, self.padding = pair(stride), pair(padding)
+        self.output_padding, self.dilation = pair(output_padding), pair(dilation)
+        self.groups = int(groups)
+
+    def _conv_t(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        return F.conv_transpose2d(
+            x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_t(x, self.weight, self.bias)
+
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        return Box(self.forward(box.centre), self._conv_t(box.radius, self.weight.abs(), None))
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        in_shape = self.pre(trace).centre.shape[1:]
+        n, s = a.shape[:2]
+        b = self.bias
+        bias = spec_sum(a, b[:, None, None]) if b is not None else a.new_zeros(n, s)
+        flat = a.reshape(n * s, *a.shape[2:])
+        a_in = F.conv2d(
+            flat, self.weight, None, self.stride, self.padding, self.dilation, self.groups
+        )
+        a_in = a_in[:, :, : in_shape[1], : in_shape[2]]
+        return a_in.reshape(n, s, *in_shape), bias
+
+
 class BoundBatchNorm(BoundOp):
     """BatchNorm in eval mode: a per-channel affine map with the running statistics."""
 
     module: nn.modules.batchnorm._BatchNorm
+    affine = True
 
     def __init__(self, module: nn.modules.batchnorm._BatchNorm) -> None:
         super().__init__(module)
@@ -166,6 +225,7 @@ class BoundBatchNorm(BoundOp):
 
 class BoundFlatten(BoundOp):
     module: nn.Flatten
+    affine = True
 
     def __init__(self, module: nn.Flatten) -> None:
         super().__init__(module)
@@ -182,6 +242,8 @@ class BoundFlatten(BoundOp):
 
 class BoundAvgPool2d(BoundOp):
     module: nn.AvgPool2d
+    affine = True
+    mixes = True
 
     def __init__(self, module: nn.AvgPool2d) -> None:
         super().__init__(module)
@@ -226,6 +288,8 @@ class BoundAvgPool2d(BoundOp):
 class BoundIdentity(BoundOp):
     """nn.Identity, and Dropout (bounds are always computed for the eval-mode network)."""
 
+    affine = True
+
     def forward(self, x: Tensor) -> Tensor:
         return x
 
@@ -249,9 +313,14 @@ Const = Callable[[], Tensor | float]
 
 class BoundConstArith(BoundOp):
     """``x + c``, ``x - c``, ``c - x``, ``x * c``, ``x / c``, ``-x`` with ``c`` a constant of the
-    graph (input normalisation, scaling): exact interval images, exact transposes."""
+    graph (input normalisation, scaling): exact interval images, exact transposes.
+
+    ``c`` may broadcast ``x`` to a larger shape (``x`` of shape (N, 1, H, W) times a (C, 1, 1)
+    constant): a repeated input element's coefficients are summed back. A constant that varies
+    along the batch dimension or adds dimensions before it is refused."""
 
     KINDS = ("add", "sub", "rsub", "mul", "div", "neg")
+    affine = True
 
     def __init__(self, kind: str, const: Const, name: str = "", where: str = "") -> None:
         super().__init__(None)  # type: ignore[arg-type]
@@ -266,13 +335,15 @@ class BoundConstArith(BoundOp):
                 raise UnsupportedOp(
                     self.name, self.where, f"constant of shape {tuple(c.shape)} varies per row"
                 )
-            if torch.broadcast_shapes(c.shape, x.shape) != x.shape:
+            try:
+                torch.broadcast_shapes(c.shape, x.shape)
+            except RuntimeError:
                 raise UnsupportedOp(
                     self.name,
                     self.where,
-                    f"constant of shape {tuple(c.shape)} broadcasts "
-                    f"the input {tuple(x.shape)} to a larger shape",
-                )
+                    f"constant of shape {tuple(c.shape)} does not broadcast "
+                    f"with the input {tuple(x.shape)}",
+                ) from None
             if self.kind == "div" and not bool((c != 0).all()):
                 raise UnsupportedOp(self.name, self.where, "division by a constant with zeros")
         elif self.kind == "div" and c == 0:
@@ -293,10 +364,12 @@ class BoundConstArith(BoundOp):
 
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
         c, k = self._c(box.centre), self.kind
-        if k in ("add", "sub"):
-            return Box(self.forward(box.centre), box.radius)
-        if k == "rsub":
-            return Box(c - box.centre, box.radius)
+        if k in ("add", "sub", "rsub"):
+            centre = self.forward(box.centre)
+            radius = box.radius
+            if radius.shape != centre.shape:
+                radius = radius.expand_as(centre).contiguous()
+            return Box(centre, radius)
         mag = abs(c) if not isinstance(c, Tensor) else c.abs()
         if k == "div":
             return Box(box.centre / c, box.radius / mag)
@@ -320,18 +393,23 @@ class BoundConstArith(BoundOp):
         c, k = self._c(x), self.kind
         if isinstance(c, Tensor) and c.dim() == x.dim():
             c = c[0]  # drop the broadcast batch dim: ``a`` is (N, S, *sample)
-        zero = a.new_zeros(a.shape[:2])
+        n, s = a.shape[:2]
+        zero = a.new_zeros(n, s)
+
+        def back(a_in: Tensor) -> Tensor:  # sum over the positions a broadcast repeated
+            return a_in.sum_to_size(n, s, *x.shape[1:])
+
         if k in ("add", "sub"):
             shift = c if k == "add" else -c
             if isinstance(shift, Tensor):
-                return a, spec_sum(a, shift)
+                return back(a), spec_sum(a, shift)
             return a, a.flatten(2).sum(2) * shift
         if k == "rsub":
             bias = spec_sum(a, c) if isinstance(c, Tensor) else a.flatten(2).sum(2) * c
-            return -a, bias
+            return back(-a), bias
         if k == "div":
-            return a / c, zero
-        return a * c, zero
+            return back(a / c), zero
+        return back(a * c), zero
 
 
 class BoundReshape(BoundOp):
@@ -340,6 +418,8 @@ class BoundReshape(BoundOp):
 
     ``fn(x, shapes)`` applies the op to a tensor; ``shapes`` maps graph node indices to the
     runtime shapes of the tensors a size argument was read from (``x.size(0)``)."""
+
+    affine = True
 
     def __init__(
         self,

@@ -25,7 +25,8 @@ class LowerSlope(enum.Enum):
     """Lower linear relaxation of an unstable ReLU, ``relu(z) >= a * z``.
 
     ZERO (a = 0) concretises exactly like IBP, so CROWN with it is never looser than IBP;
-    ADAPTIVE (a = 1 when u > -l) is CROWN's choice, often tighter, not always.
+    ADAPTIVE (a = 1 when u > -l) is CROWN's choice, often tighter, not always. Other
+    piecewise-linear ops choose their line through a kink alike (:mod:`.activations`).
     """
 
     ZERO = "zero"
@@ -57,8 +58,18 @@ POINTWISE = Geometry((1, 1), (1, 1), (0, 0), 0.0)
 class BoundOp(abc.ABC):
     """Bound rules for one layer. ``A`` has shape ``(N, S, *out_shape)``: S specs per row."""
 
-    #: needs bounds on its input to be relaxed (CROWN tightens those first)
+    #: needs bounds on its input to be relaxed (CROWN tightens those first, then relaxes the
+    #: op with its own ``backward`` on the tightened box)
     nonlinear: bool = False
+    #: output is an affine function of the (single) input: IBP through it is exact per output
+    #: neuron when at most one such op on the path ``mixes`` (see ``crown.ibp_exact``)
+    affine: bool = False
+    #: an output element combines several input elements (Linear, conv, sums); False for
+    #: per-element maps and re-indexing (BatchNorm, permute, slice, pad)
+    mixes: bool = False
+    #: elementwise op whose IBP box is the exact image of its input box, so CROWN through its
+    #: relaxation cannot tighten its output once its input box is tight (ReLU, sigmoid, clamp)
+    exact_image: bool = False
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
@@ -103,6 +114,12 @@ class BoundOp(abc.ABC):
 
     def pre(self, trace: Trace) -> Box:
         return trace[id(self)]
+
+    def unstable(self, pre: Box) -> Tensor | None:
+        """Mask (N, *in_shape) of the input neurons whose relaxation depends on their bounds,
+        so CROWN tightens only those (a ReLU's neurons that cross 0); None: every neuron (the
+        default, and what any op without a piecewise-exact relaxation needs)."""
+        return None
 
 
 def flat_rows(a: Tensor, n_shape: int) -> tuple[Tensor, tuple[int, int]]:

@@ -12,31 +12,25 @@ Public entry point for other verifiers (branch and bound, MIP big-M constants)::
 split sets the lower bound to 0 or the upper bound to 0), ``alphas`` fixes the lower slopes
 of unstable neurons per ReLU node (``method="alpha_crown"`` optimises them instead).
 
-CROWN tightens the input box of every op that needs one (every ReLU, every max-pool, inside
-residual blocks too) by back-substitution over the DAG before relaxing it.
+CROWN tightens the input box of every op that needs one (every op with ``nonlinear = True``:
+ReLU, max-pool, the activations of :mod:`.activations`, inside residual blocks too) by
+back-substitution over the DAG, then relaxes the op by its own ``backward``; which neurons
+are tightened is the op's :meth:`~.base.BoundOp.unstable`. alpha-CROWN optimises the lower
+slopes of ReLUs only; every other op keeps its fixed relaxation (sound either way).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 import torch
 from torch import Tensor
 
-from . import BackwardOptions, BoundGraph, Box, LowerSlope, Trace
-from .affine import (
-    BoundBatchNorm,
-    BoundConstArith,
-    BoundConv2d,
-    BoundFlatten,
-    BoundIdentity,
-    BoundLinear,
-    BoundReshape,
-)
+from . import BackwardOptions, BoundGraph, BoundOp, Box, LowerSlope, Trace
+from .affine import BoundLinear
 from .inputs import BoxInput, InputSet
-from .nonlinear import BoundMaxPool2d, BoundReLU
 
 
 class Method(enum.Enum):
@@ -46,28 +40,29 @@ class Method(enum.Enum):
     ALPHA_CROWN = "alpha_crown"  # CROWN with the final lower slopes optimised
 
 
-_ELEMENTWISE = (
-    BoundLinear,
-    BoundConv2d,
-    BoundBatchNorm,
-    BoundFlatten,
-    BoundIdentity,
-    BoundConstArith,
-    BoundReshape,
-)
-
-
 def ibp_exact(graph: BoundGraph) -> list[bool]:
-    """Per node: IBP is already exact per neuron (at most one weighted layer, otherwise only
-    per-element affine maps and re-indexing since the input), so CROWN would only repeat it."""
+    """Per node: IBP is already exact per neuron (only affine ops since the input, at most one
+    of which ``mixes`` elements, the others per-element maps and re-indexing), so CROWN would
+    only repeat it."""
     weighted = [0] * len(graph.nodes)
     ok = [True] * len(graph.nodes)
     for i, node in enumerate(graph.nodes[1:], 1):
-        ok[i] = isinstance(node.op, _ELEMENTWISE) and all(ok[j] for j in node.inputs)
+        ok[i] = node.op.affine and all(ok[j] for j in node.inputs)
         w = max((weighted[j] for j in node.inputs), default=0)
-        weighted[i] = w + isinstance(node.op, BoundLinear | BoundConv2d)
+        weighted[i] = w + node.op.mixes
         ok[i] = ok[i] and weighted[i] <= 1
     return ok
+
+
+def _unstable(consumers: Iterable[BoundOp], box: Box) -> Tensor | None:
+    """Neurons of ``box`` whose bounds some consumer's relaxation depends on (None: all)."""
+    mask = None
+    for op in consumers:
+        m = op.unstable(box)
+        if m is None:
+            return None
+        mask = m if mask is None else mask | m
+    return mask
 
 
 def _intersect(a: Box, lo: Tensor, hi: Tensor) -> Box:
@@ -83,23 +78,24 @@ def node_crown_box(
     trace: Trace,
     opts: BackwardOptions,
     box: Box,
-    full: bool = False,
+    neurons: Tensor | None = None,
     intersect: bool = True,
 ) -> Box:
-    """Node i's box with CROWN bounds for every neuron (``full``), or for those unstable in
-    ``box`` (its IBP box) somewhere in the batch (the only ones a ReLU relaxes; a stable
-    neuron's relaxation is exact whatever its bounds). ``intersect``: keep the tighter of IBP
-    and CROWN per neuron; otherwise the CROWN bounds replace IBP's (auto_LiRPA's choice).
+    """Node i's box with CROWN bounds for every neuron (``neurons`` None), or for those set in
+    the mask ``neurons`` (N, *shape) somewhere in the batch (the unstable ones of the ops it
+    feeds: a ReLU's neuron off the kink is relaxed exactly whatever its bounds).
+    ``intersect``: keep the tighter of IBP and CROWN per neuron; otherwise the CROWN bounds
+    replace IBP's (auto_LiRPA's choice).
 
     Why both: CROWN with adaptive slopes is not monotone in its intermediate bounds, so
     tighter intermediate boxes usually, not always, give a tighter final bound."""
     n, shape = box.centre.shape[0], box.centre.shape[1:]
     lo, hi = box.lo.flatten(1), box.hi.flatten(1)
     d = lo.shape[1]
-    if full:
+    if neurons is None:
         idx = torch.arange(d, device=lo.device)
     else:
-        idx = ((lo < 0) & (hi > 0)).any(0).nonzero().flatten()
+        idx = neurons.reshape(n, d).any(0).nonzero().flatten()
     k = idx.numel()
     if k == 0:
         return box
@@ -148,20 +144,20 @@ def forward_pass(
     intersect: bool = False,
 ) -> Pass:
     """IBP over nodes ``1..stop-1``; with ``crown``, the box of every node that feeds an op
-    needing input bounds (ReLU, max-pool) and of every node in ``keep`` is tightened by
-    back-substitution first, so the relaxation everywhere downstream uses it. ``known``
+    needing input bounds (``nonlinear``) and of every node in ``keep`` is tightened by
+    back-substitution first, so the relaxation everywhere downstream uses it; only the
+    neurons those ops call unstable are, unless ``full`` or the node is kept. ``known``
     (node -> box) is intersected in (sound when the caller restricts the input region, as a
     ReLU split does). ``intersect``: CROWN boxes are intersected with IBP's (see
     :func:`node_crown_box`). Boxes of ``keep`` nodes and of node ``stop - 1`` are returned."""
     stop = len(graph.nodes) if stop is None else stop
     trace: Trace = {}
-    feeds = set(keep)
-    maxpool_in: set[int] = set()
+    needs: dict[int, list[BoundOp]] = {}  # node -> the nonlinear ops it feeds
     for node in graph.nodes[1:stop]:
         if node.op.nonlinear:
-            feeds.update(node.inputs)
-            if isinstance(node.op, BoundMaxPool2d):
-                maxpool_in.update(node.inputs)
+            for j in node.inputs:
+                needs.setdefault(j, []).append(node.op)
+    feeds = set(keep) | set(needs)
     exact = ibp_exact(graph) if inputs.is_box else [False] * len(graph.nodes)
     boxes: dict[int, Box] = {0: inputs.box()}
     out: dict[int, Box] = {}
@@ -173,12 +169,11 @@ def forward_pass(
             box = inputs.through_first(node.op, trace)
         else:
             box = node.op.interval_all([boxes[j] for j in node.inputs], trace)
-        # a ReLU's IBP box is exact given its input box, which is already tightened: CROWN
-        # through its relaxation could not do better
-        if crown and i in feeds and not exact[i] and not isinstance(node.op, BoundReLU):
-            box = node_crown_box(
-                graph, i, inputs, trace, opts, box, full or i in maxpool_in or i in keep, intersect
-            )
+        # an elementwise op's IBP box is the exact image of its input box, which is already
+        # tightened: CROWN through its relaxation could not do better
+        if crown and i in feeds and not exact[i] and not node.op.exact_image:
+            neurons = None if full or i in keep else _unstable(needs.get(i, ()), box)
+            box = node_crown_box(graph, i, inputs, trace, opts, box, neurons, intersect)
         if known is not None and i in known:
             box = _intersect(box, known[i].lo, known[i].hi)
         boxes[i] = box
@@ -229,7 +224,8 @@ def optimize_alphas(
         params = [a.requires_grad_() for a in alphas.values()]
         opt = torch.optim.Adam(params, lr=lr) if params else None
         for step in range(steps + 1):
-            opts = BackwardOptions(alphas={id(graph.nodes[r].op): a for r, a in alphas.items()})
+            # other relaxed ops (not optimised) keep the choice ``init`` names
+            opts = BackwardOptions(init, {id(graph.nodes[r].op): a for r, a in alphas.items()})
             lb = spec_bounds(graph, inputs, spec, trace, opts)
             cur = lb.detach()
             best = cur if best is None else torch.maximum(best, cur)

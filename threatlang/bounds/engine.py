@@ -71,9 +71,9 @@ class BoundedNetwork:
     become segments) up to ``last``, the final Linear when there is one (merged into the margin
     matrix), for the receptive-field and pooling engines."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, example: Tensor) -> None:
         self.model = model
-        self.graph: BoundGraph = capture(model)
+        self.graph: BoundGraph = capture(model, example)
         g = self.graph
         if len(g.nodes) < 2:
             raise UnsupportedOp(type(model).__name__, "<model>", "the output is the input")
@@ -86,6 +86,13 @@ class BoundedNetwork:
 
     def logits(self, x: Tensor) -> Tensor:
         return self.graph.forward(x)
+
+    def bounded_forward(self, x: Tensor) -> Tensor:
+        """The computation the bounds are about, run concretely (for translation validation)."""
+        return self.graph.forward(x)
+
+    def ibp_sound_for(self, inputs: InputSet) -> bool:
+        return True
 
     def interval(self, inputs: InputSet) -> Box:
         """IBP box of the logits (no elision)."""

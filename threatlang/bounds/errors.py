@@ -21,3 +21,9 @@ class UnsupportedOp(UnsupportedLayer):
         self.why = why
         at = f" at {where}" if where else ""
         Exception.__init__(self, f"cannot bound {op}{at}: {why}")
+
+
+class CaptureError(UnsupportedOp):
+    """``torch.export`` could not capture the model (data-dependent control flow, ...): no
+    other tracer is tried, since one that specialises to a probe input would bound a
+    different function."""

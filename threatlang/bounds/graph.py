@@ -12,10 +12,11 @@ from .box import Box
 from .capture import capture
 
 
-def build_ops(module: nn.Module) -> list[BoundOp]:
-    """``module``'s traced computation as a chain of single-input ops (residual blocks and
-    other branching runs become one segment op); raises UnsupportedOp otherwise."""
-    return capture(module).chain()
+def build_ops(module: nn.Module, example: Tensor) -> list[BoundOp]:
+    """``module``'s captured computation on inputs shaped like ``example``, as a chain of
+    single-input ops (residual blocks and other branching runs become one segment op);
+    raises UnsupportedOp otherwise."""
+    return capture(module, example).chain()
 
 
 def forward(ops: Sequence[BoundOp], x: Tensor) -> Tensor:

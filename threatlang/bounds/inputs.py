@@ -32,6 +32,11 @@ class InputSet(abc.ABC):
         """Box of the first op's output; subclasses may be exact where a box is loose."""
         return op.interval(self.box(), trace)
 
+    @abc.abstractmethod
+    def sample(self, k: int, gen: torch.Generator) -> Tensor:
+        """``k`` points of the set per row, (k, N, *shape): its extreme points first (corners
+        of a box, the sphere of a ball), where bounds are tight and translation errors show."""
+
 
 @attrs.frozen(eq=False)
 class BoxInput(InputSet):
@@ -45,6 +50,16 @@ class BoxInput(InputSet):
         r = self.value.radius.unsqueeze(1).flatten(2)
         a = a.flatten(2)
         return (a * c).sum(2) - (a.abs() * r).sum(2) + bias
+
+    def sample(self, k: int, gen: torch.Generator) -> Tensor:
+        lo, hi = self.value.lo, self.value.hi
+        signs = torch.rand((k, *lo.shape), generator=gen, device=gen.device).to(lo.device) < 0.5
+        pts = torch.where(signs, hi, lo)
+        pts[0], pts[min(1, k - 1)] = lo, hi
+        if k > 3:  # one interior point
+            u = torch.rand(lo.shape, generator=gen, device=gen.device).to(lo)
+            pts[2] = lo + u * (hi - lo)
+        return pts
 
 
 def linf_ball(x: Tensor, eps: float, low: float = 0.0, high: float = 1.0) -> BoxInput:
@@ -67,11 +82,18 @@ class L2Input(InputSet):
         a = a.flatten(2)
         return (a * self.x0.unsqueeze(1).flatten(2)).sum(2) - self.eps * a.norm(dim=2) + bias
 
+    def sample(self, k: int, gen: torch.Generator) -> Tensor:
+        d = torch.randn((k, *self.x0.shape), generator=gen, device=gen.device).to(self.x0)
+        norms = d.flatten(2).norm(dim=2).clamp(min=1e-12)
+        return self.x0 + self.eps * d / norms.reshape(k, -1, *([1] * (self.x0.dim() - 1)))
+
     def through_first(self, op: BoundOp, trace: Trace | None = None) -> Box:
         """Exact for a first Linear (row norms); sound for Conv2d (full-kernel norms)."""
         if isinstance(op, BoundLinear):
             w = op.module.weight
-            centre = F.linear(self.x0.flatten(1), w, op.module.bias)
+            if self.x0.dim() != 2:  # a Linear over the last dim of an N-D input
+                return op.interval(self.box(), trace)
+            centre = F.linear(self.x0, w, op.module.bias)
             return Box(centre, (self.eps * w.norm(dim=1)).expand_as(centre))
         if isinstance(op, BoundConv2d):
             centre = op.forward(self.x0)

@@ -104,6 +104,16 @@ class LirpaNetwork:
     def logits(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def bounded_forward(self, x: Tensor) -> Tensor:
+        """auto_LiRPA's own graph run concretely: what its bounds are about."""
+        with torch.no_grad():
+            return self.bounded(x)(x)
+
+    def ibp_sound_for(self, inputs: InputSet) -> bool:
+        """auto_LiRPA 0.7.1's IBP returns a zero-width interval for an l2 ball whose first op
+        is elementwise (``x - 0.5``): never take it for l2 balls."""
+        return not isinstance(inputs, L2Input)
+
     def bounds(
         self,
         inputs: InputSet,
@@ -115,6 +125,13 @@ class LirpaNetwork:
         """(lower, upper or None) bounds (N, S) of ``spec . output`` over the input set
         (``spec``: (N, S, K))."""
         lirpa, ptb_cls = _lirpa()
+        if not self.ibp_sound_for(inputs) and method in (Method.IBP, Method.CROWN_IBP):
+            raise UnsupportedOp(
+                "auto_LiRPA",
+                "",
+                "auto_LiRPA 0.7.1's interval bounds are unsound for l2 balls; use crown or "
+                "alpha_crown with it, or our engine",
+            )
         if isinstance(inputs, BoxInput):
             box = inputs.value
             x = box.centre

@@ -14,18 +14,27 @@ from .errors import UnsupportedOp
 
 
 class BoundAdd(BoundOp):
-    """``x + y`` (``sign=-1``: ``x - y``) of two computed tensors of the same shape."""
+    """``x + y`` (``sign=-1``: ``x - y``) of two computed tensors of the same rank and rows,
+    broadcasting other size-1 dimensions (a per-channel map added to a feature map)."""
 
     def __init__(self, sign: float = 1.0, name: str = "add", where: str = "") -> None:
         super().__init__(None)  # type: ignore[arg-type]
         self.sign, self.name, self.where = sign, name, where
 
     def _check(self, a: Tensor, b: Tensor) -> None:
-        if a.shape != b.shape:
+        if a.shape == b.shape:
+            return
+        ok = a.dim() == b.dim() and a.shape[0] == b.shape[0]
+        try:
+            torch.broadcast_shapes(a.shape, b.shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
             raise UnsupportedOp(
                 self.name,
                 self.where,
-                f"operands of shapes {tuple(a.shape)} and {tuple(b.shape)} broadcast",
+                f"operands of shapes {tuple(a.shape)} and {tuple(b.shape)} broadcast "
+                "across the batch dimension",
             )
 
     def forward_all(self, xs: Sequence[Tensor]) -> Tensor:
@@ -35,6 +44,8 @@ class BoundAdd(BoundOp):
     def interval_all(self, boxes: Sequence[Box], trace: Trace | None = None) -> Box:
         a, b = boxes
         self._check(a.centre, b.centre)
+        if trace is not None and a.centre.shape != b.centre.shape:
+            trace[("shapes", id(self))] = (a.centre.shape[1:], b.centre.shape[1:])
         centre = a.centre + b.centre if self.sign > 0 else a.centre - b.centre
         return Box(centre, a.radius + b.radius)
 
@@ -44,7 +55,14 @@ class BoundAdd(BoundOp):
     def backward_all(
         self, a: Tensor, trace: Trace, opts: BackwardOptions
     ) -> tuple[list[Tensor | None], Tensor]:
-        return [a, a if self.sign > 0 else -a], a.new_zeros(a.shape[:2])
+        second = a if self.sign > 0 else -a
+        shapes = trace.get(("shapes", id(self)))
+        if shapes is None:
+            return [a, second], a.new_zeros(a.shape[:2])
+        n, s = a.shape[:2]  # sum the coefficients of broadcast (repeated) elements back
+        return [a.sum_to_size(n, s, *shapes[0]), second.sum_to_size(n, s, *shapes[1])], a.new_zeros(
+            n, s
+        )
 
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         raise TypeError("BoundAdd takes two inputs")

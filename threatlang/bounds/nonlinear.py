@@ -1,4 +1,5 @@
-"""Piecewise-linear layers: ReLU and MaxPool2d, monotone for IBP (2.7, 2.8), relaxed for CROWN."""
+"""Piecewise-linear layers: ReLU, MaxPool2d and max over dims, monotone for IBP (2.7, 2.8),
+relaxed for CROWN (other activations: :mod:`.activations`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from torch import Tensor, nn
 from .affine import pair
 from .base import POINTWISE, BackwardOptions, BoundOp, Geometry, LowerSlope, Trace, spec_sum
 from .box import Box
-from .errors import UnsupportedLayer
+from .errors import UnsupportedLayer, UnsupportedOp
 
 
 class BoundReLU(BoundOp):
     nonlinear = True
+    exact_image = True
+
+    def unstable(self, pre: Box) -> Tensor | None:
+        return (pre.lo < 0) & (pre.hi > 0)
 
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
         lo = torch.sub(box.centre, box.radius).clamp_(min=0)
@@ -112,3 +117,62 @@ class BoundMaxPool2d(BoundOp):
         a_in = F.fold(cols, (hp, wp), self.k, stride=self.s)
         a_in = a_in[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
         return a_in.reshape(n, s, c, h, w), const.flatten(2).sum(dim=2)
+
+
+class BoundAmax(BoundOp):
+    """``amax(x, dims, keepdim)`` over non-batch dims (``torch.max(x, dim)``'s values).
+    CROWN as for max-pooling: ``max >= z_j*`` with j* the best lower bound over the reduced
+    elements; above, ``z_j*`` where j* dominates them on the box (then exact), else the
+    constant upper bound."""
+
+    nonlinear = True
+
+    def __init__(
+        self, dims: int | tuple[int, ...], keepdim: bool, name: str = "amax", where: str = ""
+    ) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self.dims = (dims,) if isinstance(dims, int) else tuple(int(d) for d in dims)
+        self.keepdim, self.name, self.where = bool(keepdim), name, where
+        if not self.dims:
+            raise UnsupportedOp(name, where, "a max over every dimension mixes the batch rows")
+
+    def _dims(self, ndim: int) -> tuple[int, ...]:
+        dims = tuple(sorted({d % ndim for d in self.dims}))
+        if 0 in dims:
+            raise UnsupportedOp(self.name, self.where, "a max over the batch dimension")
+        return dims
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.amax(self._dims(x.dim()), self.keepdim)
+
+    def interval(self, box: Box, trace: Trace | None = None) -> Box:
+        dims = self._dims(box.centre.dim())
+        return Box.from_bounds(box.lo.amax(dims, self.keepdim), box.hi.amax(dims, self.keepdim))
+
+    def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
+        pre = self.pre(trace)
+        ndim = pre.centre.dim()
+        dims = self._dims(ndim)
+        kept = [d for d in range(ndim) if d not in dims]
+        order = kept + list(dims)  # reduced dims last, flattened into one
+        lo_w = pre.lo.permute(order).flatten(len(kept))
+        hi_w = pre.hi.permute(order).flatten(len(kept))
+        best = lo_w.argmax(dim=-1, keepdim=True)
+        onehot = torch.zeros_like(lo_w).scatter_(-1, best, 1.0)
+        best_lo = lo_w.gather(-1, best).squeeze(-1)
+        other_hi = hi_w.masked_fill(onehot.bool(), float("-inf")).amax(dim=-1)
+        dominated = best_lo >= other_hi  # max equals z_j* on the whole box
+        upper = hi_w.amax(dim=-1)
+        n, s = a.shape[:2]
+        coef = a.reshape(n, s, *upper.shape[1:])  # drops kept size-1 dims of keepdim
+        keep = (coef >= 0) | dominated.unsqueeze(1)
+        lin = torch.where(keep, coef, torch.zeros_like(coef))
+        const = torch.where(keep, torch.zeros_like(coef), coef * upper.unsqueeze(1))
+        cols = onehot.unsqueeze(1) * lin.unsqueeze(-1)  # (N, S, *kept, R)
+        red_shape = [pre.centre.shape[d] for d in dims]
+        cols = cols.reshape(n, s, *upper.shape[1:], *red_shape)
+        inverse = [0] * ndim
+        for i, d in enumerate(order):
+            inverse[d] = i
+        a_in = cols.permute(0, 1, *(i + 1 for i in inverse[1:]))
+        return a_in, const.flatten(2).sum(dim=2)

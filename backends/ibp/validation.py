@@ -1,0 +1,64 @@
+"""Points of a patch threat or an input ball for the engine-independent checks of
+:mod:`threatlang.bounds.validate`, and the one call certification makes before it trusts a
+bound: the bounded computation equals the model there, and no bound exceeds a margin observed
+there."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from threatlang.bounds.inputs import InputSet
+from threatlang.bounds.validate import (
+    BoundCheck,
+    check_bounds,
+    check_deterministic,
+    check_translation,
+)
+
+from .patches import PatchThreat, apply_patch, placements
+
+#: points drawn per row from the threat region (besides the clean input)
+POINTS = 8
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def patch_points(x: Tensor, threat: PatchThreat, k: int = POINTS) -> Tensor:
+    """``k`` patched copies of each image, (k, N, C, H, W): random placements of random shapes
+    filled with the lowest value, the highest, then random vertices of the value box."""
+    gen = _gen()
+    n, c = x.shape[:2]
+    shapes = placements(threat, tuple(x.shape[-2:]), x.device)
+    out = []
+    for p in range(k):
+        s = int(torch.randint(len(shapes), (1,), generator=gen))
+        mask, offs = shapes[s]
+        pick = torch.randint(offs.shape[0], (n,), generator=gen).to(x.device)
+        h, w = mask.shape
+        if p == 0:
+            content = torch.full((n, 1, c, h, w), threat.low)
+        elif p == 1:
+            content = torch.full((n, 1, c, h, w), threat.high)
+        else:
+            hi = torch.rand((n, 1, c, h, w), generator=gen) < 0.5
+            content = torch.where(hi, threat.high, threat.low)
+        patched = apply_patch(x, mask, offs[pick][:, None, :], content.to(x))
+        out.append(patched[:, 0])
+    return torch.stack(out)
+
+
+def set_points(inputs: InputSet, k: int = POINTS) -> Tensor:
+    return inputs.sample(k, _gen())
+
+
+def validate(net, x: Tensor, y: Tensor, points: Tensor, lower: Tensor, what: str) -> BoundCheck:
+    """Raise ``TranslationMismatch`` (an unsupported-layer error: ``unknown``) when the model
+    is not deterministic or the engine's bounded computation differs from the model on ``x``
+    or ``points``; otherwise the rows whose lower bound (N,) exceeds an observed margin."""
+    check_deterministic(net.model, x)
+    pts = torch.cat([x[None], points])
+    z = check_translation(net.model, net.bounded_forward, pts, what)
+    return check_bounds(lower, z, y)
