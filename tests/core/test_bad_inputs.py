@@ -7,6 +7,7 @@ Three tables: command lines (through `threatlang.cli.main`), data files (through
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -480,3 +481,535 @@ def test_summary_report_reads_back_after_an_atomic_write(tmp_path):
     write_summary(path, Summary({"a": 1.0}, (Table("t", ["x"], [[1]]),)), "s", "b")
     assert json.loads(path.read_text())["a"] == 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temp left
+
+
+# ------------------------------------------------------- hostile files, round two (issue 21)
+#: the declarations of a 5-input, 3-output VNN-COMP property, and a box around 0.5
+DECLARE = "".join(f"(declare-const X_{i} Real)\n" for i in range(5)) + "".join(
+    f"(declare-const Y_{j} Real)\n" for j in range(3)
+)
+BOX = "".join(f"(assert (<= X_{i} 0.6))\n(assert (>= X_{i} 0.4))\n" for i in range(5))
+UNSAFE = "(assert (or (and (>= Y_1 Y_0)) (and (>= Y_2 Y_0))))\n"
+
+
+def _prop(body: str, declare: str = DECLARE) -> str:
+    return declare + BOX + body + UNSAFE
+
+
+V2 = "(declare-network n (declare-input X Real [1, 5]) (declare-output Y Real [1, 3]))\n"
+
+#: VNN-LIB text -> fragments of the one-sentence error (`read`, and import-vnnlib below)
+VNNLIB_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "empty (assert)": (_prop("(assert)\n"), ("(assert ...) takes one formula",)),
+    "empty (declare-const)": (_prop("", DECLARE + "(declare-const)\n"), ("not a declaration",)),
+    "one-argument (<= X_0)": (_prop("(assert (<= X_0))\n"), ("compares two expressions",)),
+    "empty (+)": (_prop("(assert (<= (+) 1))\n"), ("(+) needs at least one argument",)),
+    "the number 1.2.3": (_prop("(assert (<= X_0 1.2.3))\n"), ("'1.2.3' is neither a number",)),
+    "the number -": (_prop("(assert (<= X_0 -))\n"), ("'-' is neither a number",)),
+    "the name X_abc": (
+        _prop("", DECLARE + "(declare-const X_abc Real)\n"),
+        ("'X_abc' is neither an input X_i nor an output Y_j",),
+    ),
+    "the name X[a,b]": (
+        V2 + "(assert (<= X[a,b] 1))\n" + "(assert (<= Y[0,0] 1))\n",
+        ("'X[a,b]' needs 2 whole-number indices",),
+    ),
+    "X_9 used with 5 inputs": (_prop("(assert (<= X_9 1))\n"), ("'X_9' is neither a number",)),
+    "X_9 declared with 4 others": (
+        DECLARE.replace("X_4 Real", "X_9 Real") + UNSAFE,
+        ("X_9 is declared, but there are only 5 inputs",),
+    ),
+    "no declared input": (
+        "(declare-const Y_0 Real)\n(assert (<= Y_0 1))\n",
+        ("declares no input X_i",),
+    ),
+    "NaN bound": (_prop("(assert (<= X_0 nan))\n"), ("'nan' is neither a number",)),
+    "overflowing bound": (_prop("(assert (<= X_0 1e999))\n"), ("too large",)),
+    "inverted bounds": (
+        _prop("(assert (<= X_0 0.2))\n"),
+        ("input X_0 has lower bound 0.4 above its upper bound 0.2",),
+    ),
+    "40 asserts (or a b)": (
+        _prop("(assert (or (<= X_1 0.5) (>= X_1 0.55)))\n" * 40),
+        ("multiply out to more than 10,000 cases",),
+    ),
+    "10^12 declared inputs": (
+        "(declare-network n (declare-input X Real [1000000, 1000000]) "
+        "(declare-output Y Real [1, 3]))\n(assert (<= Y[0,0] 1))\n",
+        ("declares 1,000,000,000,000 variables",),
+    ),
+    "a huge unknown token": (_prop("(assert (<= X_0 " + "z" * 100_000 + "))\n"), ("…",)),
+}
+
+
+@pytest.mark.parametrize("case", list(VNNLIB_CASES))
+def test_vnnlib_reader_bad_input_is_one_usage_error(case):
+    from threatlang.interop.vnnlib_read import read
+
+    text, fragments = VNNLIB_CASES[case]
+    with pytest.raises(UsageError) as info:
+        read(text)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_vnnlib_reader_is_linear_in_the_number_of_asserts():
+    """60,000 bound asserts (3 MB): the old reader copied its growing list per assert
+    (quadratic: minutes); now the bounds narrow in place. Checked by the answer, not a timer:
+    the CLI table below runs the same reader under a timeout."""
+    from threatlang.interop.vnnlib_read import read
+
+    body = "".join(f"(assert (<= X_{i % 5} {0.59 - i * 1e-7!r}))\n" for i in range(60_000))
+    query = read(DECLARE + BOX + body + UNSAFE)
+    (box,) = query.boxes
+    assert box.hi.tolist() == pytest.approx([0.59 - (59_995 + i) * 1e-7 for i in range(5)])
+    assert box.lo.tolist() == [0.4] * 5
+
+
+# The command-line cases run in one child process under a memory limit (address space) and a
+# per-case alarm: a reader that hangs or allocates terabytes fails its case instead of the
+# machine.
+MEMORY_LIMIT = 3 << 30
+CASE_SECONDS = 60
+DRIVER = r"""
+import contextlib, io, json, os, signal, sys
+from threatlang.cli import main
+cases, results = json.load(open(sys.argv[1])), {}
+def alarm(*_):
+    raise TimeoutError("the case ran past its time limit")
+signal.signal(signal.SIGALRM, alarm)
+for name, (argv, cwd) in cases.items():
+    os.chdir(cwd)
+    err, out = io.StringIO(), io.StringIO()
+    signal.alarm(int(sys.argv[3]))
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = main(argv)
+    except BaseException as e:
+        code = f"{type(e).__name__}: {e}"
+    finally:
+        signal.alarm(0)
+    results[name] = {"code": code, "err": err.getvalue(), "out": out.getvalue()}
+json.dump(results, open(sys.argv[2], "w"))
+"""
+
+
+def _net5(tmp: Path) -> Path:
+    import torch
+    from torch import nn
+
+    from threatlang.interop.onnx_export import export_onnx
+
+    path = tmp / "net.onnx"
+    if not path.exists():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+        export_onnx(net, (5,), path)
+    return path
+
+
+def _import(tmp: Path, text: str | bytes, name: str = "p.vnnlib") -> list[str]:
+    prop = tmp / name
+    prop.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return ["import-vnnlib", str(prop), "--onnx", str(_net5(tmp)), "-o", str(tmp / "o.threat")]
+
+
+def _csv(tmp: Path, rows: str) -> list[str]:
+    folder = tmp / "bench"
+    folder.mkdir(exist_ok=True)
+    (folder / "net.onnx").write_bytes(_net5(tmp).read_bytes())
+    (folder / "p.vnnlib").write_text(_prop(""))
+    (tmp / "outside").mkdir(exist_ok=True)
+    (tmp / "outside" / "x.onnx").write_bytes(_net5(tmp).read_bytes())
+    (folder / "instances.csv").write_text(rows)
+    return ["import-vnnlib", str(folder / "instances.csv"), "-o", str(tmp / "o.threat")]
+
+
+def _gzip_bomb(tmp: Path) -> list[str]:
+    import gzip
+
+    with gzip.open(tmp / "p.vnnlib.gz", "wb", compresslevel=1) as fh:
+        chunk = b" " * (1 << 20)
+        for _ in range(129):  # 129 MB of blanks in a ~130 KB file
+            fh.write(chunk)
+    return ["import-vnnlib", str(tmp / "p.vnnlib.gz"), "--onnx", str(_net5(tmp)), "-o", "o.threat"]
+
+
+def _unknown_op_onnx(tmp: Path) -> list[str]:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("FrobnicateAll", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(tmp / "odd.onnx"))
+    (tmp / "p.vnnlib").write_text(_prop(""))
+    return [
+        "import-vnnlib",
+        str(tmp / "p.vnnlib"),
+        "--onnx",
+        str(tmp / "odd.onnx"),
+        "-o",
+        "o.threat",
+    ]
+
+
+MARKER = "PWNED_BY_TORCHSCRIPT"
+
+
+def _evil_torchscript(tmp: Path) -> Path:
+    """A TorchScript module whose forward creates a file (torch.from_file with shared=True)."""
+    import torch
+    from torch import nn
+
+    class Evil(nn.Module):
+        def __init__(self, marker: str):
+            super().__init__()
+            self.layer = nn.Linear(64, 10)
+            self.marker = marker
+
+        def forward(self, x):
+            torch.from_file(self.marker, True, 8, dtype=torch.uint8).fill_(65)
+            return self.layer(x.flatten(1))
+
+    try:
+        torch.jit.script(Evil(str(tmp / MARKER))).save(str(tmp / "evil.pt"))
+    except Exception:  # scripting needs the source: fall back to a plain scripted layer
+        torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 10))).save(str(tmp / "evil.pt"))
+    return tmp / "evil.pt"
+
+
+def _evil_run(tmp: Path, emit: bool = False) -> list[str]:
+    spec = _spec(tmp, model=f'model torchscript("{_evil_torchscript(tmp)}")')
+    text = Path(spec).read_text().replace("  train standard { epochs 1 }\n", "")
+    Path(spec).write_text(text)
+    if emit:
+        return ["compile", spec, "--emit", "vnnlib", "-o", str(tmp / "v"), "--limit", "1"]
+    return ["run", spec, "-o", str(tmp / "run"), "-q"]
+
+
+def _torchscript_as_state_dict(tmp: Path) -> list[str]:
+    import torch
+    from torch import nn
+
+    torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 10))).save(str(tmp / "m.pt"))
+    spec = _spec(tmp, model='model state_dict("m.pt") { arch mlp255 }')
+    text = Path(spec).read_text().replace("  train standard { epochs 1 }\n", "")
+    Path(spec).write_text(text)
+    return ["run", spec, "-o", str(tmp / "run"), "-q"]
+
+
+def _flat_npz_run(tmp: Path) -> list[str]:
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp / "flat.npz",
+        x_train=rng.random((12, 64)),
+        y_train=np.arange(12) % 3,
+        x_test=rng.random((3, 64)),
+        y_test=np.arange(3),
+    )
+    spec = _spec(tmp, f'npz {{ path "{tmp / "flat.npz"}" }}', model="model small_cnn")
+    return ["run", spec, "-o", str(tmp / "run"), "-q"]
+
+
+def _nothing_written(tmp: Path) -> None:
+    assert not (tmp / "o.threat").exists(), "a refused import left a .threat behind"
+    assert not (tmp / "o.npz").exists()
+
+
+def _no_torchscript_marker(tmp: Path) -> None:
+    assert not (tmp / MARKER).exists(), "the TorchScript archive ran code without --allow-code"
+
+
+#: argv builder, fragments of the one-line error, check afterwards, text the error must not show
+Hostile = tuple[Callable[[Path], list[str]], tuple[str, ...], Callable | None, str | None]
+HOSTILE_CLI_CASES: dict[str, Hostile] = {
+    **{
+        f"import-vnnlib: {name}": (
+            functools.partial(_import, text=text),
+            ("p.vnnlib: VNN-LIB: ", *fragments),
+            _nothing_written,
+            None,
+        )
+        for name, (text, fragments) in VNNLIB_CASES.items()
+    },
+    "import-vnnlib: an input without a lower bound": (
+        functools.partial(_import, text=_prop("").replace("(assert (>= X_4 0.4))\n", "")),
+        ("p.vnnlib: input X_4 has no lower bound",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: a gzip bomb": (_gzip_bomb, ("p.vnnlib.gz", "more than 128 MB"), None, None),
+    "import-vnnlib: a .gz file that is not gzip": (
+        functools.partial(_import, text=_prop(""), name="p.vnnlib.gz"),
+        ("p.vnnlib.gz is not a complete gzip file",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: Latin-1 text": (
+        functools.partial(_import, text="; caf\xe9\n".encode("latin-1") + _prop("").encode()),
+        ("p.vnnlib is not UTF-8 text",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: a directory": (
+        lambda t: ["import-vnnlib", str(t), "--onnx", str(_net5(t)), "-o", str(t / "o.threat")],
+        ("is a directory",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: a binary csv": (
+        lambda t: _csv(t, "net.onnx,p.vnnlib\x00\x01\x02,60\n"),
+        ("instances.csv is a binary file",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: a garbage ONNX file": (
+        lambda t: (
+            _import(t, _prop(""))[:3]
+            + [str(_file(t, "g.onnx", "\x00garbage" * 10)), "-o", str(t / "o.threat")]
+        ),
+        ("not a valid ONNX model", "g.onnx"),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: csv names ../outside/x.onnx": (
+        lambda t: _csv(t, "../outside/x.onnx,p.vnnlib,60\n"),
+        ("instances.csv:1: ../outside/x.onnx lies outside the csv's folder",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: csv names /etc/passwd": (
+        lambda t: _csv(t, "net.onnx,../../../../../../../../etc/passwd,60\n"),
+        ("lies outside the csv's folder", "--allow-outside-paths"),
+        _nothing_written,
+        "root:",
+    ),
+    "import-vnnlib: csv timeout not a number": (
+        lambda t: _csv(t, "net.onnx,p.vnnlib,soon\n"),
+        ("instances.csv:1: the timeout (third field) must be a positive number",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: a network that cannot be run (unknown op)": (
+        _unknown_op_onnx,
+        ("odd.onnx cannot be run as imported",),
+        _nothing_written,
+        None,
+    ),
+    "run: TorchScript without --allow-code": (
+        _evil_run,
+        ("evil.pt", "is code that runs when it is loaded", "--allow-code"),
+        _no_torchscript_marker,
+        None,
+    ),
+    "compile --emit vnnlib: TorchScript without --allow-code": (
+        functools.partial(_evil_run, emit=True),
+        ("evil.pt", "--allow-code"),
+        _no_torchscript_marker,
+        None,
+    ),
+    "run: a TorchScript file named as a state dict": (
+        _torchscript_as_state_dict,
+        ("m.pt is a TorchScript archive, not a state dict",),
+        None,
+        "truncated",
+    ),
+    "run: npz data whose x is 2-D for an image architecture": (
+        _flat_npz_run,
+        ("small_cnn takes (C, H, W) images", "(64,)"),
+        None,
+        None,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_results(tmp_path_factory):
+    """Every HOSTILE_CLI_CASES command run once, in one child process under the limits."""
+    import resource
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    root = tmp_path_factory.mktemp("hostile")
+    cases, folders = {}, {}
+    for k, (name, (build, *_)) in enumerate(HOSTILE_CLI_CASES.items()):
+        folder = root / f"case{k}"
+        folder.mkdir()
+        cases[name] = (build(folder), str(folder))
+        folders[name] = folder
+    (root / "cases.json").write_text(json.dumps(cases))
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("THREATLANG_DEBUG", None)
+    args = [sys.executable, "-c", DRIVER, str(root / "cases.json"), str(root / "out.json")]
+    subprocess.run(
+        [*args, str(CASE_SECONDS)],
+        preexec_fn=limits,
+        env=env,
+        timeout=CASE_SECONDS * len(cases),
+        check=True,
+    )
+    return json.loads((root / "out.json").read_text()), folders
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_CLI_CASES))
+def test_hostile_command_line_input_is_one_sentence_exit_2(case, hostile_results):
+    results, folders = hostile_results
+    _, fragments, after, secret = HOSTILE_CLI_CASES[case]
+    got = results[case]
+    err = got["err"].strip()
+    assert got["code"] == 2, (got["code"], err)
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert "Traceback" not in got["out"], got["out"]
+    for fragment in fragments:
+        assert fragment in err, err
+    if secret is not None:
+        assert secret not in err, err
+    if after is not None:
+        after(folders[case])
+
+
+# ---------------------------------------------------------------- Python API (issue 21)
+API_SPEC = """spec s {
+  model mlp255
+  data digits LIMIT
+  threat linf_ball { radius 0.01 }
+  require label_unchanged
+  certify ibp
+}"""
+
+
+def _api_models():
+    import torch
+    from torch import nn
+
+    class Tuple(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+        def forward(self, x):
+            return self.layer(x), x
+
+    class Dict(Tuple):
+        def forward(self, x):
+            return {"logits": self.layer(x)}
+
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    return {"tuple": Tuple(), "dict": Dict(), "meta": meta}
+
+
+def _endless():
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Endless(IterableDataset):
+        def __iter__(self):
+            while True:
+                yield torch.zeros(1, 8, 8), 0
+
+    return DataLoader(Endless(), batch_size=2)
+
+
+def _huge():
+    import torch
+    from torch.utils.data import Dataset
+
+    class Huge(Dataset):
+        def __len__(self):
+            return 10**9
+
+        def __getitem__(self, i):
+            return torch.zeros(1, 8, 8), i % 10
+
+    return Huge()
+
+
+#: what is handed to run() -> fragments of the one-sentence UsageError
+API_CASES: dict[str, tuple[Callable[[], dict], tuple[str, ...]]] = {
+    "a model returning a tuple": (
+        lambda: {"model": _api_models()["tuple"]},
+        ("model= returns a tuple, not a tensor",),
+    ),
+    "a model returning a dict": (
+        lambda: {"model": _api_models()["dict"]},
+        ("model= returns a dict, not a tensor",),
+    ),
+    "a function as model=": (lambda: {"model": lambda x: x}, ("got a function",)),
+    "a string as model=": (lambda: {"model": "mlp255"}, ("got a str",)),
+    "a meta-device model": (lambda: {"model": _api_models()["meta"]}, ("meta device",)),
+    "an endless DataLoader": (lambda: {"data": _endless()}, ("without a length",)),
+    "a Dataset of 10^9 items": (lambda: {"data": _huge()}, ("1,000,000,000 examples",)),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_python_api_bad_input_is_one_usage_error(case, tmp_path):
+    pytest.importorskip("torch")
+    import threatlang
+
+    make, fragments = API_CASES[case]
+    spec = threatlang.parse(API_SPEC.replace("LIMIT", ""))
+    kwargs = make()
+    kwargs.setdefault("model", _api_models()["tuple"].layer)
+    with pytest.raises(UsageError) as info:
+        threatlang.run(spec, output=tmp_path / "run", quiet=True, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert not (tmp_path / "run").exists(), "a refused run created its directory"
+
+
+@pytest.mark.parametrize("data", ["endless", "huge"])
+def test_caller_data_without_an_end_honours_test_limit(data, tmp_path):
+    pytest.importorskip("torch")
+    import threatlang
+
+    spec = threatlang.parse(API_SPEC.replace("LIMIT", "{ test_limit 3 }"))
+    model = _api_models()["tuple"].layer
+    given = _endless() if data == "endless" else _huge()
+    result = threatlang.run(spec, model=model, data=given, output=tmp_path / "r", quiet=True)
+    assert len(result.records) == 3
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_the_records(tmp_path, capsys, monkeypatch, toy):
+    """OSError 28 while appending the second record: exit 2, the first record stays, and
+    --resume (with space again) finishes the run."""
+    import errno
+
+    from threatlang.records import RecordLog
+
+    real = RecordLog.append
+    calls = {"n": 0}
+
+    def append(self, record):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, record)
+
+    monkeypatch.setattr(RecordLog, "append", append)
+    spec, out = _spec(tmp_path), tmp_path / "run"
+    assert main(["run", spec, "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the disk holding") and "--resume" in err and "\n" not in err
+    kept = (out / "records.jsonl").read_text().splitlines()
+    assert len(kept) == 1
+    monkeypatch.setattr(RecordLog, "append", real)
+    assert main(["run", spec, "-o", str(out), "-q", "--resume"]) == 0
+    again = (out / "records.jsonl").read_text().splitlines()
+    assert again[0] == kept[0] and len(again) == 4

@@ -119,6 +119,12 @@ def _load_networks(specs, instances: list[Instance]) -> None:
             load_model(spec.model, tuple(shape), outputs)
         except UsageError as err:
             raise UsageError(f"{spec.model.name} cannot be run as imported: {err}") from None
+        except Exception as err:  # noqa: BLE001 - a converter failure: the spec could not run
+            why = (str(err).strip().splitlines() or [""])[0][:160]
+            raise UsageError(
+                f"{spec.model.name} cannot be run as imported ({type(err).__name__}: {why}); "
+                "nothing was written."
+            ) from None
 
 
 # ------------------------------------------------------------------------- box specs (bab)

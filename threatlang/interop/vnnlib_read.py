@@ -360,8 +360,8 @@ class _Sets:
             if len(bad):
                 i = int(bad[0])
                 raise UsageError(
-                    f"VNN-LIB: input {self.names(i)} has lower bound {lo[i]!r} above its upper "
-                    f"bound {hi[i]!r}; the input box is empty."
+                    f"VNN-LIB: input {self.names(i)} has lower bound {float(lo[i])!r} above its upper "
+                    f"bound {float(hi[i])!r}; the input box is empty."
                 )
             out.append(Box(lo, hi))
         return tuple(out)
