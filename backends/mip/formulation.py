@@ -99,23 +99,18 @@ def _sparsemax(model: MipModel, logits: Expr, lo: np.ndarray, hi: np.ndarray) ->
     return Expr(a, np.zeros(k_count))
 
 
-def formulate(
-    mechanism: Mechanism,
-    profile: np.ndarray,
-    agent: int,
-    box_lo: np.ndarray,
-    box_hi: np.ndarray,
-    method: BoundMethod = BoundMethod.LINEAR,
-) -> Formulation:
-    """Maximise ``agent``'s utility (true values ``profile[agent]``) over misreports in the box."""
-    cfg = mechanism.config
-    if not cfg.certifiable:
-        raise ValueError(f"not certifiable: {cfg.allocation.value} / {cfg.payment.value}")
-    n_agents, n_items = cfg.agents, cfg.items
-    layers = [(w.double(), b.double()) for w, b in mechanism.affine_layers()]
-    lo_in = np.array(profile, dtype=np.float64).copy()
-    hi_in = lo_in.copy()
-    lo_in[agent], hi_in[agent] = box_lo, box_hi
+@attrs.frozen
+class NetworkCopy:
+    """One copy of the network inside a MIP: the agent's allocation and payment as expressions."""
+
+    allocation: Expr  # (items,)
+    payment: Expr  # (1,)
+    unstable: int
+    relus: int
+
+
+def padded_bounds(layers, lo_in: np.ndarray, hi_in: np.ndarray, method: BoundMethod):
+    """Pre-activation bounds of every layer over the input box, widened by ``_PAD``."""
     bounds = layer_bounds(
         layers,
         torch.from_numpy(lo_in.reshape(1, -1)),
@@ -123,15 +118,24 @@ def formulate(
         method,
     )
     bounds = [(lo[0].numpy(), hi[0].numpy()) for lo, hi in bounds]
-    bounds = [(lo - _PAD * (1 + np.abs(lo)), hi + _PAD * (1 + np.abs(hi))) for lo, hi in bounds]
+    return [(lo - _PAD * (1 + np.abs(lo)), hi + _PAD * (1 + np.abs(hi))) for lo, hi in bounds]
 
-    model = MipModel()
-    bid_vars = model.vars(np.asarray(box_lo, float), np.asarray(box_hi, float))
-    a_in = np.zeros((n_agents * n_items, model.n))
-    a_in[agent * n_items + np.arange(n_items), bid_vars] = 1.0
-    c_in = lo_in.reshape(-1).copy()
-    c_in[agent * n_items : (agent + 1) * n_items] = 0.0
-    h, unstable, relus = Expr(a_in, c_in), 0, 0
+
+def network_copy(
+    model: MipModel,
+    mechanism: Mechanism,
+    layers,
+    bounds,
+    inputs: Expr,
+    agent: int,
+    bid_vars: np.ndarray,
+) -> NetworkCopy:
+    """Encode the network at the input expression ``inputs`` (the flattened bid profile; the
+    big-M constants ``bounds`` must hold over every input it can take). ``bid_vars``: the
+    agent's reported bids (the fractional payment multiplies its allocation by them)."""
+    cfg = mechanism.config
+    n_agents, n_items = cfg.agents, cfg.items
+    h, unstable, relus = inputs, 0, 0
     for (w, b), (lo, hi) in zip(layers[:-1], bounds[:-1], strict=True):
         z = _affine(h, w.numpy(), b.numpy(), model.n)
         h, u = _relu(model, z, lo, hi)
@@ -160,13 +164,48 @@ def formulate(
     else:
         pay, u = _fractional_payment(model, raw, r_lo, r_hi, alloc, bid_vars)
         unstable += u
+    return NetworkCopy(alloc, pay, unstable, relus)
+
+
+def float_layers(mechanism: Mechanism):
+    cfg = mechanism.config
+    if not cfg.certifiable:
+        raise ValueError(f"not certifiable: {cfg.allocation.value} / {cfg.payment.value}")
+    return [(w.double(), b.double()) for w, b in mechanism.affine_layers()]
+
+
+def formulate(
+    mechanism: Mechanism,
+    profile: np.ndarray,
+    agent: int,
+    box_lo: np.ndarray,
+    box_hi: np.ndarray,
+    method: BoundMethod = BoundMethod.LINEAR,
+) -> Formulation:
+    """Maximise ``agent``'s utility (true values ``profile[agent]``) over misreports in the box."""
+    cfg = mechanism.config
+    layers = float_layers(mechanism)
+    n_agents, n_items = cfg.agents, cfg.items
+    lo_in = np.array(profile, dtype=np.float64).copy()
+    hi_in = lo_in.copy()
+    lo_in[agent], hi_in[agent] = box_lo, box_hi
+    bounds = padded_bounds(layers, lo_in, hi_in, method)
+
+    model = MipModel()
+    bid_vars = model.vars(np.asarray(box_lo, float), np.asarray(box_hi, float))
+    a_in = np.zeros((n_agents * n_items, model.n))
+    a_in[agent * n_items + np.arange(n_items), bid_vars] = 1.0
+    c_in = lo_in.reshape(-1).copy()
+    c_in[agent * n_items : (agent + 1) * n_items] = 0.0
+    net = network_copy(model, mechanism, layers, bounds, Expr(a_in, c_in), agent, bid_vars)
+    alloc, pay = net.allocation, net.payment
     values = np.asarray(profile, dtype=np.float64)[agent]
     n = model.n
     util = Expr(
         (values @ alloc.padded(n) - pay.padded(n)[0])[None], np.array([values @ alloc.c - pay.c[0]])
     )
     model.set_objective(util)
-    return Formulation(model, bid_vars, alloc, pay, util, unstable, relus)
+    return Formulation(model, bid_vars, alloc, pay, util, net.unstable, net.relus)
 
 
 def _fractional_payment(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import attrs
 import torch
 
+from .adam import Adam
+from .gradients import utility_and_grad
 from .mechanisms import Mechanism, utilities
-from .valuations import SupportBox
+from .valuations import SupportBox, deviation_profiles
 
 
 @attrs.frozen
@@ -21,20 +23,28 @@ class AttackConfig:
     restarts: int = 1  # restart 0 starts at the truthful bid, the others uniformly at random
 
 
-def _deviations(values: torch.Tensor, misreports: torch.Tensor) -> torch.Tensor:
-    """``(..., A, A, items)``: entry ``[..., i]`` is the profile where only agent ``i`` lies."""
-    agents = values.shape[-2]
-    eye = torch.eye(agents, dtype=values.dtype, device=values.device)[:, :, None]
-    return values.unsqueeze(-3) * (1 - eye) + misreports.unsqueeze(-2) * eye
-
-
 def deviation_utilities(
     mech: Mechanism, values: torch.Tensor, misreports: torch.Tensor
 ) -> torch.Tensor:
     """Utility of each agent ``i`` when it alone reports ``misreports[..., i, :]``: ``(..., A)``."""
-    profiles = _deviations(values, misreports)
+    profiles = deviation_profiles(values, misreports)
     u, _, _ = utilities(mech, profiles, values.unsqueeze(-3).expand_as(profiles))
     return torch.diagonal(u, dim1=-2, dim2=-1)
+
+
+def _autograd_utility(mech, values: torch.Tensor, m: torch.Tensor):
+    with torch.enable_grad():
+        leaf = m.detach().requires_grad_(True)
+        u = deviation_utilities(mech, values, leaf)
+        (grad,) = torch.autograd.grad(u.sum(), leaf)
+    return u.detach(), grad
+
+
+def _best(points: list[torch.Tensor], utils: list[torch.Tensor]):
+    """The best of every scored point: ``points[k] (S, B, A, items)``, ``utils[k] (S, B, A)``."""
+    m = torch.cat(points)
+    best = torch.cat(utils).max(dim=0)
+    return torch.gather(m, 0, best.indices[None, ..., None].expand(1, *m.shape[1:]))[0], best.values
 
 
 def find_misreports(
@@ -48,7 +58,12 @@ def find_misreports(
     """Best misreports ``(B, A, items)`` and their utilities ``(B, A)`` (no grad to the net).
 
     Ascent starts at the truthful bids, at ``extra_starts`` (e.g. the best point of a grid) and
-    at ``restarts - 1`` uniform random bids; the best utility seen at any step is kept."""
+    at ``restarts - 1`` uniform random bids; the best utility seen at any step is kept.
+
+    One forward per step: the forward that gives a step's gradient also scores the point it
+    was taken at (``steps + 1`` forwards in all); the gradient in the misreports only, written
+    out for ``Mechanism`` itself (``gradients.py``, no autograd graph; autograd for anything
+    else); Adam is a few tensor operations."""
     starts = [values, *(extra_starts or [])]
     for _ in range(config.restarts - 1):
         starts.append(
@@ -58,25 +73,21 @@ def find_misreports(
                 values.shape, generator=generator, dtype=values.dtype, device=values.device
             )
         )
-    m = torch.stack(starts).detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([m], lr=config.lr)
-    with torch.no_grad():
-        best_u = deviation_utilities(mech, values, m).max(dim=0)
-        best_m = torch.gather(m, 0, best_u.indices[None, ..., None].expand(1, *m.shape[1:]))[0]
-        best_u = best_u.values
+    m = torch.stack(starts).detach().clone()
+    opt = Adam([m], lr=config.lr)
+    values = values.detach()
+    points, utils = [], []
+    closed_form = type(mech) is Mechanism  # a subclass may compute something else: autograd
     for _ in range(config.steps):
-        opt.zero_grad()
-        u = deviation_utilities(mech, values, m)
-        (-u.sum()).backward()
-        opt.step()
-        with torch.no_grad():
-            m.clamp_(box.low, box.high)
-            u = deviation_utilities(mech, values, m)
-            cand = u.max(dim=0)
-            better = cand.values > best_u
-            cand_m = torch.gather(m, 0, cand.indices[None, ..., None].expand(1, *m.shape[1:]))[0]
-            best_m = torch.where(better[..., None], cand_m, best_m)
-            best_u = torch.where(better, cand.values, best_u)
+        u, grad = (utility_and_grad if closed_form else _autograd_utility)(mech, values, m)
+        points.append(m.clone())  # scored before the step moves it
+        utils.append(u)
+        opt.step([-grad])
+        m.clamp_(box.low, box.high)
+    with torch.no_grad():
+        utils.append(deviation_utilities(mech, values, m))
+    points.append(m)
+    best_m, best_u = _best(points, utils)
     return best_m.detach(), best_u.detach()
 
 

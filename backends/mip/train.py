@@ -15,11 +15,12 @@ from collections.abc import Callable
 import attrs
 import torch
 
+from .adam import Adam
 from .bounds import stability_penalty
 from .mechanisms import Mechanism, PaymentKind
 from .menu import best_grid_bids, grid_bids
-from .regret import AttackConfig, find_misreports, regret_at
-from .valuations import SupportBox, sample_profiles
+from .regret import AttackConfig, find_misreports
+from .valuations import SupportBox, deviation_profiles, sample_profiles
 
 
 @attrs.frozen
@@ -57,6 +58,8 @@ def _boxes(values: torch.Tensor, box: SupportBox) -> tuple[torch.Tensor, torch.T
     eye = torch.eye(agents, dtype=values.dtype, device=values.device)[:, :, None]
     base = values.unsqueeze(-3) * (1 - eye)
     lo, hi = base + box.low * eye, base + box.high * eye
+    if agents == 1:  # the box is the whole support, the same for every profile: bound it once
+        return lo[:1].flatten(0, 1).flatten(-2), hi[:1].flatten(0, 1).flatten(-2)
     return lo.flatten(0, 1).flatten(-2), hi.flatten(0, 1).flatten(-2)
 
 
@@ -74,7 +77,8 @@ def train_mechanism(
     """
     agents = box.agents
     device = next(mech.parameters()).device
-    opt = torch.optim.Adam(mech.parameters(), lr=config.lr)
+    params = list(mech.parameters())
+    opt = Adam(params, lr=config.lr)
     lam = torch.full((agents,), config.lambda_init, device=device)
     mu = torch.full((agents,), config.mu_init, device=device)
     rho, rho_ir = config.rho, config.rho_ir
@@ -89,15 +93,19 @@ def train_mechanism(
         grid = grid_bids(box, config.misreport_grid, torch.float32, device)
     for step in range(1, config.steps + 1):
         if step == decay_step + 1:
-            for group in opt.param_groups:
-                group["lr"] = config.lr / 10
+            opt.lr = config.lr / 10
         values = sample_profiles(box, config.batch_size, generator)
         mech.eval()
         starts = None if grid is None else [best_grid_bids(mech, values, grid)]
         misreports, _ = find_misreports(mech, values, box, config.attack, generator, starts)
         mech.train()
-        alloc, pay = mech(values)
-        rgt = regret_at(mech, values, misreports).mean(dim=0)
+        # one forward for the truthful profile and every agent's deviation, (B, 1 + A, ...)
+        both = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
+        alloc_all, pay_all = mech(both)
+        alloc, pay = alloc_all[:, 0], pay_all[:, 0]
+        truthful = (alloc * values).sum(dim=-1) - pay
+        lying = (alloc_all[:, 1:] * values[:, None]).sum(dim=-1) - pay_all[:, 1:]
+        rgt = torch.relu(torch.diagonal(lying, dim1=-2, dim2=-1) - truthful).mean(dim=0)
         irv = torch.relu(pay - (alloc * values).sum(dim=-1)).mean(dim=0)
         loss = -pay.sum(dim=-1).mean() + (lam * rgt).sum() + rho / 2 * (rgt**2).sum()
         if free:
@@ -111,9 +119,7 @@ def train_mechanism(
                 t_alloc, t_pay = teacher(values)
             diff = torch.cat([(alloc - t_alloc).flatten(1), pay - t_pay], dim=1)
             loss = loss + config.distill_weight * diff.pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        opt.step(torch.autograd.grad(loss, params))
         if step % config.lambda_every == 0:
             lam = lam + rho * rgt.detach()
             rho += config.rho_increment

@@ -45,3 +45,13 @@ def replace_agent(profiles: torch.Tensor, agent: int, bids: torch.Tensor) -> tor
     out = profiles.clone()
     out[..., agent, :] = bids
     return out
+
+
+def deviation_profiles(values: torch.Tensor, misreports: torch.Tensor) -> torch.Tensor:
+    """``(..., A, A, items)``: entry ``[..., i, :, :]`` is the profile where only agent ``i``
+    reports ``misreports[..., i, :]`` and every other agent its value."""
+    agents = values.shape[-2]
+    if agents == 1:
+        return misreports.unsqueeze(-2)
+    eye = torch.eye(agents, dtype=values.dtype, device=values.device)[:, :, None]
+    return values.unsqueeze(-3) * (1 - eye) + misreports.unsqueeze(-2) * eye
