@@ -13,7 +13,7 @@ from threatlang.ir import ModelKind
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
 
-from .config import BabOptions
+from .config import BabOptions, Engine
 
 STATUS = {"holds": Status.CERTIFIED, "violated": Status.FALSIFIED}
 
@@ -39,12 +39,62 @@ def solve_item(payload, *, model, input_shape, prop, original, options: BabOptio
     from .search import solve
 
     item_id, lo, hi = payload
+    if options.engine is Engine.MARABOU:
+        return _marabou_item(item_id, lo, hi, prop, original, options)
     try:
         net = EngineNet(model, input_shape)
+        points = _validate_engine(net, model, input_shape, lo, hi)
     except UnsupportedLayer as err:
         return Record(item_id, Status.UNKNOWN, {"verdict": "unknown"}, reason=str(err))
     problem = build_problem(prop, net.outputs)
-    out = solve(net, problem, original, lo, hi, options, seed)
+    record = _record(item_id, solve(net, problem, original, lo, hi, options, seed))
+    if record.status is Status.CERTIFIED:
+        bad = problem.violated(points)
+        if bool(np.asarray(bad).any()):  # a proof contradicted by a sampled point
+            values = {**record.values, "verdict": "unknown", "engine_defect": True}
+            why = (
+                "engine defect: the property was proved but a sampled point of the input box "
+                "violates it; not certified"
+            )
+            return Record(item_id, Status.ERROR, values, record.seconds, None, why)
+    return record
+
+
+def _validate_engine(net, model, input_shape, lo, hi) -> np.ndarray:
+    """Translation validation: the bounded graph equals the model at the box's corners and
+    inside it, and the model is deterministic. Returns the model's outputs there (P, m)."""
+    import torch
+
+    from threatlang.bounds.box import Box
+    from threatlang.bounds.inputs import BoxInput
+    from threatlang.bounds.validate import check_deterministic, check_translation
+
+    lo_t = torch.as_tensor(np.asarray(lo), dtype=torch.float32).reshape(1, *input_shape)
+    hi_t = torch.as_tensor(np.asarray(hi), dtype=torch.float32).reshape(1, *input_shape)
+    pts = BoxInput(Box.from_bounds(lo_t, hi_t)).sample(16, torch.Generator().manual_seed(0))
+    model = model.eval()
+    check_deterministic(model, pts[:, 0])
+
+    def bounded(x):
+        return net(x.double()).float().reshape(x.shape[0], -1)
+
+    def original(x):
+        return model(x).reshape(x.shape[0], -1)
+
+    z = check_translation(original, bounded, pts, "points of the input box")
+    return z.reshape(z.shape[0], -1).double().numpy()
+
+
+def _marabou_item(item_id, lo, hi, prop, original, options: BabOptions) -> Record:
+    from .marabou import solve_marabou
+    from .problem import build_problem
+
+    problem = build_problem(prop, prop.outputs)
+    out = solve_marabou(original.onnx, problem, original, lo, hi, options.time_limit)
+    return _record(item_id, out)
+
+
+def _record(item_id, out) -> Record:
     status = STATUS.get(out.verdict, Status.TIMEOUT if out.timed_out else Status.UNKNOWN)
     values = {
         "verdict": out.verdict,
@@ -69,8 +119,11 @@ def run_plan(plan, ctx) -> Summary:
             f"spec '{spec.name}': the box has {plan.box.dims} dimensions, the input shape "
             f"{shape} has {int(np.prod(shape))}."
         )
+    marabou = plan.options.engine is Engine.MARABOU
     if ctx.model is not None:
         model = ctx.model.eval()
+    elif marabou:
+        model = None  # Marabou reads the ONNX file; onnxruntime confirms its points
     else:
         if spec.model is None or spec.model.kind is ModelKind.BUILTIN:
             raise UsageError(
@@ -79,6 +132,13 @@ def run_plan(plan, ctx) -> Summary:
             )
         model = load_model(spec.model, shape, plan.prop.outputs, allow_code=ctx.allow_code)
     onnx = None
+    if plan.options.engine is Engine.MARABOU and (
+        ctx.model is not None or spec.model.kind is not ModelKind.ONNX
+    ):
+        raise UsageError(
+            f"spec '{spec.name}': engine marabou reads the network from an ONNX file; name one "
+            '(model onnx("net.onnx")) or use the default engine.'
+        )
     if ctx.model is None and spec.model.kind is ModelKind.ONNX:
         onnx = str(resolve_path(spec.model))
         if importlib.util.find_spec("onnxruntime") is None:
@@ -140,7 +200,8 @@ def summarize(name: str, records) -> Summary:
             "soundness_violations": sum(
                 1
                 for r in records
-                if r.values.get("verdict") == "holds" and r.values.get("unconfirmed")
+                if (r.values.get("verdict") == "holds" and r.values.get("unconfirmed"))
+                or r.values.get("engine_defect")
             ),
         },
         (table,),
