@@ -351,19 +351,22 @@ class _Sets:
                 f"VNN-LIB: {count:,} input boxes of {self.n_in:,} inputs exceed this reader's "
                 f"limit of {MAX_BOX_VALUES:,} bounds."
             )
-        out = []
+        out, empty = [], None
         for choice in _choices(self.in_cases):
             lo, hi = self.lo.copy(), self.hi.copy()
             for term in choice:
                 _narrow(lo, hi, term)
             bad = np.flatnonzero(lo > hi)
-            if len(bad):
-                i = int(bad[0])
-                raise UsageError(
-                    f"VNN-LIB: input {self.names(i)} has lower bound {float(lo[i])!r} above its upper "
-                    f"bound {float(hi[i])!r}; the input box is empty."
-                )
+            if len(bad):  # this case of the disjunctions is empty: not part of the union
+                empty = empty or (int(bad[0]), float(lo[bad[0]]), float(hi[bad[0]]))
+                continue
             out.append(Box(lo, hi))
+        if not out:
+            i, low, high = empty
+            raise UsageError(
+                f"VNN-LIB: input {self.names(i)} has lower bound {low!r} above its upper "
+                f"bound {high!r}; the input box is empty."
+            )
         return tuple(out)
 
     def unsafe(self) -> tuple[tuple[Linear, ...], ...]:
