@@ -377,6 +377,20 @@ def test_not_an_onnx_file(tmp_path, content):
     _one_sentence(err, "not a valid ONNX model", str(bad))
 
 
+def test_the_input_shape_is_read_without_raw_errors(tmp_path):
+    from threatlang.interop.onnx_import import example_shape, network_input_shape
+
+    path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], (1, 784, 1))
+    assert network_input_shape(path) == (1, 784, 1)
+    assert example_shape(network_input_shape(path)) == (784, 1)
+    assert example_shape((5,)) == (5,)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(UsageError) as err:
+        network_input_shape(bad)
+    _one_sentence(err, "not a valid ONNX model")
+
+
 def test_integer_input_two_inputs_and_two_outputs_are_refused(tmp_path):
     path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], elem=TensorProto.INT64)
     with pytest.raises(UsageError) as err:

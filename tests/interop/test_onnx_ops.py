@@ -314,6 +314,11 @@ CASES = {
         [2, 3],
         {"sc": _w(3), "bi": _w(3), "mu": _w(3), "var": np.float32([0.5, 1.0, 2.0])},
     ),
+    "layer_norm_over_the_last_two_axes": (
+        [N("LayerNormalization", ["x", "sc", "bi"], ["y"], axis=-2, epsilon=1e-3)],
+        [1, 3, 4],
+        {"sc": _w(3, 4), "bi": _w(4)},
+    ),
     "pools": (
         [
             N("MaxPool", ["x"], ["a"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),

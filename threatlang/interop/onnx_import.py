@@ -28,7 +28,15 @@ from .onnx_common import MAX_ELEMENTS, SUPPORTED, first_line
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["SUPPORTED", "check_against_onnxruntime", "convert_model", "load_onnx", "read_model"]
+__all__ = [
+    "SUPPORTED",
+    "check_against_onnxruntime",
+    "convert_model",
+    "example_shape",
+    "load_onnx",
+    "network_input_shape",
+    "read_model",
+]
 
 
 def converters() -> dict:
@@ -114,6 +122,21 @@ def _input_shape(path: Path, value) -> tuple[int, ...]:
             f"{MAX_ELEMENTS:,}; export the network with a smaller input."
         )
     return tuple(dims)
+
+
+def network_input_shape(path: str | Path) -> tuple[int, ...]:
+    """The static ONNX shape of the network's one input (batch axis included; a symbolic
+    first axis reads as 1), or a `UsageError` saying why the file gives none. For readers of
+    instance files that need the shape before converting (never a raw onnx error)."""
+    path = Path(path)
+    model = read_model(path)
+    weights = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if len(inputs) != 1:
+        raise UsageError(
+            f"{path}: the network has {len(inputs)} inputs; threatlang verifies networks with one."
+        )
+    return _input_shape(path, inputs[0])
 
 
 def _batch_first(shape: tuple[int, ...]) -> bool:

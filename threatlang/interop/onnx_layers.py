@@ -71,6 +71,20 @@ class Unary(nn.Module):
         return _name(self.fn)
 
 
+class Power(nn.Module):
+    """``x ** exponent`` for a constant scalar exponent (ATen ``pow.Tensor_Scalar``)."""
+
+    def __init__(self, exponent: float) -> None:
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.pow(x, self.exponent)
+
+    def extra_repr(self) -> str:
+        return f"exponent={self.exponent}"
+
+
 class Clamp(nn.Module):
     """``clamp(x, low, high)`` with constant bounds (either may be absent)."""
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .onnx_convert import Const, Dyn, GraphConverter, OnnxNode, Value, normalise_axis
-from .onnx_layers import Cast, Clamp, Elementwise, Reduce, Unary, int_div, prelu
+from .onnx_layers import Cast, Clamp, Elementwise, Power, Reduce, Unary, int_div, prelu
 
 
 # --- elementwise with numpy broadcasting -----------------------------------------------------
@@ -110,6 +110,16 @@ def div(ctx: GraphConverter, node: OnnxNode) -> Value:
     if isinstance(a, Dyn) and isinstance(b, Const) and not integer and bool((b.tensor == 0).any()):
         raise node.error("is a Div by a constant with zeros, which gives infinities")
     return elementwise(ctx, node, int_div if integer else torch.div, [a, b])
+
+
+def power(ctx: GraphConverter, node: OnnxNode) -> Value:
+    """A scalar constant exponent stays a Python number (ATen ``pow.Tensor_Scalar``, which
+    bound engines relax as a power function, not as a product of two tensors)."""
+    x, e = ctx.need(node, 0), ctx.need(node, 1)
+    if isinstance(x, Dyn) and isinstance(e, Const) and e.tensor.numel() == 1:
+        if x.dtype.is_floating_point and len(e.shape) <= len(x.shape):
+            return ctx.emit(node, Power(e.tensor.reshape(()).item()), [x], x.batch_first)
+    return elementwise(ctx, node, torch.pow, [x, e])
 
 
 def mean(ctx: GraphConverter, node: OnnxNode) -> Value:
@@ -342,7 +352,7 @@ CONVERTERS = {
     "Sub": _binary(torch.sub),
     "Mul": _binary(torch.mul),
     "Div": div,
-    "Pow": _binary(torch.pow),
+    "Pow": power,
     "Sum": _variadic(torch.add),
     "Mean": mean,
     "Min": _variadic(torch.minimum),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .onnx_convert import Const, Dyn, GraphConverter, OnnxNode, Value
+from .onnx_convert import Const, Dyn, GraphConverter, OnnxNode, Value, normalise_axis
 from .onnx_layers import Elementwise, Pad, Reduce
 from .onnx_ops_math import elementwise
 from .onnx_ops_shape import permute, take
@@ -49,6 +49,16 @@ def matmul_values(ctx: GraphConverter, node: OnnxNode, a: Value, b: Value) -> Va
         w = b.tensor if b.tensor.dim() == 2 else b.tensor.reshape(k, 1)
         y = ctx.emit(node, _linear(w.T, None), [a], a.batch_first)
         return y if b.tensor.dim() == 2 else ctx.reshape(node, y, a.shape[:-1])
+    if (
+        isinstance(a, Const)
+        and a.tensor.dim() == 2
+        and len(b.shape) >= 2
+        and b.shape[-1] == 1
+        and all(d == 1 for d in b.shape[:-2])
+    ):  # W @ x for a column x ([1, 784, 1] inputs): a Linear between two reshapes
+        flat = ctx.reshape(node, b, (k,))
+        y = ctx.emit(node, _linear(a.tensor, None), [flat], False)
+        return ctx.reshape(node, y, (*b.shape[:-2], a.shape[0], 1))
     a_shape = (1, *a.shape) if len(a.shape) == 1 else a.shape
     b_shape = (*b.shape, 1) if len(b.shape) == 1 else b.shape
     try:
@@ -310,6 +320,25 @@ def batch_norm(ctx: GraphConverter, node: OnnxNode) -> Value:
     return elementwise(ctx, node, torch.add, [y, Const(shift.reshape(per_channel))])
 
 
+def layer_norm(ctx: GraphConverter, node: OnnxNode) -> Value:
+    x = ctx.data(ctx.need(node, 0))
+    rank = len(x.shape)
+    axis = normalise_axis(node, int(node.attr("axis", -1)), rank)
+    shape = x.shape[axis:]
+    scale, bias = ctx.const(node, 1, "scale"), ctx.const(node, 2, "bias")
+    try:
+        weight = torch.broadcast_to(scale, shape)
+        shift = torch.zeros(shape) if bias is None else torch.broadcast_to(bias, shape)
+    except (RuntimeError, TypeError):
+        raise node.error(f"has a scale or bias that does not fit the shape {list(shape)}") from None
+    if x.batch_first and axis == 0:
+        x = ctx.prepended(node, x)
+    layer = nn.LayerNorm(shape, eps=float(node.attr("epsilon", 1e-5)))
+    layer.weight = nn.Parameter(_weights(weight.contiguous()), requires_grad=False)
+    layer.bias = nn.Parameter(_weights(shift.contiguous()), requires_grad=False)
+    return ctx.emit(node, layer.eval(), [x], x.batch_first)
+
+
 # --- pooling ----------------------------------------------------------------------------------
 def pool(ctx: GraphConverter, node: OnnxNode) -> Value:
     is_max = node.op == "MaxPool"
@@ -378,6 +407,7 @@ CONVERTERS = {
     "Conv": conv,
     "ConvTranspose": conv_transpose,
     "BatchNormalization": batch_norm,
+    "LayerNormalization": layer_norm,
     "MaxPool": pool,
     "AveragePool": pool,
     "GlobalAveragePool": global_pool,
