@@ -18,7 +18,7 @@ _COMMON = dict(
     print_blob=False,
 )
 settings.register_profile("soundness-fast", max_examples=3, **_COMMON)
-settings.register_profile("soundness-slow", max_examples=150, **_COMMON)
+settings.register_profile("soundness-slow", max_examples=100, **_COMMON)
 FAST = settings.get_profile("soundness-fast")
 SLOW = settings.get_profile("soundness-slow")
 
