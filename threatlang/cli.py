@@ -181,6 +181,11 @@ def cmd_run(args) -> int:
     from .parse import load
     from .render import print_summary
 
+    if args.spec is None:
+        from .instance_set import is_instance_set
+
+        if is_instance_set(args.file):
+            return _run_set(args)
     spec = load(args.file, name=args.spec)
     if args.threads is not None:
         if args.threads < 1:
@@ -205,6 +210,32 @@ def cmd_run(args) -> int:
     )
     print_summary(_console(), result.summary, result.out_dir) if not args.quiet else None
     return 0
+
+
+def _run_set(args) -> int:
+    """Every spec of a multi-spec file (or row of an instances.csv) in this one process, each in
+    its own run directory under --output, with results.csv there (see `instance_set`)."""
+    from .instance_set import RunSettings, read_set, run_set, table
+    from .render import print_table
+
+    root = Path(args.output) if args.output else Path("runs") / Path(args.file).stem
+    console = _console(quiet=args.quiet)
+    settings = RunSettings(args.device, args.allow_code, args.seed, args.threads)
+    instances = read_set(args.file, root)
+    outcomes = run_set(
+        instances,
+        root,
+        settings,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        executor=args.executor,
+        address=args.address,
+        workers=args.workers,
+        on_outcome=lambda o: console.print(f"{o.instance}: {o.verdict.value} {o.seconds:.2f}s"),
+    )
+    print_table(console, table(outcomes))
+    console.print(f"results: {root / 'results.csv'}")
+    return 1 if any(o.verdict.value == "error" for o in outcomes) else 0
 
 
 def cmd_report(args) -> int:
@@ -349,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_import_vnnlib)
 
-    p = sub.add_parser("run", help="compile a spec for its backend and run it")
+    p = sub.add_parser(
+        "run",
+        help="compile a spec for its backend and run it; a multi-spec file or an instances.csv "
+        "runs every instance (results.csv in --output)",
+    )
     p.add_argument("file")
     p.add_argument("--spec", help="pick one spec of a multi-spec file by name")
     p.add_argument("--output", "-o", help="run directory (default runs/SPEC_NAME)")

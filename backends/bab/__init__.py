@@ -51,12 +51,40 @@ class BabBackend(Backend):
                     "state_dict(...) { arch ... } or python(...)",
                 )
             )
+        out.extend(_marabou_problems(spec))
         return out
 
     def compile(self, spec: Spec):
         from .plan import compile_plan
 
         return compile_plan(spec)
+
+
+def _marabou_problems(spec: Spec) -> list[Unsupported]:
+    """`engine marabou` needs maraboupy and an ONNX file (Marabou reads the network itself)."""
+    import importlib.util
+
+    asked = [
+        o
+        for a in spec.actions
+        if isinstance(a, Certify)
+        for o in a.options
+        if o.name == "engine" and str(o.value) == "marabou"
+    ]
+    if not asked:
+        return []
+    out = []
+    if importlib.util.find_spec("maraboupy") is None:
+        out.append(
+            Unsupported(
+                asked[0], "engine marabou needs maraboupy: pip install 'threatlang[marabou]'"
+            )
+        )
+    if spec.model is not None and spec.model.kind is not ModelKind.ONNX:
+        out.append(
+            Unsupported(spec.model, "engine marabou reads the network from an onnx(...) file")
+        )
+    return out
 
 
 BACKEND = BabBackend()

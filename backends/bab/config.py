@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 
 from threatlang.ir.validators import FieldError, at_least, positive
@@ -12,6 +14,14 @@ BRANCHING = ("auto", "input", "relu")
 def _branching(instance, attribute, value) -> None:
     if value not in BRANCHING:
         raise FieldError(attribute.name, f"expected one of {', '.join(BRANCHING)}, got {value!r}")
+
+
+class Engine(enum.Enum):
+    """Who decides: our branch and bound over CROWN bounds, or Marabou (optional dependency)
+    reading the same ONNX file, box and property."""
+
+    CROWN = "crown"
+    MARABOU = "marabou"
 
 
 @attrs.frozen
@@ -32,6 +42,7 @@ class BabOptions:
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
     split_candidates: int = attrs.field(default=8, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
+    engine: Engine = Engine.CROWN
 
 
 @attrs.frozen
@@ -46,6 +57,7 @@ class BabCertifyOptions:
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
     split_candidates: int = attrs.field(default=8, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
+    engine: Engine = Engine.CROWN
 
     def resolve(self, time_limit: float | None) -> BabOptions:
         return BabOptions(

@@ -10,7 +10,7 @@ from threatlang.ir.actions import Certify
 from threatlang.ir.properties import OutputsSatisfy, constraints
 from threatlang.ir.threats import InputBox
 
-from .config import BabCertifyOptions, BabOptions
+from .config import BabCertifyOptions, BabOptions, Engine
 
 VERDICTS = (
     "holds = proved for every input in the box (record status certified); "
@@ -43,7 +43,12 @@ class BabPlan(Plan):
         lines = [
             f"bab plan for spec {self.spec.name}: an input box of {self.box.dims} dimensions, "
             f"a property of {atoms} linear output constraint(s)",
-            f"  bound: CROWN on our engine (float64), {o.batch} domains per engine call",
+            (
+                f"  bound: CROWN on our engine (float64), {o.batch} domains per engine call"
+                if o.engine is Engine.CROWN
+                else "  engine: Marabou on the ONNX file, one query per term of the negation "
+                "(the options below apply to our engine only)"
+            ),
             f"  attack first: PGD {o.pgd_restarts} restarts x {o.pgd_steps} steps per term; "
             "every open domain's centre and worst corner checked, PGD inside the hardest",
             f"  branching: {branching}; input splits try {o.split_candidates} dimensions and keep "
