@@ -282,8 +282,15 @@ class Lowering:
         rule = _RULES.get(target)
         if rule is None:
             raise UnsupportedOp(name, at, f"no bound rule for {name}")
-        call = Call(target, tuple(args), dict(kwargs), name, at, self._row_shape(node, name, at),
-                    tuple(_row_shape_of(a) for a in node.args))
+        call = Call(
+            target,
+            tuple(args),
+            dict(kwargs),
+            name,
+            at,
+            self._row_shape(node, name, at),
+            tuple(_row_shape_of(a) for a in node.args),
+        )
         return self._materialise(rule(call), node.name, at)
 
     def _materialise(self, result: Any, name: str, at: str) -> Any:

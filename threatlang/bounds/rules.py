@@ -169,7 +169,12 @@ def _conv_transpose(call, x, w, b, stride, padding, dilation, output_padding, gr
     op = _build(
         call,
         lambda: BoundConvTranspose2d(
-            w(), b(), tuple(stride), tuple(padding), tuple(output_padding), int(groups),
+            w(),
+            b(),
+            tuple(stride),
+            tuple(padding),
+            tuple(output_padding),
+            int(groups),
             tuple(dilation),
         ),
     )
@@ -195,8 +200,14 @@ def _batch_norm_train(call: Call) -> Any:
 
 def _avg_pool2d(call: Call) -> Lowered:
     x = call.var(0)
-    names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-             "divisor_override")
+    names = (
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+    )
     params = dict(zip(names, (call.value(a) for a in call.args[1:]), strict=False))
     params.update({k: call.value(v) for k, v in call.kwargs.items()})
     if not params.get("stride"):
