@@ -165,6 +165,14 @@ def test_a_module_that_mixes_the_batch_is_caught(tmp_path):
 
 
 # --- refusals: one sentence, naming the node and the operator ---------------------------------
+def test_names_from_the_file_cannot_break_the_one_line_message(tmp_path):
+    node = helper.make_node("Foo\nBar" * 50, ["x"], ["y"], name="a\nb" * 100)
+    path = _save(tmp_path, [node])
+    with pytest.raises(UsageError) as err:
+        load_onnx(path, verify=False)
+    assert len(_one_sentence(err, "does not convert")) < 500
+
+
 def test_unknown_operator_is_named(tmp_path):
     path = _save(tmp_path, [helper.make_node("FooBar", ["x"], ["y"], name="mystery")])
     with pytest.raises(UsageError) as err:

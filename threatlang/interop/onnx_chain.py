@@ -40,10 +40,10 @@ def _affine(step: Step, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Ten
     first, second = m.constant(0), m.constant(1)
     if (first is None) == (second is None):
         return None
-    c = (first if second is None else second).double()
+    c = first if second is None else second
     if not c.is_floating_point():
         return None
-    c = torch.broadcast_to(c, shape)
+    c = torch.broadcast_to(c.double(), shape)
     data_first = first is None
     if m.fn is torch.add:
         return one, c

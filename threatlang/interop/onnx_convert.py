@@ -88,6 +88,13 @@ class Step:
     shape: tuple[int, ...]
 
 
+def shown(text: str) -> str:
+    """``text`` from the file as it may appear in a one-line message (clipped, escaped)."""
+    if text.isascii() and text.isprintable() and len(text) <= 80:
+        return text
+    return repr(text[:80])
+
+
 def normalise_axis(node: OnnxNode, axis: int, rank: int) -> int:
     if not -rank <= axis < max(rank, 1):
         raise node.error(f"has axis {axis}, outside a tensor of rank {rank}")
@@ -101,13 +108,14 @@ class OnnxNode:
         self.proto, self.path, self.opset = proto, path, opset
         self.op: str = proto.op_type
         self.domain: str = proto.domain
-        self.name: str = proto.name or f"#{index}"
+        name = proto.name or f"#{index}"
+        self.name: str = name if len(name) <= 80 else name[:79] + "…"
         self.inputs: list[str] = list(proto.input)
         self.outputs: list[str] = list(proto.output)
         self._attrs = {a.name: a for a in proto.attribute}
 
     def error(self, why: str) -> UsageError:
-        return UsageError(f"{self.path}: node {self.name!r} ({self.op}) {why}.")
+        return UsageError(f"{self.path}: node {self.name!r} ({shown(self.op)}) {why}.")
 
     def has(self, name: str) -> bool:
         return name in self._attrs
@@ -319,7 +327,8 @@ class GraphConverter:
         return v
 
     def _step_name(self, node: OnnxNode) -> str:
-        base = "".join(c if c.isalnum() else "_" for c in node.name).strip("_") or node.op
+        base = "".join(c if c.isascii() and c.isalnum() else "_" for c in node.name[:60])
+        base = base.strip("_") or "step"
         base = f"n_{base}" if base[0].isdigit() else base
         name, k = base, 1
         while name in self._names:
@@ -333,7 +342,7 @@ class GraphConverter:
             node = OnnxNode(proto, index, self.path, self.opset)
             if node.domain not in _STANDARD_DOMAINS:
                 raise node.error(
-                    f"is from domain {node.domain!r}, not the standard ONNX operator set; "
+                    f"is from domain {node.domain[:80]!r}, not the standard ONNX operator set; "
                     "threatlang converts only standard operators, never one by its name alone"
                 )
             if node.op in REFUSED:

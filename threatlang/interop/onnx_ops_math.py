@@ -298,7 +298,10 @@ def dropout(ctx: GraphConverter, node: OnnxNode) -> Sequence[Value]:
     if training:
         raise node.error("runs in training mode, so its output is random")
     x = ctx.need(node, 0)
-    return [x, Const(torch.ones(x.shape, dtype=torch.bool))]
+    if len(node.outputs) < 2 or not node.outputs[1]:
+        return [x]
+    ctx.check_size(node, x.shape)
+    return [x, Const(torch.ones(x.shape, dtype=torch.bool))]  # the mask: nothing dropped
 
 
 # --- constants --------------------------------------------------------------------------------
