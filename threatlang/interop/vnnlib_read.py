@@ -36,6 +36,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,4})?")
 _CONST = re.compile(r"([XY])_(\d{1,9})")
 _INDEXED = re.compile(r"([^\s\[\]]+)\[([^\]]*)\]")
 _COMPARE = ("<=", "<", ">=", ">", "=")
+_PRINTABLE = re.compile(r"[\w.+\-*/<>=\[\](), …]*", re.ASCII)
 
 # An atom is `sum(c * var) <= rhs`: ((((kind, index), c), ...) sorted, rhs); hashable.
 Atom = tuple[tuple[tuple[tuple[str, int], float], ...], float]
@@ -43,9 +44,13 @@ Term = tuple[Atom, ...]  # a conjunction of atoms
 
 
 def _show(value, limit: int = 40) -> str:
-    """A token or expression for an error message, clipped: files can be megabytes."""
+    """A token or expression for an error message, clipped (files can be megabytes), and only
+    when it is made of VNN-LIB characters: a message must not quote what another kind of file
+    holds (the first line of /etc/passwd, a key)."""
     text = value if isinstance(value, str) else _unparse(value, limit)
     text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if not _PRINTABLE.fullmatch(text):
+        return "a token that is not VNN-LIB (not shown)"
     return repr(text)
 
 
