@@ -642,14 +642,14 @@ def _gzip_bomb(tmp: Path) -> list[str]:
     return ["import-vnnlib", str(tmp / "p.vnnlib.gz"), "--onnx", str(_net5(tmp)), "-o", "o.threat"]
 
 
-def _unknown_op_onnx(tmp: Path) -> list[str]:
+def _unknown_op_onnx(tmp: Path, op: str = "FrobnicateAll", dims=(1, 5)) -> list[str]:
     import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("FrobnicateAll", ["x"], ["y"])],
+        [helper.make_node(op, ["x"], ["y"])],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -806,6 +806,18 @@ HOSTILE_CLI_CASES: dict[str, Hostile] = {
     "import-vnnlib: a network that cannot be run (unknown op)": (
         _unknown_op_onnx,
         ("odd.onnx cannot be run as imported",),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: an ONNX input with a negative size": (
+        functools.partial(_unknown_op_onnx, op="Relu", dims=(1, -5)),
+        ("odd.onnx declares its input shape [-5]", "fixed positive numbers"),
+        _nothing_written,
+        None,
+    ),
+    "import-vnnlib: an ONNX input of 10^12 values": (
+        functools.partial(_unknown_op_onnx, op="Relu", dims=(1, 10**6, 10**6)),
+        ("5 inputs do not fit the model's input (1000000, 1000000)",),
         _nothing_written,
         None,
     ),
