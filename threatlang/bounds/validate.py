@@ -41,10 +41,12 @@ def _row_error(a: Tensor, b: Tensor) -> Tensor:
     return (a.double() - b.double()).abs().flatten(1).amax(1)
 
 
-def check_deterministic(model: Forward, x: Tensor) -> Tensor:
-    """``model(x)``, after checking that a second call returns the same values."""
+def check_deterministic(model: Forward, x: Tensor, first: Tensor | None = None) -> Tensor:
+    """``model(x)``, after checking that a second call returns the same values (``first``: the
+    result of an earlier call, when the caller has one)."""
     with torch.no_grad():
-        z1, z2 = model(x), model(x)
+        z1 = model(x) if first is None else first
+        z2 = model(x)
     if not isinstance(z1, Tensor):
         raise TranslationMismatch(
             f"the model returns {type(z1).__name__}, not one tensor of scores"
