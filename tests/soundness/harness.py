@@ -115,7 +115,7 @@ class Threat:
 
 DEFAULT_THREATS = (
     Threat("linf", (0.004, 0.02)),
-    Threat("l2", (0.05, 0.3)),
+    Threat("l2", (0.02, 0.3)),
     Threat("patch", size=1, low=0.4, high=0.6),
 )
 
