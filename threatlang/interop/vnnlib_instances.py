@@ -44,7 +44,7 @@ def read_instances(
     `allow_outside`) or from one .vnnlib file with its `onnx` network."""
     path = Path(path)
     if path.suffix == ".csv":
-        triples = _csv_rows(path, allow_outside)
+        triples = csv_rows(path, allow_outside)
     else:
         if onnx is None:
             raise UsageError(f"{path} needs its network: pass --onnx MODEL.onnx.")
@@ -66,7 +66,9 @@ def read_instances(
     return out
 
 
-def _csv_rows(path: Path, allow_outside: bool) -> list[tuple[Path, Path, float]]:
+def csv_rows(path: Path, allow_outside: bool = False) -> list[tuple[Path, Path, float]]:
+    """(onnx, vnnlib, timeout) per row of an instances.csv, read with a size cap, each path
+    inside the csv's folder unless `allow_outside` (what every reader of such a list uses)."""
     text = read_text(path, MAX_CSV_BYTES, what="instances file")
     if "\x00" in text:
         raise UsageError(f"{path} is a binary file, not an instances.csv of onnx,vnnlib,timeout.")
