@@ -49,7 +49,7 @@ def _save(tmp_path, nodes, shape=(1, 4), inits=None, name="m", opset=17, elem=Te
         nodes,
         "g",
         [helper.make_tensor_value_info("x", elem, None if shape is None else list(shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", elem, None)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -132,6 +132,19 @@ def test_a_784_by_1_input_and_a_rank_1_input_convert(tmp_path):
     assert model(torch.rand(2, 784, 1)).shape == (2, 3)
     path = _save(tmp_path, [helper.make_node("Sigmoid", ["x"], ["y"])], (5,), name="r1")
     assert load_onnx(path)(torch.rand(4, 5)).shape == (4, 5)
+
+
+def test_a_double_network_is_converted_in_double(tmp_path):
+    """Issue 20's nn4sys networks compute in float64; in float32 their outputs vanish."""
+    nodes = [
+        helper.make_node("Add", ["x", "big"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Sub", ["r", "big"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, (1, 3), {"big": np.float64([1e8])}, elem=TensorProto.DOUBLE)
+    model = load_onnx(path)  # checked against onnxruntime in float64
+    x = torch.rand(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(model(x), x)
 
 
 def test_residual_graph_is_converted_not_refused(tmp_path):

@@ -41,9 +41,12 @@ def _affine(step: Step, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Ten
     if (first is None) == (second is None):
         return None
     c = first if second is None else second
-    if not c.is_floating_point():
+    if m.fn not in (torch.add, torch.sub, torch.mul, torch.div) or not c.is_floating_point():
         return None
-    c = torch.broadcast_to(c.double(), shape)
+    try:
+        c = torch.broadcast_to(c.double(), shape)
+    except RuntimeError:  # the constant is larger than the data: not an elementwise map
+        return None
     data_first = first is None
     if m.fn is torch.add:
         return one, c
@@ -56,40 +59,43 @@ def _affine(step: Step, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Ten
     return None
 
 
-def _diagonal(a: torch.Tensor, b: torch.Tensor) -> nn.Linear:
+def _diagonal(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> nn.Linear:
     layer = nn.Linear(a.numel(), a.numel())
-    layer.weight = nn.Parameter(torch.diag(a.flatten()).float(), requires_grad=False)
-    layer.bias = nn.Parameter(b.flatten().float(), requires_grad=False)
+    layer.weight = nn.Parameter(torch.diag(a.flatten()).to(dtype), requires_grad=False)
+    layer.bias = nn.Parameter(b.flatten().to(dtype), requires_grad=False)
     return layer
 
 
-def _emit_affine(layers: list[nn.Module], a, b, originals: list[nn.Module], nxt) -> None:
+def _emit_affine(layers: list[nn.Module], a, b, originals: list[nn.Module], nxt, dtype) -> None:
     if a.dim() == 1 and layers and isinstance(layers[-1], nn.Linear):
         last = layers[-1]
         weight = last.weight.double()
         bias = last.bias.double() if last.bias is not None else torch.zeros_like(a)
         merged = nn.Linear(last.in_features, last.out_features)
-        merged.weight = nn.Parameter((a[:, None] * weight).float(), requires_grad=False)
-        merged.bias = nn.Parameter((a * bias + b).float(), requires_grad=False)
+        merged.weight = nn.Parameter((a[:, None] * weight).to(dtype), requires_grad=False)
+        merged.bias = nn.Parameter((a * bias + b).to(dtype), requires_grad=False)
         layers[-1] = merged
     elif a.dim() == 1 and a.numel() <= _DIAGONAL_LIMIT:
-        layers.append(_diagonal(a, b))
+        layers.append(_diagonal(a, b, dtype))
     elif a.dim() == 3 and all(bool((t == t[:, :1, :1]).all()) for t in (a, b)):
         channels = a.shape[0]
         conv = nn.Conv2d(channels, channels, 1, groups=channels)
-        conv.weight = nn.Parameter(a[:, 0, 0].reshape(channels, 1, 1, 1).float(), False)
-        conv.bias = nn.Parameter(b[:, 0, 0].float(), requires_grad=False)
+        conv.weight = nn.Parameter(a[:, 0, 0].reshape(channels, 1, 1, 1).to(dtype), False)
+        conv.bias = nn.Parameter(b[:, 0, 0].to(dtype), requires_grad=False)
         layers.append(conv)
     elif a.numel() <= _DIAGONAL_LIMIT:
-        layers += [nn.Flatten(), _diagonal(a, b)]
+        layers += [nn.Flatten(), _diagonal(a, b, dtype)]
         if not isinstance(nxt, nn.Flatten):
             layers.append(Reshape(a.shape))
     else:
         layers += originals
 
 
-def as_sequential(steps: Sequence[Step], input_shape: tuple[int, ...]) -> nn.Sequential:
-    """The chain ``steps`` (see `is_chain`) as an `nn.Sequential`, constant arithmetic merged."""
+def as_sequential(
+    steps: Sequence[Step], input_shape: tuple[int, ...], dtype: torch.dtype
+) -> nn.Sequential:
+    """The chain ``steps`` (see `is_chain`) as an `nn.Sequential`, constant arithmetic merged
+    into layers of ``dtype`` (the network's float type)."""
     layers: list[nn.Module] = []
     a = b = None
     pending: list[nn.Module] = []
@@ -102,11 +108,11 @@ def as_sequential(steps: Sequence[Step], input_shape: tuple[int, ...]) -> nn.Seq
             pending.append(step.module)
         else:
             if a is not None:
-                _emit_affine(layers, a, b, pending, step.module)
+                _emit_affine(layers, a, b, pending, step.module, dtype)
                 a = b = None
                 pending = []
             layers.append(step.module)
         shape = step.shape
     if a is not None:
-        _emit_affine(layers, a, b, pending, None)
+        _emit_affine(layers, a, b, pending, None, dtype)
     return nn.Sequential(*layers).eval()

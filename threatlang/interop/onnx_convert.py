@@ -146,8 +146,16 @@ Converter = Callable[["GraphConverter", OnnxNode], "Value | Sequence[Value]"]
 class GraphConverter:
     """The state of one conversion: ONNX values by name, recorded steps, memory spent."""
 
-    def __init__(self, path: Path, graph: Any, opset: int, ops: dict[str, Converter]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        graph: Any,
+        opset: int,
+        ops: dict[str, Converter],
+        real: torch.dtype = torch.float32,
+    ) -> None:
         self.path, self.graph, self.opset, self.ops = path, graph, opset, ops
+        self.real = real  # the network's float type: that of its input
         self.values: dict[str, Value] = {}
         self.steps: list[Step] = []
         self.total = 0
@@ -295,7 +303,7 @@ class GraphConverter:
     def _evaluate(self, node, module, inputs, batch_first) -> Dyn:
         args = [x.folded for x in inputs]
         if any(True for _ in module.parameters()):  # layers hold float32 weights
-            args = [a.float() if a.is_floating_point() else a for a in args]
+            args = [a.to(self.real) if a.is_floating_point() else a for a in args]
         out = self._meta(node, module, [a.to("meta") for a in args])
         if out is not None:
             self.check_size(node, out.shape)
@@ -353,7 +361,15 @@ class GraphConverter:
                     "is an ONNX operator threatlang does not convert (the ones it converts are "
                     "listed in threatlang.interop.onnx_import.SUPPORTED)"
                 )
-            result = convert(self, node)
+            try:
+                result = convert(self, node)
+            except UsageError:
+                raise
+            except Exception as err:  # a case the converter did not foresee: still one sentence
+                raise node.error(
+                    f"could not be converted ({type(err).__name__}: {first_line(err)}); "
+                    "please report the model"
+                ) from err
             outs = [result] if isinstance(result, Const | Dyn) else list(result)
             for k, name in enumerate(node.outputs):
                 if not name:

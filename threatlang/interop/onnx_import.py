@@ -162,7 +162,15 @@ def convert_model(path: str | Path, model=None) -> nn.Module:
     model = read_model(path) if model is None else model
     graph = model.graph
     opset = _opset(path, model)
-    ctx = GraphConverter(path, graph, opset, converters())
+    from onnx import TensorProto
+
+    double = any(
+        i.type.tensor_type.elem_type == TensorProto.DOUBLE
+        for i in graph.input
+        if i.name not in {t.name for t in graph.initializer}
+    )
+    real = torch.float64 if double else torch.float32  # what the file computes in
+    ctx = GraphConverter(path, graph, opset, converters(), real)
     for t in graph.initializer:
         try:
             ctx.values[t.name] = Const(tensor_from_proto_raw(t))
@@ -181,14 +189,14 @@ def convert_model(path: str | Path, model=None) -> nn.Module:
             "with one."
         )
     shape = _input_shape(path, inputs[0])
-    ctx.values[inputs[0].name] = Dyn(0, shape, torch.float32, _batch_first(shape))
+    ctx.values[inputs[0].name] = Dyn(0, shape, ctx.real, _batch_first(shape))
     ctx.run()
     out_name = graph.output[0].name
     if out_name not in ctx.values:
         raise UsageError(f"{path}: the graph output {out_name!r} is never computed.")
     out = ctx.values[out_name]
     if isinstance(out, Const):
-        ctx.steps.append(_constant_step(out.tensor, ConstantOutput))
+        ctx.steps.append(_constant_step(out.tensor, ConstantOutput, real))
         out_ref = len(ctx.steps)
     else:
         if not out.batch_first and len(out.shape) >= 2 and out.shape[0] == 1:
@@ -198,17 +206,17 @@ def convert_model(path: str | Path, model=None) -> nn.Module:
     steps = ctx.steps
     per_example = example_shape(shape)
     if is_chain(steps, out_ref):
-        return as_sequential(steps, per_example)
+        return as_sequential(steps, per_example, real)
     modules = nn.ModuleDict({s.name: s.module for s in steps})
     return OnnxNetwork(modules, [s.inputs for s in steps], out_ref).eval()
 
 
-def _constant_step(value, cls):
+def _constant_step(value, cls, real):
     """The step giving a constant network output (less its ONNX batch axis of 1)."""
     from .onnx_convert import Step
 
     value = value[0] if _batch_first(tuple(value.shape)) else value
-    value = value.float() if value.is_floating_point() else value
+    value = value.to(real) if value.is_floating_point() else value
     return Step("output", cls(value), (0,), tuple(value.shape))
 
 
@@ -272,6 +280,8 @@ def check_against_onnxruntime(
     declared = tuple(d if isinstance(d, int) and d > 0 else 1 for d in spec.shape)
     shape = tuple(input_shape) if input_shape is not None else example_shape(declared)
     dtype = np.float64 if "double" in spec.type else np.float32
+    own = next((t.dtype for t in module.state_dict().values() if t.is_floating_point()), None)
+    real = own or (torch.float64 if dtype == np.float64 else torch.float32)
     gen = torch.Generator().manual_seed(seed)
     halves = (samples + 1) // 2, samples // 2
     x = torch.cat(
@@ -279,7 +289,7 @@ def check_against_onnxruntime(
             torch.rand((halves[0], *shape), generator=gen),
             torch.randn((halves[1], *shape), generator=gen),
         ]
-    )
+    ).to(real)
     with torch.no_grad():  # the whole batch at once: a step that mixes examples shows up
         got = np.asarray(module(x).detach().numpy())
     if got.shape[:1] != (samples,):

@@ -20,16 +20,17 @@ from .onnx_ops_math import elementwise
 from .onnx_ops_shape import permute, take
 
 
-def _weights(t: Tensor) -> Tensor:
-    return t.detach().to(torch.float32)
+def _weights(ctx: GraphConverter, t: Tensor) -> Tensor:
+    """A weight in the network's float type (float64 for networks with double inputs)."""
+    return t.detach().to(ctx.real).contiguous()
 
 
-def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
+def _linear(ctx: GraphConverter, weight: Tensor, bias: Tensor | None) -> nn.Linear:
     """``nn.Linear`` with ``weight`` of shape (out, in)."""
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    layer.weight = nn.Parameter(_weights(weight), requires_grad=False)
+    layer.weight = nn.Parameter(_weights(ctx, weight), requires_grad=False)
     if bias is not None:
-        layer.bias = nn.Parameter(_weights(bias), requires_grad=False)
+        layer.bias = nn.Parameter(_weights(ctx, bias), requires_grad=False)
     return layer.eval()
 
 
@@ -47,8 +48,10 @@ def matmul_values(ctx: GraphConverter, node: OnnxNode, a: Value, b: Value) -> Va
         raise node.error(f"multiplies shapes {list(a.shape)} and {list(b.shape)}")
     if isinstance(a, Dyn) and isinstance(b, Const) and b.tensor.dim() <= 2:
         w = b.tensor if b.tensor.dim() == 2 else b.tensor.reshape(k, 1)
-        y = ctx.emit(node, _linear(w.T, None), [a], a.batch_first)
+        y = ctx.emit(node, _linear(ctx, w.T, None), [a], a.batch_first)
         return y if b.tensor.dim() == 2 else ctx.reshape(node, y, a.shape[:-1])
+    if isinstance(a, Const) and a.tensor.dim() == 2 and len(b.shape) == 1:  # W @ x, x a vector
+        return ctx.emit(node, _linear(ctx, a.tensor, None), [b], b.batch_first)
     if (
         isinstance(a, Const)
         and a.tensor.dim() == 2
@@ -57,7 +60,7 @@ def matmul_values(ctx: GraphConverter, node: OnnxNode, a: Value, b: Value) -> Va
         and all(d == 1 for d in b.shape[:-2])
     ):  # W @ x for a column x ([1, 784, 1] inputs): a Linear between two reshapes
         flat = ctx.reshape(node, b, (k,))
-        y = ctx.emit(node, _linear(a.tensor, None), [flat], False)
+        y = ctx.emit(node, _linear(ctx, a.tensor, None), [flat], False)
         return ctx.reshape(node, y, (*b.shape[:-2], a.shape[0], 1))
     a_shape = (1, *a.shape) if len(a.shape) == 1 else a.shape
     b_shape = (*b.shape, 1) if len(b.shape) == 1 else b.shape
@@ -112,7 +115,7 @@ def gemm(ctx: GraphConverter, node: OnnxNode) -> Value:
             and (c.tensor.dim() < 2 or c.tensor.shape[0] == 1)
         ):
             bias, c = torch.broadcast_to(c.tensor.reshape(-1) * beta, (width,)), None
-        y: Value = ctx.emit(node, _linear(w, bias), [a], a.batch_first)
+        y: Value = ctx.emit(node, _linear(ctx, w, bias), [a], a.batch_first)
     else:
         if trans_b:
             b = Const(b.tensor.T) if isinstance(b, Const) else permute(ctx, node, b, (1, 0))
@@ -216,9 +219,9 @@ def conv(ctx: GraphConverter, node: OnnxNode) -> Value:
         groups=group,
         bias=b is not None,
     )
-    layer.weight = nn.Parameter(_weights(w), requires_grad=False)
+    layer.weight = nn.Parameter(_weights(ctx, w), requires_grad=False)
     if b is not None:
-        layer.bias = nn.Parameter(_weights(b.reshape(-1)), requires_grad=False)
+        layer.bias = nn.Parameter(_weights(ctx, b.reshape(-1)), requires_grad=False)
     y = ctx.emit(node, layer.eval(), [x], True)
     return _from_2d(ctx, node, y) if k == 1 else y
 
@@ -275,9 +278,9 @@ def conv_transpose(ctx: GraphConverter, node: OnnxNode) -> Value:
         bias=b is not None,
         dilation=tuple(ones + dilations),
     )
-    layer.weight = nn.Parameter(_weights(w), requires_grad=False)
+    layer.weight = nn.Parameter(_weights(ctx, w), requires_grad=False)
     if b is not None:
-        layer.bias = nn.Parameter(_weights(b.reshape(-1)), requires_grad=False)
+        layer.bias = nn.Parameter(_weights(ctx, b.reshape(-1)), requires_grad=False)
     y = ctx.emit(node, layer.eval(), [x], True)
     if k == 1:
         y = _from_2d(ctx, node, y)
@@ -305,12 +308,12 @@ def batch_norm(ctx: GraphConverter, node: OnnxNode) -> Value:
         raise node.error(f"normalises {channels} channels of a tensor of shape {list(x.shape)}")
     kinds = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
     if x.shape[0] == 1 and len(x.shape) in kinds:
-        bn = kinds[len(x.shape)](channels, eps=eps)
+        bn = kinds[len(x.shape)](channels, eps=eps).to(ctx.real)
         with torch.no_grad():
-            bn.weight.copy_(_weights(scale.reshape(-1)))
-            bn.bias.copy_(_weights(bias.reshape(-1)))
-            bn.running_mean.copy_(_weights(mean.reshape(-1)))
-            bn.running_var.copy_(_weights(var.reshape(-1)))
+            bn.weight.copy_(_weights(ctx, scale.reshape(-1)))
+            bn.bias.copy_(_weights(ctx, bias.reshape(-1)))
+            bn.running_mean.copy_(_weights(ctx, mean.reshape(-1)))
+            bn.running_var.copy_(_weights(ctx, var.reshape(-1)))
         bn.requires_grad_(False)
         return ctx.emit(node, bn.eval(), [ctx.batch_first(node, x)], True)
     a = scale.double() / torch.sqrt(var.double() + eps)
@@ -334,8 +337,8 @@ def layer_norm(ctx: GraphConverter, node: OnnxNode) -> Value:
     if x.batch_first and axis == 0:
         x = ctx.prepended(node, x)
     layer = nn.LayerNorm(shape, eps=float(node.attr("epsilon", 1e-5)))
-    layer.weight = nn.Parameter(_weights(weight.contiguous()), requires_grad=False)
-    layer.bias = nn.Parameter(_weights(shift.contiguous()), requires_grad=False)
+    layer.weight = nn.Parameter(_weights(ctx, weight.contiguous()), requires_grad=False)
+    layer.bias = nn.Parameter(_weights(ctx, shift.contiguous()), requires_grad=False)
     return ctx.emit(node, layer.eval(), [x], x.batch_first)
 
 
