@@ -1031,3 +1031,25 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_records(tmp_path, capsys, mon
     assert main(["run", spec, "-o", str(out), "-q", "--resume"]) == 0
     again = (out / "records.jsonl").read_text().splitlines()
     assert again[0] == kept[0] and len(again) == 4
+
+
+def test_auto_lirpa_prints_no_traceback_when_it_cannot_trace(capfd):
+    """auto_LiRPA's graph parser prints the failed trace's traceback to stdout before it raises;
+    a `--quiet` run that falls back from it showed a full traceback and still exited 0."""
+    pytest.importorskip("auto_LiRPA")
+    import torch
+    from torch import nn
+
+    from threatlang.bounds import UnsupportedOp
+    from threatlang.bounds.lirpa import LirpaNetwork
+
+    class Untraceable(nn.Module):
+        def forward(self, x):  # runs eagerly, refuses torch.jit's trace
+            if torch.jit.is_tracing():
+                raise RuntimeError("no trace of me")
+            return 2 * x
+
+    with pytest.raises(UnsupportedOp, match="Failed to get the trace"):
+        LirpaNetwork(Untraceable()).bounded(torch.zeros(1, 4))
+    said = capfd.readouterr()
+    assert "Traceback" not in said.out and "Traceback" not in said.err, said
