@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import rules as _rules  # noqa: F401  (registers the built-in lowering rules)
+from . import rules_more as _rules_more  # noqa: F401
 from .dag import BoundGraph
 from .export import export_model
 from .lower import Lowering
@@ -23,9 +24,7 @@ _Key = tuple[tuple[int, ...], torch.dtype, tuple[bool, ...]]
 
 #: captured graphs per model and input signature: a memo of a pure function (the graph reads
 #: parameters live, and every use is validated against the model anyway)
-_MEMO: weakref.WeakKeyDictionary[nn.Module, dict[_Key, BoundGraph]] = (
-    weakref.WeakKeyDictionary()
-)
+_MEMO: weakref.WeakKeyDictionary[nn.Module, dict[_Key, BoundGraph]] = weakref.WeakKeyDictionary()
 
 
 def _modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:

@@ -21,7 +21,7 @@ from .errors import CaptureError, UnsupportedOp
 
 #: ops kept whole by the decomposition (their bound rules are tighter or keep rows apart:
 #: core ATen writes a Linear over a 4-D tensor as a view that merges the batch dimension)
-PRESERVED = ("linear",)
+PRESERVED = ("linear", "matmul")
 
 
 def _decompositions() -> dict:

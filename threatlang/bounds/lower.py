@@ -69,6 +69,7 @@ class Lowered:
 
     op: BoundOp
     inputs: tuple[Var, ...]
+    then: tuple[BoundOp, ...] = ()  # single-input ops applied after ``op``, in order
 
 
 @attrs.frozen(eq=False)
@@ -295,7 +296,10 @@ class Lowering:
 
     def _materialise(self, result: Any, name: str, at: str) -> Any:
         if isinstance(result, Lowered):
-            return self.add(result.op, result.inputs, name, at)
+            var = self.add(result.op, result.inputs, name, at)
+            for op in result.then:
+                var = self.add(op, (var,), name, at)
+            return var
         if isinstance(result, tuple):  # a multi-output op: its outputs are read by getitem
             return tuple(self._materialise(r, name, at) for r in result)
         return result

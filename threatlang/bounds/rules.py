@@ -152,33 +152,24 @@ def _convolution(call: Call) -> Lowered:
         call.value(a) for a in call.args[3:9]
     )
     if transposed:
-        return _conv_transpose(call, x, w, b, stride, padding, dilation, output_padding, groups)
+        from .rules_more import conv_transpose
+
+        return conv_transpose(call, x, w, b, stride, padding, dilation, output_padding, groups)
+    if len(stride) == 1:  # a 1-d convolution is a 2-d one over a height of 1
+        from .shape_ops import BoundSqueeze, BoundUnsqueeze
+
+        conv = LiveConv2d(
+            lambda: w().unsqueeze(2), b, (1, *stride), (0, *padding), (1, *dilation), groups
+        )
+        return Lowered(
+            BoundUnsqueeze(2, call.name, call.where),
+            (x,),
+            (_build(call, lambda: BoundConv2d(conv)), BoundSqueeze(2, call.name, call.where)),
+        )
     if len(stride) != 2:
-        call.refuse(f"{len(stride)}-d convolution (only 2-d has a bound rule)")
+        call.refuse(f"{len(stride)}-d convolution (1-d and 2-d have bound rules)")
     conv = LiveConv2d(w, b, stride, padding, dilation, groups)
     return Lowered(_build(call, lambda: BoundConv2d(conv)), (x,))
-
-
-def _conv_transpose(call, x, w, b, stride, padding, dilation, output_padding, groups) -> Lowered:  # noqa: ANN001
-    try:
-        from .shape_ops import BoundConvTranspose2d  # type: ignore[attr-defined]
-    except ImportError:
-        call.refuse("transposed convolution has no bound rule")
-    if len(stride) != 2:
-        call.refuse(f"{len(stride)}-d transposed convolution")
-    op = _build(
-        call,
-        lambda: BoundConvTranspose2d(
-            w(),
-            b(),
-            tuple(stride),
-            tuple(padding),
-            tuple(output_padding),
-            int(groups),
-            tuple(dilation),
-        ),
-    )
-    return Lowered(op, (x,))
 
 
 def _batch_norm_eval(call: Call) -> tuple:
