@@ -8,10 +8,10 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from threatlang.bounds import BackwardOptions, BoundGraph, BoundOp, Box, LowerSlope, Node
-from threatlang.bounds.affine import BoundFlatten, BoundLinear, BoundReshape, LinearParams
+from threatlang.bounds.affine import BoundLinear, BoundReshape, LinearParams
 from threatlang.bounds.crown import Method, bound_graph
 
 TOL = 1e-5
@@ -52,7 +52,8 @@ def single(op: BoundOp) -> BoundGraph:
 def sandwich(
     op: BoundOp, shape: Sequence[int], gen: torch.Generator, d_in: int = 3, d_out: int = 4
 ) -> BoundGraph:
-    """``d_in`` -> Linear -> view as ``shape`` -> op -> flatten -> Linear -> ``d_out``."""
+    """``d_in`` -> Linear -> view as ``shape`` -> op -> flatten -> Linear -> ``d_out`` (the
+    flatten a reshape, so that an op may return one number per row)."""
     hidden = math.prod(shape)
     w1, b1 = torch.randn(hidden, d_in, generator=gen), torch.randn(hidden, generator=gen)
     view = BoundReshape(lambda x, _: x.reshape(x.shape[0], *shape), ())
@@ -65,7 +66,7 @@ def sandwich(
             Node(BoundLinear(LinearParams(w1, b1)), (0,), "l1"),
             Node(view, (1,), "view"),
             Node(op, (2,), "op"),
-            Node(BoundFlatten(nn.Flatten()), (3,), "flatten"),
+            Node(BoundReshape(lambda x, _: x.reshape(x.shape[0], -1), ()), (3,), "flatten"),
             Node(BoundLinear(LinearParams(w2, b2)), (4,), "l2"),
         ]
     )
@@ -108,8 +109,8 @@ def check_adjoint(op: BoundOp, shape: Sequence[int], gen: torch.Generator) -> No
     trace = {id(op): Box.point(x)}
     a_in, bias = op.backward(a, trace, BackwardOptions())
     assert a_in.shape == (n, s, *x.shape[1:])
-    lhs = (a * y.unsqueeze(1)).flatten(2).sum(2)
-    rhs = (a_in * x.unsqueeze(1)).flatten(2).sum(2) + bias
+    lhs = (a * y.unsqueeze(1)).reshape(n, s, -1).sum(2)
+    rhs = (a_in * x.unsqueeze(1)).reshape(n, s, -1).sum(2) + bias
     torch.testing.assert_close(lhs, rhs, rtol=1e-9, atol=1e-9)
     point = op.interval(Box.point(x))
     torch.testing.assert_close(point.centre, y)

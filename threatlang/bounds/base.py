@@ -130,4 +130,5 @@ def flat_rows(a: Tensor, n_shape: int) -> tuple[Tensor, tuple[int, int]]:
 
 def spec_sum(a: Tensor, v: Tensor) -> Tensor:
     """``sum over feature dims of a * v`` -> shape (N, S); ``v`` broadcasts per row or shared."""
-    return (a * v).flatten(2).sum(dim=2)
+    prod = a * v
+    return prod.reshape(*prod.shape[:2], -1).sum(dim=2)  # also for scalar rows, (N, S)
