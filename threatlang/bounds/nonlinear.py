@@ -175,4 +175,4 @@ class BoundAmax(BoundOp):
         for i, d in enumerate(order):
             inverse[d] = i
         a_in = cols.permute(0, 1, *(i + 1 for i in inverse[1:]))
-        return a_in, const.flatten(2).sum(dim=2)
+        return a_in, const.reshape(n, s, -1).sum(dim=2)
