@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import time
 
+import attrs
 import numpy as np
 
 from threatlang.errors import UsageError
@@ -32,14 +34,27 @@ def shard_boxes(lo: np.ndarray, hi: np.ndarray, k: int) -> list[tuple[np.ndarray
     return boxes
 
 
-def solve_item(payload, *, model, input_shape, prop, original, options: BabOptions, seed: int):
-    """One work item: (id, lo, hi) -> its Record. Top-level and picklable (Ray)."""
+def solve_item(
+    payload,
+    *,
+    model,
+    input_shape,
+    prop,
+    original,
+    options: BabOptions,
+    seed: int,
+    started: float | None = None,
+):
+    """One work item: (id, lo, hi) -> its Record. Top-level and picklable (Ray). With
+    `started` (wall clock, `time.time()`), the time limit counts from then: a single-box run's
+    model loading and capture come out of its limit, as in VNN-COMP."""
     from .adapter import EngineNet, UnsupportedLayer
     from .problem import build_problem
     from .search import solve
 
     item_id, lo, hi = payload
     if options.engine is Engine.MARABOU:
+        options = _spent(options, started)
         return _marabou_item(item_id, lo, hi, prop, original, options)
     try:
         net = EngineNet(model, input_shape)
@@ -47,6 +62,7 @@ def solve_item(payload, *, model, input_shape, prop, original, options: BabOptio
     except UnsupportedLayer as err:
         return Record(item_id, Status.UNKNOWN, {"verdict": "unknown"}, reason=str(err))
     problem = build_problem(prop, net.outputs)
+    options = _spent(options, started)
     record = _record(item_id, solve(net, problem, original, lo, hi, options, seed))
     if record.status is Status.CERTIFIED:
         bad = problem.violated(points)
@@ -58,6 +74,14 @@ def solve_item(payload, *, model, input_shape, prop, original, options: BabOptio
             )
             return Record(item_id, Status.ERROR, values, record.seconds, None, why)
     return record
+
+
+def _spent(options: BabOptions, started: float | None) -> BabOptions:
+    """The options with the time already spent since `started` taken off the limit."""
+    if started is None:
+        return options
+    left = options.time_limit - (time.time() - started)
+    return attrs.evolve(options, time_limit=max(left, 1e-3))
 
 
 def _validate_engine(net, model, input_shape, lo, hi) -> np.ndarray:
@@ -108,6 +132,7 @@ def _record(item_id, out) -> Record:
 
 
 def run_plan(plan, ctx) -> Summary:
+    started = time.time()
     from threatlang.models_io import load_model, resolve_path
 
     from .confirm import Original
@@ -156,6 +181,7 @@ def run_plan(plan, ctx) -> Summary:
         original=original,
         options=o,
         seed=ctx.seed,
+        started=started if o.shards == 1 else None,
     )
     items = [(i, (i, a, b)) for i, (a, b) in zip(ids, shards, strict=True)]
     records = run_items(ctx, items, fn, f"bab {spec.name}")

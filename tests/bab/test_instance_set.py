@@ -114,3 +114,12 @@ def test_a_malformed_ledger_line_is_one_sentence(tmp_path):
     path.write_text("instance,verdict,time\na,maybe,1.0\n")
     with pytest.raises(UsageError, match="results.csv:2"):
         read_ledger(path)
+
+
+@pytest.mark.slow  # a local Ray cluster
+def test_ray_runs_the_instances_in_parallel_with_the_same_verdicts(two_specs, tmp_path, local_ray):
+    here = run_set(read_set(two_specs, tmp_path / "a"), tmp_path / "a", RunSettings())
+    there = run_set(
+        read_set(two_specs, tmp_path / "b"), tmp_path / "b", RunSettings(), executor="ray"
+    )
+    assert [(o.instance, o.verdict) for o in here] == [(o.instance, o.verdict) for o in there]
