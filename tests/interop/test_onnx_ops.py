@@ -239,6 +239,18 @@ CASES = {
             "idx": np.int64([[2, 0], [-1, 1]]),
         },
     ),
+    "gather_scalar_and_strided_indices": (
+        [
+            N("Gather", ["x", "last"], ["a"], axis=2),
+            N("Gather", ["x", "odd"], ["b"], axis=2),
+            N("Gather", ["x", "first"], ["c"], axis=1),
+            N("Flatten", ["b"], ["bf"]),
+            N("Flatten", ["c"], ["cf"]),
+            N("Concat", ["a", "bf", "cf"], ["y"], axis=1),
+        ],
+        [1, 3, 4],
+        {"last": np.int64(-1), "odd": np.int64([1, 3]), "first": np.int64([0])},
+    ),
     "reductions": (
         [
             N("ReduceSum", ["x", "axes"], ["a"], keepdims=1),
@@ -479,6 +491,12 @@ def test_chains_are_sequential_and_dags_are_networks(tmp_path):
     chain = converted(build(tmp_path, nodes, shape, inits, name="c"))
     assert isinstance(chain, nn.Sequential)
     assert "Conv2d" in _step_types(chain)  # a 1-D conv runs as a 2-D one of height 1
+
+
+def test_evenly_spaced_gathers_are_slices(tmp_path):
+    nodes, shape, inits = CASES["gather_scalar_and_strided_indices"]
+    module = converted(build(tmp_path, nodes, shape, inits))
+    assert "IndexSelect" not in _step_types(module) and "Slice" in _step_types(module)
 
 
 def test_matmul_add_becomes_one_linear_with_bias(tmp_path):

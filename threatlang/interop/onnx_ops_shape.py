@@ -228,6 +228,12 @@ def gather(ctx: GraphConverter, node: OnnxNode) -> Value:
     if idx.numel() == 0:
         raise node.error("gathers nothing")
     out = (*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
+    flat = idx.reshape(-1).tolist()
+    step = flat[1] - flat[0] if len(flat) > 1 else 1
+    if step >= 1 and all(b - a == step for a, b in zip(flat, flat[1:], strict=False)):
+        # evenly spaced indices (x[..., -1], every other row): a slice, which engines bound
+        part = take(ctx, node, x, {axis: range(flat[0], flat[-1] + 1, step)})
+        return ctx.reshape(node, part, out)
     if x.batch_first and axis == 0:
         x = ctx.prepended(node, x)
     batch_first = x.batch_first and len(out) >= 2 and out[0] == 1
