@@ -165,3 +165,19 @@ def test_crown_tightens_the_input_of_every_nonlinear_op() -> None:
     h = graph.forward(xs.reshape(-1, 3), stop=4).reshape(500, 2, 8)
     tight = crown.boxes[3]
     assert bool((h >= tight.lo - 1e-5).all() and (h <= tight.hi + 1e-5).all())
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+def test_s_shaped_lines_hold_in_float64(name: str) -> None:
+    """Branch and bound runs in float64: the lines hold there to 1e-12."""
+    op = SMOOTH[name]()
+    gen = torch.Generator().manual_seed(9)
+    box = random_box((3, 400), gen, 6.0)
+    lo, hi = box.lo.double(), box.hi.double()
+    r = op.relax(lo, hi, False)
+    assert r.lo_slope.dtype == torch.float64
+    t = torch.rand(50, *lo.shape, generator=gen, dtype=torch.float64)
+    z = torch.minimum(lo + t * (hi - lo), hi)
+    f = op.forward(z)
+    assert bool((r.lo_slope * z + r.lo_icpt <= f + 1e-12).all())
+    assert bool((r.up_slope * z + r.up_icpt >= f - 1e-12).all())
