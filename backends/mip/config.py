@@ -83,6 +83,11 @@ class MipCertifyOptions:
     gap: float = attrs.field(default=1e-6, validator=_pos)  # absolute gap of each MIP
     branch_gap: float = attrs.field(default=1e-4, validator=_pos)  # spatial branching (HiGHS)
     max_nodes: int = attrs.field(default=400, validator=_pos)
+    #: also certify the worst case over the whole support, one MIP per agent (true values,
+    #: misreport and the other bids all variables); `regret_at_most` is judged on it
+    support: bool = True
+    #: that MIP's time limit per agent; stopped there, its best bound is still reported
+    support_time_limit: float = attrs.field(default=600.0, validator=_pos)
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ class Economics:
     regret: torch.Tensor  # (B, agents) PGD regret
     menu_revenue: float  # payments at every bidder's best response over the menu
     menu_regret: torch.Tensor  # (B, agents) utility gain of that best response
+    menu_misreports: torch.Tensor  # (B, agents, items) that best response
     ir_violation_rate: float  # fraction of (profile, agent) pairs paying more than they value
     ir_violation_max: float
     ir_violation_mean: float
@@ -33,7 +34,7 @@ def evaluate_economics(
     grid: int = 1024,
     batch: int = 500,
 ) -> Economics:
-    regrets, menu_regrets, menu_pays, pays, viols = [], [], [], [], []
+    regrets, menu_regrets, menu_pays, pays, viols, menu_bids = [], [], [], [], [], []
     for start in range(0, len(values), batch):
         v = values[start : start + batch]
         r, misreports = empirical_regret(mech, v, box, attack, generator)
@@ -43,6 +44,7 @@ def evaluate_economics(
         regrets.append(r)
         menu_regrets.append(menu.regret)
         menu_pays.append(menu.payment)
+        menu_bids.append(menu.misreports)
         pays.append(pay)
         viols.append(torch.relu(pay - (alloc * v).sum(dim=-1)))
     pay, viol = torch.cat(pays), torch.cat(viols)
@@ -52,6 +54,7 @@ def evaluate_economics(
         regret=torch.cat(regrets),
         menu_revenue=float(torch.cat(menu_pays).sum(dim=-1).mean()),
         menu_regret=torch.cat(menu_regrets),
+        menu_misreports=torch.cat(menu_bids),
         ir_violation_rate=float(bad.double().mean()),
         ir_violation_max=float(viol.max()),
         ir_violation_mean=float(viol.mean()),

@@ -117,8 +117,20 @@ class MipPlan(Plan):
                 f"(spatial branching {o.branch_gap:g}, at most {o.max_nodes} nodes); "
                 "time-outs are unknown"
             )
+            if o.support:
+                lines.append(
+                    f"  certify mip over the whole support: one MIP per agent (true values, "
+                    f"misreport, other bids all variables; two copies of the network), time "
+                    f"limit {o.support_time_limit:g}s each; stopped there, the best bound is "
+                    "reported with its gap"
+                )
         if self.regret_limit is not None:
-            lines.append(f"  require: regret <= {self.regret_limit:g} for every profile and agent")
+            scope = (
+                "over the whole support (every profile, every agent)"
+                if self.certify is not None and self.certify.support
+                else "at every held-out profile and agent"
+            )
+            lines.append(f"  require: regret <= {self.regret_limit:g} {scope}")
         return "\n".join(lines)
 
     def run(self, ctx):

@@ -10,6 +10,7 @@ import numpy as np
 from threatlang.report import Record, Status, Table
 
 from .certify import AgentCertificate
+from .support import SupportCertificate
 
 
 @attrs.frozen
@@ -64,6 +65,83 @@ def certificate_record(
     else:
         reason = cert.reason or "not proven optimal"
     return Record(rid, Status.UNKNOWN, values, cert.seconds, counter, reason)
+
+
+def support_record(rid: str, cert: SupportCertificate, limit: float | None) -> Record:
+    """The mechanism-level verdict for one agent: ``certified`` when the support-wide bound is
+    within ``limit`` (a bound from a solve stopped at its time limit counts: it is still an
+    upper bound); ``falsified`` when a point of the support, evaluated by the network, has
+    regret above it; ``unknown`` otherwise (gap open across the limit, or no bound)."""
+    w = cert.witness
+    values = {
+        "agent": cert.agent,
+        "scope": "support",
+        "certified_max_regret": cert.regret_bound,
+        "max_regret_found": cert.regret_found,
+        "gap": cert.gap,
+        "optimal": cert.optimal,
+        "solver": cert.solver,
+        "residual": cert.residual,
+        **cert.stats,
+    }
+    counter = None
+    if w is not None and w.regret > 0:
+        counter = {
+            "agent": cert.agent,
+            "truthful": w.values,
+            "misreport": w.misreport,
+            "others": w.others,
+            "regret": w.regret,
+        }
+    bound = cert.regret_bound
+    if limit is not None and cert.regret_found > limit:
+        return Record(rid, Status.FALSIFIED, values, cert.seconds, counter, cert.reason)
+    if bound is not None and (limit is None or bound <= limit):
+        return Record(rid, Status.CERTIFIED, values, cert.seconds, counter, cert.reason)
+    if bound is not None:
+        reason = (
+            f"support-wide regret bound {bound:.6f} exceeds {limit:g}; the worst point found has "
+            f"{cert.regret_found:.6f}" + ("" if cert.optimal else " (gap open at the time limit)")
+        )
+    else:
+        reason = cert.reason or "no bound"
+    return Record(rid, Status.UNKNOWN, values, cert.seconds, counter, reason)
+
+
+def support_table(setting: str, records) -> Table:
+    """One row per agent: the mechanism's certified worst case over the whole support."""
+    rows = []
+    for r in records:
+        v = r.values
+        bound = v.get("certified_max_regret")
+        rows.append(
+            (
+                setting,
+                str(v["agent"]),
+                "-" if bound is None else f"{bound:.5f}",
+                f"{v['max_regret_found']:.5f}",
+                "-" if v.get("gap") is None else f"{v['gap']:.5f}",
+                "closed" if v.get("optimal") else "open (time limit)",
+                str(v.get("solver", "")),
+                f"{r.seconds:.1f}",
+                str(v.get("unstable_relus", "-")),
+                r.status.value,
+            )
+        )
+    columns = (
+        "setting",
+        "agent",
+        "certified max regret (whole support)",
+        "max regret found",
+        "gap",
+        "gap status",
+        "solver",
+        "solve s",
+        "unstable ReLUs",
+        "regret_at_most",
+    )
+    title = "Worst-case regret over the whole bid support: one MIP per agent (regret_at_most)"
+    return Table(title, columns, rows)
 
 
 def _counter(agent: int, truthful, misreport, regret: float) -> dict:

@@ -28,14 +28,15 @@ from .economics import Economics, evaluate_economics
 from .mechanisms import AllocationKind, Mechanism, MechanismConfig, PaymentKind
 from .menu import best_responses
 from .regret import AttackConfig, empirical_regret
-from .results import ItemAttack, ir_table, plot_misreports, regret_table
+from .results import ItemAttack, ir_table, plot_misreports, regret_table, support_table
 from .solvers import SolverKind
 from .solvers.gurobi import available as gurobi_available
 from .solvers.gurobi import licence_is_limited
 from .summary import MipSummary
+from .support import Witness, regret_at_points
 from .train import TrainConfig, train_mechanism
 from .valuations import SupportBox, sample_profiles
-from .work import CertifyJob, certify_item, item_id
+from .work import CertifyJob, certify_item, certify_support_item, item_id, support_id
 
 if TYPE_CHECKING:  # annotations only: run imports no plan at run time (no cycle)
     from .plan import MipPlan
@@ -154,8 +155,13 @@ def _run(plan: MipPlan, ctx) -> Summary:
         records = _certify(plan, ctx, mech64, box, attack)
         cert = _certify_metrics(records)
         report_switches(ctx, records)
+        if plan.certify.support:
+            support = _certify_support(plan, ctx, mech64, box, econ, eval_v)
+            cert.update(_support_metrics(support, plan.regret_limit))
+            tables.insert(0, support_table(setting, support))
         revenue = (econ.revenue, econ.menu_revenue)
         stability = plan.train.options.stability if plan.train is not None else 0.0
+        # Table 4.1 first, then the whole-support verdict, then revenue and IR
         tables.insert(0, regret_table(setting, plan.ir, stability, revenue, records, plan.agents))
         if s.items == 2:
             path = plot_misreports(
@@ -221,6 +227,60 @@ def _certify(plan: MipPlan, ctx, mech64: Mechanism, box: SupportBox, attack: Att
             )
             items.append((item_id(k, agent), (k, test_v[k].numpy(), agent, found)))
     return list(run_items(ctx, items, functools.partial(certify_item, job), "certifying"))
+
+
+def _attack_witness(mech64, agent: int, values: torch.Tensor, econ: Economics) -> Witness:
+    """The evaluation profile where the menu search found the most regret for ``agent``: the
+    support-wide MIP's first incumbent (a real point: its regret is the network's)."""
+    k = int(econ.menu_regret[:, agent].argmax())
+    others = torch.cat([values[k, :agent], values[k, agent + 1 :]])
+    v, b = values[k, agent], econ.menu_misreports[k, agent]
+    r = regret_at_points(mech64, agent, v[None], b[None], others[None])
+    return Witness(v.numpy(), b.numpy(), others.numpy(), float(r[0]))
+
+
+def _certify_support(plan: MipPlan, ctx, mech64, box: SupportBox, econ, eval_v):
+    o = plan.certify
+    cfg = CertifyConfig(
+        solver=SolverKind(o.solver),
+        bounds=BoundMethod(o.bounds.value),
+        time_limit=o.support_time_limit,
+        gap=o.gap,
+        branch_gap=o.branch_gap,
+        max_boxes=o.max_nodes,
+        threads=o.threads,
+    )
+    limited = gurobi_available() and licence_is_limited()
+    job = CertifyJob(mech64, box.low, box.high, cfg, limited, plan.regret_limit)
+    items = [
+        (support_id(agent), (agent, _attack_witness(mech64, agent, eval_v, econ)))
+        for agent in plan.agents
+    ]
+    fn = functools.partial(certify_support_item, job)
+    return list(run_items(ctx, items, fn, "certifying the whole support"))
+
+
+def _support_metrics(records, limit: float | None) -> dict:
+    bounds = [r.values.get("certified_max_regret") for r in records]
+    found = [r.values["max_regret_found"] for r in records]
+    gaps = [r.values.get("gap") for r in records]
+    statuses = {r.status for r in records}
+    if Status.FALSIFIED in statuses:
+        verdict = Status.FALSIFIED
+    elif statuses == {Status.CERTIFIED}:
+        verdict = Status.CERTIFIED
+    else:
+        verdict = Status.UNKNOWN
+    whole = None if any(b is None for b in bounds) else max(bounds)
+    return {
+        "certified_max_regret": whole,
+        "certified_max_regret_per_agent": bounds,
+        "max_regret_found": max(found),
+        "certified_max_regret_gap": None if any(g is None for g in gaps) else max(gaps),
+        "certified_max_regret_closed": all(bool(r.values.get("optimal")) for r in records),
+        "support_solve_seconds": float(sum(r.seconds for r in records)),
+        "regret_at_most": None if limit is None else verdict.value,
+    }
 
 
 def report_switches(ctx, records) -> None:

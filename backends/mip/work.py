@@ -15,7 +15,8 @@ from threatlang.report import Record
 
 from .certify import CertifyConfig, certify_agent
 from .mechanisms import Mechanism
-from .results import ItemAttack, certificate_record
+from .results import ItemAttack, certificate_record, support_record
+from .support import Witness, certify_support
 
 
 @attrs.frozen
@@ -42,3 +43,17 @@ def certify_item(job: CertifyJob, item: tuple[int, np.ndarray, int, ItemAttack])
         job.mechanism, profile, agent, job.low, job.high, job.config, job.limited_licence
     )
     return certificate_record(item_id(k, agent), profile, cert, attack, job.regret_limit)
+
+
+def support_id(agent: int) -> str:
+    return f"support/agent{agent}"
+
+
+def certify_support_item(job: CertifyJob, item: tuple[int, Witness | None]) -> Record:
+    """The worst case of one agent over the whole support (one MIP); ``job.config.time_limit``
+    is that MIP's limit."""
+    agent, start = item
+    cert = certify_support(
+        job.mechanism, agent, job.low, job.high, job.config, job.limited_licence, start
+    )
+    return support_record(support_id(agent), cert, job.regret_limit)

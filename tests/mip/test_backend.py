@@ -46,6 +46,7 @@ spec tiny_auction {
     solver SOLVER
     time_limit 20s
     threads 1
+    support_time_limit 10
   }
 }
 """
@@ -92,7 +93,10 @@ def test_run_writes_sound_records(tmp_path, payment: str, solver: str) -> None:
     assert MipSummary(**metrics) == MipSummary(**result.summary.metrics)  # the declared schema
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == [r.id for r in result.records]
-    assert len(records) == 3
+    support = [r for r in records if r["id"].startswith("support/")]
+    records = [r for r in records if not r["id"].startswith("support/")]
+    assert len(records) == 3 and [r["id"] for r in support] == ["support/agent0"]
+    _check_support(support[0], records, summary)
     for rec in records:
         values = rec["values"]
         if values["certified_regret"] is not None:
@@ -117,6 +121,28 @@ def test_run_writes_sound_records(tmp_path, payment: str, solver: str) -> None:
     assert int(row["unknown"]) == summary["unknown_count"]  # falsified pairs are not unknown
     assert summary["menu_revenue"] >= 0 and summary["menu_regret"] >= 0
     assert summary["train_seconds"] > 0 and summary["evaluate_seconds"] > 0
+
+
+def _check_support(rec: dict, records: list[dict], summary: dict) -> None:
+    """The whole-support bound covers every per-profile regret proven or found, and the
+    summary's regret_at_most is its verdict against the spec's 0.05."""
+    values = rec["values"]
+    bound, found = values["certified_max_regret"], values["max_regret_found"]
+    assert summary["certified_max_regret"] == bound
+    assert summary["max_regret_found"] == found
+    if bound is not None:
+        assert bound >= found - 1e-9
+        for r in records:
+            assert bound >= (r["values"]["certified_regret"] or 0.0) - 1e-6
+            assert bound >= r["values"]["attack_regret"] - 1e-6
+    expected = {"certified": "certified", "falsified": "falsified", "unknown": "unknown"}
+    assert summary["regret_at_most"] == expected[rec["status"]]
+    if rec["status"] == "certified":
+        assert bound <= 0.05
+    elif rec["status"] == "falsified":
+        assert found > 0.05 and rec["counterexample"]["regret"] == found
+    else:
+        assert rec["reason"]
 
 
 def test_resume_reuses_mechanism_records_and_stage_times(tmp_path) -> None:

@@ -22,6 +22,10 @@ class SolverOptions:
     mip_gap: float = 1e-6  # absolute gap on the utility
     feasibility_tol: float = 1e-9
     threads: int = 1
+    #: prune at this objective (maximisation): a solve that proves the maximum is at most
+    #: ``cutoff`` may stop there and return OPTIMAL with ``bound = cutoff`` (a sound upper
+    #: bound, no solution); None: solve to optimality (Gurobi and SCIP honour it)
+    cutoff: float | None = None
 
 
 @attrs.frozen

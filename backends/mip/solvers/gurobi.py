@@ -100,6 +100,8 @@ def solve(model: MipModel, options: SolverOptions, limited_licence: bool = True)
             m.addQConstr(xs[w] == xs[a] * xs[b])
         if model.bilinear:
             m.Params.NonConvex = 2
+        if options.cutoff is not None:
+            m.Params.Cutoff = options.cutoff
         m.setObjective(
             gp.LinExpr(model.objective.tolist(), xs) + model.objective_const, GRB.MAXIMIZE
         )
@@ -116,6 +118,8 @@ def solve(model: MipModel, options: SolverOptions, limited_licence: bool = True)
         obj = m.ObjVal if has_x else float("nan")
         if m.Status == GRB.OPTIMAL:
             return SolveResult(SolveStatus.OPTIMAL, NAME, seconds, max(m.ObjBound, obj), obj, sol)
+        if m.Status == GRB.CUTOFF:  # proven: no solution above the cutoff
+            return SolveResult(SolveStatus.OPTIMAL, NAME, seconds, options.cutoff, obj, sol)
         if m.Status == GRB.TIME_LIMIT:
             return SolveResult(
                 SolveStatus.TIME_LIMIT,

@@ -57,6 +57,8 @@ def solve(model: MipModel, options: SolverOptions) -> SolveResult:
         quicksum(float(c) * x for c, x in zip(model.objective, xs, strict=True) if c), "maximize"
     )
     m.addObjoffset(model.objective_const)
+    if options.cutoff is not None:
+        m.setObjlimit(options.cutoff)
     m.optimize()
     seconds = time.perf_counter() - start
     status = m.getStatus()
@@ -71,6 +73,8 @@ def solve(model: MipModel, options: SolverOptions) -> SolveResult:
     if status == "timelimit":
         reason = f"SCIP time limit {options.time_limit:g}s, gap open"
         return SolveResult(SolveStatus.TIME_LIMIT, NAME, seconds, bound, obj, x, reason=reason)
+    if status == "infeasible" and options.cutoff is not None:  # nothing above the objective limit
+        return SolveResult(SolveStatus.OPTIMAL, NAME, seconds, options.cutoff, obj, x)
     if status == "infeasible":
         return SolveResult(SolveStatus.INFEASIBLE, NAME, seconds, reason="SCIP: infeasible")
     return SolveResult(SolveStatus.ERROR, NAME, seconds, reason=f"SCIP status {status}")
