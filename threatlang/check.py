@@ -23,7 +23,7 @@ from .ir import (
 )
 from .ir.refs import CORE_SOURCES
 from .ir.shapes import MAX_MASK_CELLS
-from .ir.threats import InputBox, threat_family
+from .ir.threats import BoxUnion, InputBox, threat_family
 
 #: input shapes of the data sources whose shape is fixed
 _SOURCE_SHAPES = {
@@ -95,7 +95,7 @@ def _reference_problems(spec: Spec, out: list[Diagnostic]) -> None:
                 'e.g. model small_cnn, or model state_dict("w.pt") { arch small_cnn }',
             )
         )
-    if spec.data is None and not isinstance(spec.threat, InputBox):  # a box needs no data
+    if spec.data is None and not isinstance(spec.threat, InputBox | BoxUnion):  # boxes need no data
         out.append(
             Diagnostic(spec.span, f"spec '{spec.name}' has no data reference", "e.g. data digits")
         )

@@ -8,7 +8,7 @@ from threatlang.backends.base import Plan, bind_options
 from threatlang.ir import Spec
 from threatlang.ir.actions import Certify
 from threatlang.ir.properties import OutputsSatisfy, constraints
-from threatlang.ir.threats import InputBox
+from threatlang.ir.threats import BoxUnion, InputBox
 
 from .config import BabCertifyOptions, BabOptions, Engine
 
@@ -23,7 +23,7 @@ VERDICTS = (
 @attrs.frozen
 class BabPlan(Plan):
     spec: Spec
-    box: InputBox
+    box: InputBox | BoxUnion
     prop: OutputsSatisfy
     options: BabOptions
 
@@ -41,7 +41,13 @@ class BabPlan(Plan):
             else o.branching
         )
         lines = [
-            f"bab plan for spec {self.spec.name}: an input box of {self.box.dims} dimensions, "
+            f"bab plan for spec {self.spec.name}: "
+            + (
+                f"a union of {len(self.box.boxes)} input boxes (one verdict, one time limit)"
+                if isinstance(self.box, BoxUnion)
+                else "an input box"
+            )
+            + f" of {self.box.dims} dimensions, "
             f"a property of {atoms} linear output constraint(s)",
             (
                 f"  bound: CROWN on our engine (float64), {o.batch} domains per engine call"
@@ -67,7 +73,7 @@ class BabPlan(Plan):
 
 def compile_plan(spec: Spec) -> BabPlan:
     box, prop = spec.threat, spec.require
-    assert isinstance(box, InputBox) and isinstance(prop, OutputsSatisfy)
+    assert isinstance(box, InputBox | BoxUnion) and isinstance(prop, OutputsSatisfy)
     certify = next(a for a in spec.actions if isinstance(a, Certify))
     options = bind_options(BabCertifyOptions, certify.options, "certify bab")
     return BabPlan(spec, box, prop, options.resolve(certify.time_limit))

@@ -12,6 +12,7 @@ import numpy as np
 
 from threatlang.errors import UsageError
 from threatlang.ir import ModelKind
+from threatlang.ir.threats import input_boxes
 from threatlang.report import Record, Status, Summary, Table
 from threatlang.runloop import run_items
 
@@ -169,10 +170,14 @@ def run_plan(plan, ctx) -> Summary:
         if importlib.util.find_spec("onnxruntime") is None:
             raise UsageError("confirming counterexamples on an ONNX model needs onnxruntime.")
     original = Original(shape, onnx=onnx, module=None if onnx else model)
-    lo, hi = np.asarray(plan.box.lower), np.asarray(plan.box.upper)
     o = plan.options
-    shards = shard_boxes(lo, hi, o.shards)
-    ids = [spec.name] if o.shards == 1 else [f"{spec.name}#{k}" for k in range(o.shards)]
+    boxes = input_boxes(plan.box)
+    ids, shards = [], []
+    for b, box in enumerate(boxes):
+        base = spec.name if len(boxes) == 1 else f"{spec.name}@box{b}"
+        lo, hi = np.asarray(box.lower), np.asarray(box.upper)
+        shards += shard_boxes(lo, hi, o.shards)
+        ids += [base] if o.shards == 1 else [f"{base}#{k}" for k in range(o.shards)]
     fn = functools.partial(
         solve_item,
         model=model,
@@ -181,7 +186,7 @@ def run_plan(plan, ctx) -> Summary:
         original=original,
         options=o,
         seed=ctx.seed,
-        started=started if o.shards == 1 else None,
+        started=started if o.shards == 1 else None,  # the boxes of a union share the limit
     )
     items = [(i, (i, a, b)) for i, (a, b) in zip(ids, shards, strict=True)]
     records = run_items(ctx, items, fn, f"bab {spec.name}")

@@ -1,6 +1,7 @@
 """The typed schema of a `bab` run's summary metrics (`Capabilities.summary`; no torch).
 
-A run is one input box (split into `shards` work items) and one output property; each shard
+A run is one input box, or a union of boxes (`threat boxes`, one work item per box), split into
+`shards` work items each, and one output property; each item
 is decided `holds` (proved), `violated` (a counterexample the original model confirms) or left
 `unknown` (time limit, domain budget, or numerical trouble, with the reason on its record).
 """

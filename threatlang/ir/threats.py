@@ -278,7 +278,45 @@ class InputBox:
         return len(self.lower)
 
 
-Threat = PatchSet | LpBall | BidSupport | Pyramid | InputBox
+def _box_tuple(value) -> tuple[InputBox, ...]:
+    return tuple(to_tuple(value))
+
+
+def _boxes(instance, attribute, value) -> None:
+    if len(value) < 2:
+        raise FieldError(attribute.name, f"a union needs at least two boxes, got {len(value)}")
+    for i, box in enumerate(value):
+        if not isinstance(box, InputBox):
+            raise FieldError(attribute.name, f"box {i} is a {type(box).__name__}, not a box")
+    dims = {box.dims for box in value}
+    if len(dims) != 1:
+        raise FieldError(
+            attribute.name, f"the boxes have different dimensions ({', '.join(map(str, dims))})"
+        )
+
+
+@attrs.frozen
+class BoxUnion:
+    """Every input inside at least one of `boxes`: a VNN-LIB property whose input constraint
+    is a disjunction (ACAS Xu property 6). One property, one verdict: it holds when it holds
+    on every box, and is violated when it is violated on any."""
+
+    family: ClassVar[str] = "input box"
+
+    boxes: tuple[InputBox, ...] = attrs.field(converter=_box_tuple, validator=_boxes)
+    span: Span | None = span_field()
+
+    @property
+    def dims(self) -> int:
+        return self.boxes[0].dims
+
+
+def input_boxes(threat: InputBox | BoxUnion) -> tuple[InputBox, ...]:
+    """The boxes of an input box threat (one, or each box of a union)."""
+    return threat.boxes if isinstance(threat, BoxUnion) else (threat,)
+
+
+Threat = PatchSet | LpBall | BidSupport | Pyramid | InputBox | BoxUnion
 
 
 def threat_family(threat: object | None) -> str | None:

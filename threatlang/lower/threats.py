@@ -21,12 +21,12 @@ from ..ir import (
     ValueRange,
 )
 from ..ir.shapes import SHAPES, Diamond, Line, Mask, Orientation, Parallelogram, Rectangle, Square
-from ..ir.threats import InputBox
+from ..ir.threats import BoxUnion, InputBox
 from ..syntax import Call, ListV, Name, Stmt, TupleV, describe
 from .formulas import lower_outputs
 from .reader import BAD, Block, Diagnostics, Values, build, call_args, choices
 
-THREAT_KINDS = ("patch", "l2_ball", "linf_ball", "bid_support", "pyramid", "box")
+THREAT_KINDS = ("patch", "l2_ball", "linf_ball", "bid_support", "pyramid", "box", "boxes")
 SHAPE_USAGE = {
     "square": "square(n)",
     "rectangle": "rectangle(height, width)",
@@ -50,6 +50,7 @@ def lower_threat(stmt: Stmt, diags: Diagnostics) -> object:
         "bid_support": _bids,
         "pyramid": _pyramid,
         "box": _box,
+        "boxes": _boxes,
     }
     return lowerers[kind](kind, stmt, block, values, diags)
 
@@ -275,6 +276,25 @@ def _box(kind, stmt, block: Block, values: Values, diags):
         missing = "upper" if lower is not None else "lower"
         return diags.error(stmt.span, f"threat box needs `{missing}`", BOX_USAGE)
     return build(diags, InputBox, stmt.span, spans, lower=lo, upper=hi)
+
+
+def _boxes(kind, stmt, block: Block, values: Values, diags):
+    """`threat boxes { box { lower [...]; upper [...] } box { ... } }`: a union of boxes."""
+    parts = block.take_all("box")
+    block.reject_rest(["box"])
+    boxes = []
+    for part in parts:
+        if part.block is None or part.value is not None:
+            boxes.append(diags.error(part.span, "each `box` of a union is a block", BOX_USAGE))
+            continue
+        boxes.append(_box("box", part, Block(part.block, "box", diags), values, diags))
+    if any(b is BAD for b in boxes):
+        return BAD
+    if len(boxes) < 2:
+        return diags.error(
+            stmt.span, "threat boxes needs at least two `box { ... }` blocks", BOX_USAGE
+        )
+    return build(diags, BoxUnion, stmt.span, {}, boxes=tuple(boxes))
 
 
 PROPERTIES = {
