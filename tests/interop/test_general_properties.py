@@ -102,7 +102,7 @@ def test_normalisation_becomes_bounded_layers(tmp_path):
     assert check_against_onnxruntime(tmp_path / "a.onnx", model, (1, 1, 5)) < 1e-4
     from threatlang.bounds import build_ops
 
-    assert build_ops(model)  # the engine bounds every layer
+    assert build_ops(model, torch.zeros(1, 1, 1, 5))  # the engine bounds every layer
 
 
 def test_constant_ops_fold_and_refuse(tmp_path):
