@@ -19,8 +19,9 @@ from threatlang.bounds import Box, propagate
 from threatlang.bounds.engine import BoundedNetwork
 from threatlang.bounds.nonlinear import BoundReLU
 
+from .local import flat_linear, local_prefix, local_step
 from .margins import elide
-from .patches import PatchThreat, dense_box, placements
+from .patches import PatchThreat, dense_box, placements, window_box
 
 
 def _stages(value) -> tuple[tuple[int, int], ...]:
@@ -84,6 +85,64 @@ def pool_box(box: Box, batch: int, groups: Tensor) -> Box:
     return Box.from_bounds(plo.reshape(-1, *shape), phi.reshape(-1, *shape))
 
 
+def pool_windows(
+    clean: Tensor, win: Box, offs: Tensor, groups: Tensor, n_groups: int
+) -> Box:
+    """The hull per group of placements when each placement's box is the clean map ``clean``
+    (B, C, H, W) except on its window ``win`` (B, L, C, h, w) at ``offs`` (B' | 1, L, 2):
+    the clean map, min/max-reduced with every member's window. Every member box contains the
+    clean point, so this is exactly the hull of the members' full maps, ``(B * G, C, H, W)``,
+    without building one full map per placement."""
+    b, l_, c, h, w = win.centre.shape
+    big_h, big_w = clean.shape[-2:]
+    dev = clean.device
+    offs = offs.expand(b, l_, 2)
+    rows = offs[..., 0, None] + torch.arange(h, device=dev)  # (B, L, h)
+    cols = offs[..., 1, None] + torch.arange(w, device=dev)  # (B, L, w)
+    chan = torch.arange(c, device=dev)
+    g = groups.to(dev)[None, :, None, None, None]
+    idx = (
+        ((g * c + chan[None, None, :, None, None]) * big_h + rows[:, :, None, :, None]) * big_w
+        + cols[:, :, None, None, :]
+    ).reshape(b, -1)  # (B, L*C*h*w) into (B, G*C*H*W)
+    base = clean.unsqueeze(1).expand(b, n_groups, c, big_h, big_w).reshape(b, -1)
+    lo = base.scatter_reduce(1, idx, win.lo.reshape(b, -1), "amin", include_self=True)
+    hi = base.scatter_reduce(1, idx, win.hi.reshape(b, -1), "amax", include_self=True)
+    shape = (b * n_groups, c, big_h, big_w)
+    return Box.from_bounds(lo.reshape(shape), hi.reshape(shape))
+
+
+def _first_stage(
+    net: BoundedNetwork,
+    x: Tensor,
+    mask: Tensor,
+    offs: Tensor,
+    low: float,
+    high: float,
+    scale: float,
+    end: int,
+    groups: Tensor,
+    n_groups: int,
+) -> Box | None:
+    """The pooled box after ``net.body[:end]`` computed on patch windows (the clean pass once,
+    each placement only where the patch reaches), or None when those layers are not local
+    (then the dense path runs)."""
+    n_local, has_flat_linear = local_prefix(net)
+    b = x.shape[0]
+    if end > n_local and not (has_flat_linear and end >= n_local + 2):
+        return None
+    win = window_box(x, mask, offs.unsqueeze(0), low, high, scale)
+    clean, w_offs = x, offs.unsqueeze(0)
+    for op in net.body[: min(end, n_local)]:
+        win, w_offs = local_step(op, op.geometry, clean, win, w_offs)
+        clean = op.forward(clean)
+    if end <= n_local:
+        return pool_windows(clean, win, w_offs, groups, n_groups)
+    box = flat_linear(net.body[n_local + 1], clean, win, w_offs)  # (B * L, D)
+    box = propagate(net.body[n_local + 2 : end], box)
+    return pool_box(box, b, groups)
+
+
 def _after_relu(net: BoundedNetwork, layer: int) -> int:
     seen = 0
     for i, op in enumerate(net.body):
@@ -108,13 +167,19 @@ def pooled_margins(
     """Margin lower bounds ``(B, G, K)``, one per final block of pooled placements."""
     b = x.shape[0]
     grid = grid_shape(offs)
-    box = dense_box(x, mask, offs, low, high, scale)
+    box = None
     start = 0
     for layer, block in cfg.stages:
         end = _after_relu(net, layer)
-        box = propagate(net.body[start:end], box)
         groups = pool_groups(grid, block, x.device)
-        box = pool_box(box, b, groups)
+        n_groups = int(groups.max()) + 1
+        if box is None:  # the first stage: windows where the layers allow, else dense
+            box = _first_stage(net, x, mask, offs, low, high, scale, end, groups, n_groups)
+        else:
+            box = pool_box(propagate(net.body[start:end], box), b, groups)
+        if box is None:
+            dense = propagate(net.body[:end], dense_box(x, mask, offs, low, high, scale))
+            box = pool_box(dense, b, groups)
         grid = (-(-grid[0] // block), -(-grid[1] // block))
         start = end
     box = propagate(net.body[start:], box)

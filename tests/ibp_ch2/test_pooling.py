@@ -112,3 +112,44 @@ def test_pooled_loss_trains_and_rejects_off_grid_locations():
         PooledPatchLoss(PatchThreat([square(2)]), PoolConfig(((5, 2),)))(
             net, x, y, 1.0, torch.Generator()
         )
+
+
+def _dense_pooled(net, x, y, mask, offs, cfg: PoolConfig):
+    """The reference: every placement's full-image box through every layer, then the hulls."""
+    from threatlang.backends.ibp.margins import elide
+    from threatlang.backends.ibp.pooling import _after_relu, grid_shape
+
+    grid, box, start = grid_shape(offs), dense_box(x, mask, offs, 0.0, 1.0), 0
+    for layer, block in cfg.stages:
+        end = _after_relu(net, layer)
+        box = pool_box(
+            propagate(net.body[start:end], box), x.shape[0], pool_groups(grid, block, "cpu")
+        )
+        grid, start = (-(-grid[0] // block), -(-grid[1] // block)), end
+    return elide(net, propagate(net.body[start:], box), y, grid[0] * grid[1])
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Flatten(), nn.Linear(49, 12), nn.ReLU(), nn.Linear(12, 5))
+
+
+@pytest.mark.parametrize("model", [_cnn, _mlp])
+@pytest.mark.parametrize("cfg", [PoolConfig.pool(2), PoolConfig.pool(3), PoolConfig.pool_2_2()])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_windowed_first_stage_equals_dense_hulls(model, cfg, stride):
+    """Pooling computes the first layers on patch windows only: the same hulls as pooling
+    every placement's full-image box (and the same gradients)."""
+    if model is _mlp and cfg == PoolConfig.pool_2_2():
+        pytest.skip("the MLP has one ReLU layer")
+    x, y = torch.rand(3, 1, 7, 7, requires_grad=True), torch.tensor([0, 1, 2])
+    net = BoundedNetwork(model(), x.detach())
+    mask = mask_tensor(square(2))
+    kind = LocationKind.ALL if stride == 1 else LocationKind.STRIDE
+    offs = offsets(Locations(kind, stride=stride), (7, 7), (2, 2))
+    fast = pooled_margins(net, x, y, mask, offs, 0.0, 1.0, cfg)
+    ref = _dense_pooled(net, x, y, mask, offs, cfg)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast.sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(g_fast, g_ref, atol=1e-4, rtol=1e-4)
