@@ -176,6 +176,27 @@ CASES = {
         [1, 3, 4],
         {"lo": np.float32(-0.5), "hi": np.float32(0.25), "slope": _w(3, 1)},
     ),
+    "more_activations": (
+        [
+            N("Softsign", ["x"], ["a"]),
+            N("HardSwish", ["x"], ["b"]),
+            N("Abs", ["x"], ["c"]),
+            N("Celu", ["x"], ["d"], alpha=0.5),
+            N("Selu", ["x"], ["e"]),
+            N("ThresholdedRelu", ["x"], ["f"], alpha=0.3),
+            N("Sum", ["a", "b", "c", "d", "e", "f"], ["y"]),
+        ],
+        [1, 6],
+        {},
+    ),
+    "einsum_with_constants_and_two_computed_operands": (
+        [
+            N("Einsum", ["x", "W"], ["a"], equation="bij,jk->bik"),
+            N("Einsum", ["a", "x"], ["y"], equation="bik,bij->bkj"),
+        ],
+        [1, 3, 4],
+        {"W": _w(4, 2)},
+    ),
     "arithmetic_broadcasting": (
         [
             N("Add", ["x", "c4"], ["a"]),
@@ -452,6 +473,22 @@ def test_operator_family_matches_onnxruntime(tmp_path, case):
     nodes, shape, inits = CASES[case]
     module = converted(build(tmp_path, nodes, shape, inits))
     assert not module.training
+
+
+def test_opset_18_mish_and_reduce_axes_as_inputs(tmp_path):
+    nodes = [
+        N("Mish", ["x"], ["m"]),
+        N("ReduceMean", ["m", "axes"], ["y"], keepdims=0),
+    ]
+    converted(build(tmp_path, nodes, [1, 3, 4], {"axes": np.int64([1])}, opset=18))
+
+
+def test_float16_rounding_is_refused_not_ignored(tmp_path):
+    from threatlang.errors import UsageError
+
+    nodes = [N("Cast", ["x"], ["h"], to=TensorProto.FLOAT16), N("Cast", ["h"], ["y"], to=1)]
+    with pytest.raises(UsageError, match="rounds computed values to torch.float16"):
+        load_onnx(build(tmp_path, nodes, [1, 4]))
 
 
 def test_older_opsets_read_attributes_not_inputs(tmp_path):

@@ -166,6 +166,55 @@ def gelu(node: OnnxNode) -> nn.Module:
     return nn.GELU(approximate=node.attr("approximate", "none"))
 
 
+def selu(ctx: GraphConverter, node: OnnxNode) -> Value:
+    """``gamma * (x if x > 0 else alpha * (exp(x) - 1))``: an ELU scaled."""
+    alpha = float(node.attr("alpha", 1.67326319217681884765625))
+    gamma = float(node.attr("gamma", 1.05070102214813232421875))
+    y = apply_unary(ctx, node, nn.ELU(alpha), ctx.need(node, 0))
+    return elementwise(ctx, node, torch.mul, [ctx.settle(y), Const(torch.tensor(gamma))])
+
+
+def thresholded_relu(ctx: GraphConverter, node: OnnxNode) -> Value:
+    alpha = float(node.attr("alpha", 1.0))
+    return apply_unary(ctx, node, nn.Threshold(alpha, 0.0), ctx.need(node, 0))
+
+
+def einsum(ctx: GraphConverter, node: OnnxNode) -> Value:
+    """``torch.einsum`` with a batch letter added to every computed operand and the output."""
+    equation = str(node.attr("equation", "")).replace(" ", "")
+    values = [ctx.need(node, i) for i in range(len(node.inputs))]
+    if "." in equation:
+        raise node.error("uses an ellipsis, which threatlang does not convert")
+    lhs, _, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(values) or any(
+        len(t) != len(v.shape) for t, v in zip(terms, values, strict=False)
+    ):
+        raise node.error(
+            f"has equation {equation!r} for operands of shapes {[list(v.shape) for v in values]}"
+        )
+    if "->" not in equation:  # implicit output: the letters seen once, in order
+        rhs = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    if not any(isinstance(v, Dyn) for v in values):
+        return ctx.fold(
+            node, lambda *ts: torch.einsum(f"{lhs}->{rhs}", *ts), *(v.tensor for v in values)
+        )
+    batch = next(c for c in "ZYXWVUTSRQPONMLKJIHGFEDCBA" if c not in equation)
+    slots: list[int | torch.Tensor] = []
+    inputs: list[Dyn] = []
+    real = next(v.dtype for v in values if isinstance(v, Dyn))
+    for k, v in enumerate(values):
+        if isinstance(v, Const):
+            t = v.tensor
+            slots.append(t.to(real) if t.is_floating_point() else t)
+        else:
+            terms[k] = batch + terms[k]
+            slots.append(len(inputs))
+            inputs.append(ctx.prepended(node, v))
+    fn = functools.partial(torch.einsum, f"{','.join(terms)}->{batch}{rhs}")
+    return ctx.emit(node, Elementwise(fn, slots), inputs, False)
+
+
 def hard_sigmoid(ctx: GraphConverter, node: OnnxNode) -> Value:
     alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
     x = ctx.need(node, 0)
@@ -268,8 +317,15 @@ def onnx_dtype(node: OnnxNode, code: int) -> torch.dtype:
 def _cast_to(ctx: GraphConverter, node: OnnxNode, x: Value, dtype: torch.dtype) -> Value:
     if isinstance(x, Const):
         return Const(x.tensor.to(dtype))
-    if dtype.is_floating_point and x.dtype.is_floating_point:
-        return x  # computed values stay in the network's float type
+    if dtype.is_floating_point:
+        if dtype.itemsize < 4:
+            raise node.error(
+                f"rounds computed values to {dtype}, which threatlang does not model; export "
+                "the network in float32"
+            )
+        if x.dtype.is_floating_point:
+            return x  # computed values stay in the network's float type
+        dtype = ctx.real
     return ctx.emit(node, Cast(dtype), [x], x.batch_first)
 
 
@@ -375,6 +431,13 @@ CONVERTERS = {
     "Tanh": _unary(lambda node: nn.Tanh()),
     "Softplus": _unary(lambda node: nn.Softplus()),
     "LeakyRelu": _unary(leaky_relu),
+    "Softsign": _unary(lambda node: nn.Softsign()),
+    "HardSwish": _unary(lambda node: nn.Hardswish()),
+    "Mish": _unary(lambda node: nn.Mish()),
+    "Celu": _unary(lambda node: nn.CELU(float(node.attr("alpha", 1.0)))),
+    "Selu": selu,
+    "ThresholdedRelu": thresholded_relu,
+    "Einsum": einsum,
     "Elu": _unary(elu),
     "Gelu": _unary(gelu),
     "HardSigmoid": hard_sigmoid,
