@@ -197,7 +197,11 @@ class GraphConverter:
         t = self.const(node, i, what)
         return None if t is None else [int(v) for v in t.reshape(-1).tolist()]
 
-    def check_size(self, node: OnnxNode, shape: Sequence[int], per: str = "") -> None:
+    def check_size(
+        self, node: OnnxNode, shape: Sequence[int], per: str = "", count: bool = True
+    ) -> None:
+        """Refuse a tensor of ``shape`` over the per-tensor limit, and (``count``: it is
+        created) one that takes all tensors over the total."""
         if any(int(d) < 0 for d in shape):
             raise node.error(f"gives a tensor of negative shape {tuple(shape)}")
         n = int(np.prod([int(d) for d in shape], dtype=object))
@@ -206,7 +210,7 @@ class GraphConverter:
                 f"would create a tensor of {n:,} elements{per} ({_bytes(n)}), over threatlang's "
                 f"limit of {MAX_ELEMENTS:,}; export the network with smaller shapes"
             )
-        self.total += n
+        self.total += n if count else 0
         if self.total > MAX_TOTAL_ELEMENTS:
             raise node.error(
                 f"brings the network's tensors to {self.total:,} elements "

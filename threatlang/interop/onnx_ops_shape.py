@@ -251,7 +251,7 @@ def expand(ctx: GraphConverter, node: OnnxNode) -> Value:
         out = tuple(torch.broadcast_shapes(x.shape, tuple(target)))
     except RuntimeError:
         raise node.error(f"cannot expand {list(x.shape)} to {target}") from None
-    ctx.check_size(node, out)
+    ctx.check_size(node, out, count=False)
     if x.batch_first and len(x.shape) == len(out) and out[0] == 1:
         return ctx.emit(node, Expand(out[1:]), [x], True)
     x = ctx.pad_rank(node, x, len(out))
@@ -263,7 +263,7 @@ def tile(ctx: GraphConverter, node: OnnxNode) -> Value:
     repeats = ctx.ints(node, 1, "repeats")
     if repeats is None or len(repeats) != len(x.shape) or any(r < 1 for r in repeats):
         raise node.error(f"has repeats {repeats} for a tensor of rank {len(x.shape)}")
-    ctx.check_size(node, [d * r for d, r in zip(x.shape, repeats, strict=True)])
+    ctx.check_size(node, [d * r for d, r in zip(x.shape, repeats, strict=True)], count=False)
     if x.batch_first and repeats[0] == 1:
         return ctx.emit(node, Tile(repeats[1:]), [x], True)
     x = ctx.prepended(node, x)
@@ -299,7 +299,7 @@ def pad(ctx: GraphConverter, node: OnnxNode) -> Value:
     if not padded:
         return x
     out = [d + before.get(a, 0) + after.get(a, 0) for a, d in enumerate(x.shape)]
-    ctx.check_size(node, out)
+    ctx.check_size(node, out, count=False)
     if x.batch_first and 0 in padded:
         x = ctx.prepended(node, x)
     first = min(x.axis(a) for a in padded)
@@ -385,7 +385,7 @@ def resize(ctx: GraphConverter, node: OnnxNode) -> Value:
         )
     else:
         raise node.error("gives neither scales nor sizes")
-    ctx.check_size(node, [full[a][1] for a in range(rank)])
+    ctx.check_size(node, [full[a][1] for a in range(rank)], count=False)
     try:
         picks = {
             a: _source_index(mode, rounding, out, x.shape[a], s) for a, (s, out) in full.items()
