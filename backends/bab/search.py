@@ -277,7 +277,10 @@ class _Search:
             cex = {"input": x.astype(np.float64).tolist(), "outputs": y.tolist()}
             return self.outcome("violated", counterexample=cex, alone=alone)
         except _OutOfTime:
-            reason = f"time limit {opts.time_limit:g}s reached after {self.domains} domains"
+            reason = (
+                f"time limit reached after {self.domains} domains "
+                f"({opts.time_limit:.3g}s left for the search)"
+            )
             if self.unconfirmed:
                 reason += (
                     f"; {self.unconfirmed} point(s) violated the property in our float64 "
