@@ -28,26 +28,25 @@ def _gen() -> torch.Generator:
 
 def patch_points(x: Tensor, threat: PatchThreat, k: int = POINTS) -> Tensor:
     """``k`` patched copies of each image, (k, N, C, H, W): random placements of random shapes
-    filled with the lowest value, the highest, then random vertices of the value box."""
+    filled with the lowest value, the highest, then random vertices of the value box (one
+    batched write per shape)."""
     gen = _gen()
     n, c = x.shape[:2]
     shapes = placements(threat, tuple(x.shape[-2:]), x.device)
-    out = []
-    for p in range(k):
-        s = int(torch.randint(len(shapes), (1,), generator=gen))
-        mask, offs = shapes[s]
-        pick = torch.randint(offs.shape[0], (n,), generator=gen).to(x.device)
-        h, w = mask.shape
-        if p == 0:
-            content = torch.full((n, 1, c, h, w), threat.low)
-        elif p == 1:
-            content = torch.full((n, 1, c, h, w), threat.high)
-        else:
-            hi = torch.rand((n, 1, c, h, w), generator=gen) < 0.5
-            content = torch.where(hi, threat.high, threat.low)
-        patched = apply_patch(x, mask, offs[pick][:, None, :], content.to(x))
-        out.append(patched[:, 0])
-    return torch.stack(out)
+    which = torch.randint(len(shapes), (k,), generator=gen)
+    out = x.new_empty(k, *x.shape)
+    for s, (mask, offs) in enumerate(shapes):
+        points = (which == s).nonzero().flatten()
+        if points.numel() == 0:
+            continue
+        m, (h, w) = points.numel(), mask.shape
+        pick = torch.randint(offs.shape[0], (n, m), generator=gen).to(x.device)
+        hi = torch.rand((n, m, c, h, w), generator=gen) < 0.5
+        hi[:, points == 0], hi[:, points == 1] = False, True  # all-low, all-high
+        content = torch.where(hi, threat.high, threat.low).to(x)
+        patched = apply_patch(x, mask, offs[pick], content)  # (N, m, C, H, W)
+        out[points] = patched.transpose(0, 1)
+    return out
 
 
 def set_points(inputs: InputSet, k: int = POINTS) -> Tensor:

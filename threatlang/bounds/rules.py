@@ -20,6 +20,7 @@ from .affine import (
     BoundBatchNorm,
     BoundConstArith,
     BoundConv2d,
+    BoundFlatten,
     BoundIdentity,
     BoundLinear,
     BoundReshape,
@@ -223,6 +224,10 @@ def _reshape(call: Call) -> Lowered:
     shape = call.args[1]
     if any(isinstance(v, Var) for v in shape):
         call.refuse("a shape computed from the input's values")
+    in_shape = call.in_shapes[0]
+    if in_shape is not None and len(call.out_shape) == 1 and len(in_shape) > 1:
+        # (N, ...) -> (N, prod): a flatten, which the receptive-field engine recognises
+        return Lowered(BoundFlatten(nn.Flatten()), (x,))
 
     def fn(t: Tensor, shapes: dict) -> Tensor:
         return t.reshape(*resolve(tuple(shape), t.shape[0]))
