@@ -151,14 +151,7 @@ def graphs(draw):
     return b
 
 
-@settings(
-    max_examples=50,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(b=graphs())
-def test_random_graphs_convert_and_match_onnxruntime(tmp_path, b):
+def _check(tmp_path, b: Builder) -> None:
     out, shape = b.last
     graph = helper.make_graph(
         b.nodes,
@@ -174,3 +167,23 @@ def test_random_graphs_convert_and_match_onnxruntime(tmp_path, b):
     onnx.save(model, str(path))
     module = load_onnx(path)
     assert check_against_onnxruntime(path, module, samples=6, seed=1) < 1e-4
+
+
+_SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@settings(max_examples=30, **_SETTINGS)
+@given(b=graphs())
+def test_random_graphs_convert_and_match_onnxruntime(tmp_path, b):
+    _check(tmp_path, b)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, **_SETTINGS)
+@given(b=graphs())
+def test_many_random_graphs_convert_and_match_onnxruntime(tmp_path, b):
+    _check(tmp_path, b)
