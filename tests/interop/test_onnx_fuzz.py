@@ -2,8 +2,9 @@
 onnxruntime on a batch, whatever mix of batch-first and prepended layouts its ops force.
 
 Graphs chain 2 to 8 ops drawn from elementwise arithmetic with broadcast constants, Transpose,
-Reshape, Slice (either step sign), Gather, ReduceSum, Softmax, Concat, Unsqueeze/Squeeze, and
-an Add joining two earlier values (a DAG), on inputs with and without a leading axis of 1.
+Reshape, Slice (either step sign), Gather, ReduceSum, Softmax, Concat, Unsqueeze/Squeeze,
+MatMul with a constant on either side, Conv and MaxPool with asymmetric pads, and an Add joining
+two earlier values (a DAG), on inputs with and without a leading axis of 1.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _step(rnd, b: Builder) -> None:
         return
     kind = rnd.choice(
         ["unary", "const", "transpose", "reshape", "slice", "gather", "reduce", "softmax",
-         "concat", "unsqueeze", "squeeze", "join"]
+         "concat", "unsqueeze", "squeeze", "join", "matmul", "conv", "pool"]
     )  # fmt: skip
     if kind == "unary":
         b.add(rnd.choice(["Relu", "Tanh", "Abs", "Neg", "Sigmoid"]), [x], shape)
@@ -126,6 +127,22 @@ def _step(rnd, b: Builder) -> None:
         if ones and rank > 1:
             axis = rnd.choice(ones)
             b.add("Squeeze", [x, b.const(np.int64([axis]))], shape[:axis] + shape[axis + 1 :])
+    elif kind == "matmul":
+        k = rnd.randint(1, 4)
+        w = np.random.default_rng(len(b.nodes)).normal(size=(shape[-1], k)).astype(np.float32)
+        if rank >= 2 and rnd.random() < 0.5:  # constant first: (k, rows) @ x
+            c = np.random.default_rng(k).normal(size=(k, shape[-2])).astype(np.float32)
+            b.add("MatMul", [b.const(c), x], [*shape[:-2], k, shape[-1]])
+        else:
+            b.add("MatMul", [x, b.const(w)], [*shape[:-1], k])
+    elif kind in ("conv", "pool") and rank == 4 and shape[0] == 1 and min(shape[2:]) >= 2:
+        pads = [rnd.randint(0, 1) for _ in range(4)]
+        h, w = shape[2] + pads[0] + pads[2] - 1, shape[3] + pads[1] + pads[3] - 1
+        if kind == "conv":
+            weights = np.random.default_rng(3).normal(size=(2, shape[1], 2, 2)).astype(np.float32)
+            b.add("Conv", [x, b.const(weights)], [1, 2, h, w], pads=pads)
+        else:
+            b.add("MaxPool", [x], [1, shape[1], h, w], kernel_shape=[2, 2], pads=pads)
     elif kind == "join":
         same = [name for name, s in b.values[:-1] if s == shape]
         if same:
