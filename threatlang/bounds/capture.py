@@ -9,7 +9,9 @@ Whatever is captured is still checked against the model before a certificate is 
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +29,19 @@ _Key = tuple[tuple[int, ...], torch.dtype, tuple[bool, ...]]
 _MEMO: weakref.WeakKeyDictionary[nn.Module, dict[_Key, BoundGraph]] = weakref.WeakKeyDictionary()
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Tensors a ``forward`` creates without a dtype follow the input's floating dtype while
+    capturing (a float64 copy of a model that builds ``torch.ones(k)`` stays float64)."""
+    prev = torch.get_default_dtype()
+    if dtype.is_floating_point and dtype in (torch.float32, torch.float64):
+        torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(prev)
+
+
 def _modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     return [(m, m.training) for m in model.modules()]
 
@@ -40,8 +55,9 @@ def capture(model: nn.Module, example: Tensor) -> BoundGraph:
         key: _Key = (tuple(example.shape[1:]), example.dtype, tuple(m.training for m, _ in modes))
         memo = _MEMO.setdefault(model, {})
         if key not in memo:
-            ep = export_model(model, example)
-            memo[key] = Lowering(ep, model).run()
+            with _default_dtype(example.dtype):
+                ep = export_model(model, example)
+                memo[key] = Lowering(ep, model).run()
         return memo[key]
     finally:
         for m, mode in modes:
