@@ -19,9 +19,9 @@ from threatlang.bounds import Box, propagate
 from threatlang.bounds.engine import BoundedNetwork
 from threatlang.bounds.nonlinear import BoundReLU
 
-from .local import flat_linear, local_prefix, local_step
+from .local import densify, flat_linear, local_prefix, local_step
 from .margins import elide
-from .patches import PatchThreat, dense_box, placements, window_box
+from .patches import PatchThreat, gather_windows, placements, window_box
 
 
 def _stages(value) -> tuple[tuple[int, int], ...]:
@@ -85,72 +85,47 @@ def pool_box(box: Box, batch: int, groups: Tensor) -> Box:
     return Box.from_bounds(plo.reshape(-1, *shape), phi.reshape(-1, *shape))
 
 
-def pool_windows(
+def pool_windowed(
     clean: Tensor, win: Box, offs: Tensor, groups: Tensor, n_groups: int
-) -> Box:
-    """The hull per group of placements when each placement's box is the clean map ``clean``
-    (B, C, H, W) except on its window ``win`` (B, L, C, h, w) at ``offs`` (B' | 1, L, 2):
-    the clean map, min/max-reduced with every member's window. Every member box contains the
-    clean point, so this is exactly the hull of the members' full maps, ``(B * G, C, H, W)``,
-    without building one full map per placement."""
+) -> tuple[Box, Tensor]:
+    """``pool_windows`` kept windowed: each block's hull on the union of its members' windows
+    (one window per block, ``(B, G, C, Hu, Wu)``, at offsets ``(1, G, 2)``), so the layers after
+    it stay patch-local too. ``offs`` must be shared by the batch ``(1, L, 2)``."""
     b, l_, c, h, w = win.centre.shape
-    big_h, big_w = clean.shape[-2:]
+    big = clean.shape[-2:]
     dev = clean.device
-    offs = offs.expand(b, l_, 2)
-    rows = offs[..., 0, None] + torch.arange(h, device=dev)  # (B, L, h)
-    cols = offs[..., 1, None] + torch.arange(w, device=dev)  # (B, L, w)
+    o = offs[0]  # (L, 2)
+    g = groups.to(dev)
+    first = o.new_full((n_groups, 2), 1 << 30).scatter_reduce(
+        0, g[:, None].expand(-1, 2), o, "amin", include_self=True
+    )
+    last = o.new_full((n_groups, 2), -1).scatter_reduce(
+        0, g[:, None].expand(-1, 2), o, "amax", include_self=True
+    )
+    size = [min(int((last - first)[:, d].max()) + (h, w)[d], big[d]) for d in range(2)]
+    start = torch.stack([first[:, d].clamp(0, big[d] - size[d]) for d in range(2)], dim=-1)
+    rel = o - start[g]  # member window inside its block's window
+    base = gather_windows(clean, start[None], tuple(size))  # (B, G, C, Hu, Wu)
+    rows = rel[:, 0, None] + torch.arange(h, device=dev)  # (L, h)
+    cols = rel[:, 1, None] + torch.arange(w, device=dev)
     chan = torch.arange(c, device=dev)
-    g = groups.to(dev)[None, :, None, None, None]
     idx = (
-        ((g * c + chan[None, None, :, None, None]) * big_h + rows[:, :, None, :, None]) * big_w
-        + cols[:, :, None, None, :]
-    ).reshape(b, -1)  # (B, L*C*h*w) into (B, G*C*H*W)
-    base = clean.unsqueeze(1).expand(b, n_groups, c, big_h, big_w).reshape(b, -1)
-    lo = base.scatter_reduce(1, idx, win.lo.reshape(b, -1), "amin", include_self=True)
-    hi = base.scatter_reduce(1, idx, win.hi.reshape(b, -1), "amax", include_self=True)
-    shape = (b * n_groups, c, big_h, big_w)
-    return Box.from_bounds(lo.reshape(shape), hi.reshape(shape))
-
-
-def _first_stage(
-    net: BoundedNetwork,
-    x: Tensor,
-    mask: Tensor,
-    offs: Tensor,
-    low: float,
-    high: float,
-    scale: float,
-    end: int,
-    groups: Tensor,
-    n_groups: int,
-) -> Box | None:
-    """The pooled box after ``net.body[:end]`` computed on patch windows (the clean pass once,
-    each placement only where the patch reaches), or None when those layers are not local
-    (then the dense path runs)."""
-    n_local, has_flat_linear = local_prefix(net)
-    b = x.shape[0]
-    if end > n_local and not (has_flat_linear and end >= n_local + 2):
-        return None
-    win = window_box(x, mask, offs.unsqueeze(0), low, high, scale)
-    clean, w_offs = x, offs.unsqueeze(0)
-    for op in net.body[: min(end, n_local)]:
-        win, w_offs = local_step(op, op.geometry, clean, win, w_offs)
-        clean = op.forward(clean)
-    if end <= n_local:
-        return pool_windows(clean, win, w_offs, groups, n_groups)
-    box = flat_linear(net.body[n_local + 1], clean, win, w_offs)  # (B * L, D)
-    box = propagate(net.body[n_local + 2 : end], box)
-    return pool_box(box, b, groups)
-
-
-def _after_relu(net: BoundedNetwork, layer: int) -> int:
-    seen = 0
-    for i, op in enumerate(net.body):
-        if isinstance(op, BoundReLU):
-            seen += 1
-            if seen == layer:
-                return i + 1
-    raise ValueError(f"cannot pool after layer {layer}: the network has {seen} ReLU layers")
+        (
+            (
+                (g[:, None, None, None] * c + chan[None, :, None, None]) * size[0]
+                + rows[:, None, :, None]
+            )
+            * size[1]
+            + cols[:, None, None, :]
+        )
+        .reshape(1, -1)
+        .expand(b, -1)
+    )
+    flat = base.reshape(b, -1)
+    lo = flat.scatter_reduce(1, idx, win.lo.reshape(b, -1), "amin", include_self=True)
+    hi = flat.scatter_reduce(1, idx, win.hi.reshape(b, -1), "amax", include_self=True)
+    shape = (b, n_groups, c, size[0], size[1])
+    return Box.from_bounds(lo.reshape(shape), hi.reshape(shape)), start[None]
 
 
 def pooled_margins(
@@ -164,26 +139,64 @@ def pooled_margins(
     cfg: PoolConfig,
     scale: float = 1.0,
 ) -> Tensor:
-    """Margin lower bounds ``(B, G, K)``, one per final block of pooled placements."""
+    """Margin lower bounds ``(B, G, K)``, one per final block of pooled placements.
+
+    Only what pooling needs is computed: the clean pass once; through the patch-local prefix
+    of the network (convolutions, ReLUs) each placement carries only the window its patch
+    reaches, and a pooling stage there leaves one window per block (the union of its
+    members'); past the prefix, a Flatten+Linear reads only the window's weight columns and
+    later stages pool full boxes. The hulls are the same as pooling every placement's
+    full-image box, which the tests check."""
     b = x.shape[0]
+    n_local, has_flat_linear = local_prefix(net)
     grid = grid_shape(offs)
-    box = None
-    start = 0
+    win = window_box(x, mask, offs.unsqueeze(0), low, high, scale)
+    state = {"clean": x, "win": win, "offs": offs.unsqueeze(0), "at": 0}
+
+    def local_to(stop: int) -> None:
+        for op in net.body[state["at"] : stop]:
+            state["win"], state["offs"] = local_step(
+                op, op.geometry, state["clean"], state["win"], state["offs"]
+            )
+            state["clean"] = op.forward(state["clean"])
+        state["at"] = max(state["at"], stop)
+
+    def leave_local() -> tuple[Box, int]:
+        local_to(n_local)
+        if has_flat_linear:
+            lin = net.body[n_local + 1]
+            return flat_linear(lin, state["clean"], state["win"], state["offs"]), n_local + 2
+        return densify(state["clean"], state["win"], state["offs"]), n_local
+
+    box, at = None, 0
     for layer, block in cfg.stages:
         end = _after_relu(net, layer)
         groups = pool_groups(grid, block, x.device)
         n_groups = int(groups.max()) + 1
-        if box is None:  # the first stage: windows where the layers allow, else dense
-            box = _first_stage(net, x, mask, offs, low, high, scale, end, groups, n_groups)
+        if box is None and end <= n_local:
+            local_to(end)
+            state["win"], state["offs"] = pool_windowed(
+                state["clean"], state["win"], state["offs"], groups, n_groups
+            )
         else:
-            box = pool_box(propagate(net.body[start:end], box), b, groups)
-        if box is None:
-            dense = propagate(net.body[:end], dense_box(x, mask, offs, low, high, scale))
-            box = pool_box(dense, b, groups)
+            if box is None:
+                box, at = leave_local()
+            box = pool_box(propagate(net.body[at:end], box), b, groups)
+            at = end
         grid = (-(-grid[0] // block), -(-grid[1] // block))
-        start = end
-    box = propagate(net.body[start:], box)
-    return elide(net, box, y, grid[0] * grid[1])
+    if box is None:
+        box, at = leave_local()
+    return elide(net, propagate(net.body[at:], box), y, grid[0] * grid[1])
+
+
+def _after_relu(net: BoundedNetwork, layer: int) -> int:
+    seen = 0
+    for i, op in enumerate(net.body):
+        if isinstance(op, BoundReLU):
+            seen += 1
+            if seen == layer:
+                return i + 1
+    raise ValueError(f"cannot pool after layer {layer}: the network has {seen} ReLU layers")
 
 
 class PooledPatchLoss:
