@@ -28,6 +28,17 @@ class Payment(enum.Enum):
     FREE = "free"
 
 
+class Objective(enum.Enum):
+    """What the revenue term of the training loss counts. ``lagrangian``: the payments at the
+    truthful bids (eq. 4.2, the chapter's); ``menu``: the payments when each bidder
+    best-responds over the network's menu (a grid of bids, the truthful bid and the outside
+    option), with a softmax best response at temperature ``menu_temperature`` so it is
+    differentiable; the regret multiplier terms of eq. 4.2 stay."""
+
+    LAGRANGIAN = "lagrangian"
+    MENU = "menu"
+
+
 @attrs.frozen
 class RegretNetModelOptions:
     """`model regretnet { hidden 128 layers 1 payment fractional }` (§4.6.1: 128-unit layers,
@@ -58,6 +69,10 @@ class RegretNetTrainOptions:
     teacher_epochs: int | None = attrs.field(  # the plan resolves None to the student's epochs
         default=None, validator=attrs.validators.optional(_pos)
     )
+    #: the revenue the loss maximises (menu: issue 22's alternative to the chapter's)
+    objective: Objective = Objective.LAGRANGIAN
+    menu_grid: int = attrs.field(default=1024, validator=attrs.validators.ge(4))
+    menu_temperature: float = attrs.field(default=0.005, validator=_pos)
     #: learning rate divided by 10 from this fraction of the steps on (1.0: constant)
     lr_decay_at: float = attrs.field(default=1.0, validator=[_pos, attrs.validators.le(1.0)])
 

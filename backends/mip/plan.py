@@ -96,6 +96,12 @@ class MipPlan(Plan):
                 f"{o.lambda_init:g}, rho {o.rho:g} (+{o.rho_increment:g}); stability weight "
                 f"{o.stability:g}"
             )
+            if o.objective.value == "menu":
+                lines.append(
+                    f"    objective: menu revenue (softmax best response at temperature "
+                    f"{o.menu_temperature:g} over {o.menu_grid} grid bids, the truthful bid and "
+                    "the outside option) with the regret terms of eq. 4.2"
+                )
             if o.distill:
                 lines.append(
                     f"    distilled from a softmax RegretNet teacher ({t.teacher_steps} steps), "

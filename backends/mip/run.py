@@ -23,7 +23,7 @@ from threatlang.runloop import run_items
 
 from .bounds import BoundMethod
 from .certify import CertifyConfig
-from .config import Payment
+from .config import Objective, Payment
 from .economics import Economics, evaluate_economics
 from .mechanisms import AllocationKind, Mechanism, MechanismConfig, PaymentKind
 from .menu import best_responses
@@ -65,6 +65,8 @@ def _train(plan: MipPlan, ctx, mech: Mechanism, box, stream: str, steps: int, te
         distill_weight=o.distill_weight if teacher is not None else 0.0,
         misreport_grid=o.misreport_grid,
         lr_decay_at=o.lr_decay_at,
+        menu_grid=o.menu_grid if o.objective is Objective.MENU else 0,
+        menu_temperature=o.menu_temperature,
     )
     ctx.console.print(f"training {stream}: {steps} steps")
 

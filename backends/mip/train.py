@@ -41,6 +41,8 @@ class TrainConfig:
     distill_weight: float = 0.0  # weight of the MSE towards the teacher (when one is given)
     misreport_grid: int = 0  # also start the ascent from the best of this many grid bids
     lr_decay_at: float = 1.0  # lr / 10 from this fraction of the steps on
+    menu_grid: int = 0  # > 0: maximise the menu revenue over this many grid bids (else eq. 4.2)
+    menu_temperature: float = 0.005  # of the softmax best response over the menu
 
 
 @attrs.frozen
@@ -61,6 +63,38 @@ def _boxes(values: torch.Tensor, box: SupportBox) -> tuple[torch.Tensor, torch.T
     if agents == 1:  # the box is the whole support, the same for every profile: bound it once
         return lo[:1].flatten(0, 1).flatten(-2), hi[:1].flatten(0, 1).flatten(-2)
     return lo.flatten(0, 1).flatten(-2), hi.flatten(0, 1).flatten(-2)
+
+
+def soft_menu_revenue(
+    mech: Mechanism,
+    values: torch.Tensor,
+    grid: torch.Tensor,
+    truthful: torch.Tensor,
+    truthful_pay: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Mean over profiles of the payments when every bidder best-responds over its menu (the
+    grid bids, its truthful bid, the outside option), the best response softened to a softmax
+    at ``temperature`` so the revenue is differentiable in the network: a scalar.
+    ``truthful``/``truthful_pay``: ``(B, A)`` at the truthful bids (the forward already done)."""
+    b, agents, items = values.shape
+    if agents == 1:  # the menu does not depend on the profile: one forward of the grid
+        alloc, pay = mech(grid[:, None, :])
+        u = values[:, 0, :] @ alloc[:, 0, :].T - pay[:, 0]  # (B, G)
+        pays = pay[:, 0].expand(b, -1)
+        u, pays = u[:, None], pays[:, None]  # (B, 1, G)
+    else:
+        m = grid[:, None, None, :].expand(len(grid), b, agents, items)
+        profiles = deviation_profiles(values, m)  # (G, B, A, A, items)
+        alloc, pay = mech(profiles)
+        own = torch.diagonal(alloc, dim1=-3, dim2=-2).movedim(-1, -2)  # (G, B, A, items)
+        u = ((own * values).sum(-1) - torch.diagonal(pay, dim1=-2, dim2=-1)).movedim(0, -1)
+        pays = torch.diagonal(pay, dim1=-2, dim2=-1).movedim(0, -1)  # (B, A, G)
+    zeros = torch.zeros_like(truthful)[..., None]
+    u = torch.cat([u, truthful[..., None], zeros], dim=-1)
+    pays = torch.cat([pays, truthful_pay[..., None], zeros], dim=-1)
+    weights = torch.softmax(u / temperature, dim=-1)
+    return (weights * pays).sum(-1).sum(-1).mean()
 
 
 def train_mechanism(
@@ -88,9 +122,11 @@ def train_mechanism(
         (mech.pay_head.weight, mech.pay_head.bias)
     ]
     decay_step = int(config.lr_decay_at * config.steps)
-    grid = None
+    grid = menu = None
     if config.misreport_grid:
         grid = grid_bids(box, config.misreport_grid, torch.float32, device)
+    if config.menu_grid:
+        menu = grid_bids(box, config.menu_grid, torch.float32, device)
     for step in range(1, config.steps + 1):
         if step == decay_step + 1:
             opt.lr = config.lr / 10
@@ -107,7 +143,10 @@ def train_mechanism(
         lying = (alloc_all[:, 1:] * values[:, None]).sum(dim=-1) - pay_all[:, 1:]
         rgt = torch.relu(torch.diagonal(lying, dim1=-2, dim2=-1) - truthful).mean(dim=0)
         irv = torch.relu(pay - (alloc * values).sum(dim=-1)).mean(dim=0)
-        loss = -pay.sum(dim=-1).mean() + (lam * rgt).sum() + rho / 2 * (rgt**2).sum()
+        revenue = pay.sum(dim=-1).mean()
+        if menu is not None:
+            revenue = soft_menu_revenue(mech, values, menu, truthful, pay, config.menu_temperature)
+        loss = -revenue + (lam * rgt).sum() + rho / 2 * (rgt**2).sum()
         if free:
             loss = loss + (mu * irv**2).sum()
         stab = torch.zeros((), device=device)

@@ -1,6 +1,7 @@
 """Training behaviour: the stability regulariser stabilises ReLUs, distillation pulls the student
 towards the teacher, and PGD misreports stay in the support with a regret no grid point beats."""
 
+import pytest
 import torch
 
 from threatlang.backends.mip.bounds import BoundMethod, layer_bounds
@@ -80,3 +81,23 @@ def test_pgd_misreports_stay_in_support_and_never_beat_the_grid() -> None:
         # grid spacing 0.005: PGD cannot exceed the true max, which is within Lipschitz slack
         assert float(regret[k, 0]) <= float(u.max() - truth[0, 0]) + 5e-3
         assert float(regret[k, 0]) >= 0
+
+
+def test_soft_menu_revenue_tends_to_the_hard_menu_revenue() -> None:
+    """At a small temperature the softmax best response is the argmax entry of the menu
+    (grid bids, truthful bid, outside option), and it never pays more than the best entry."""
+    from threatlang.backends.mip.menu import grid_bids
+    from threatlang.backends.mip.train import soft_menu_revenue
+
+    mech = Mechanism(MechanismConfig(1, 2, (16,)), generator=torch.Generator().manual_seed(0))
+    values = sample_profiles(BOX, 64, torch.Generator().manual_seed(1))
+    grid = grid_bids(BOX, 64, torch.float32, "cpu")
+    with torch.no_grad():
+        alloc, pay = mech(values)
+        truthful = (alloc * values).sum(-1) - pay
+        soft = soft_menu_revenue(mech, values, grid, truthful, pay, 1e-6)
+        g_alloc, g_pay = mech(grid[:, None, :])
+        u = torch.cat([values[:, 0] @ g_alloc[:, 0].T - g_pay[:, 0], truthful, 0 * truthful], 1)
+        pays = torch.cat([g_pay[:, 0].expand(64, -1), pay, 0 * pay], 1)
+        hard = pays.gather(1, u.argmax(1, keepdim=True)).mean()
+    assert float(soft) == pytest.approx(float(hard), abs=1e-4)
