@@ -155,7 +155,7 @@ def convert_model(path: str | Path, model=None) -> nn.Module:
 
     from .onnx_chain import as_sequential, is_chain
     from .onnx_convert import Const, Dyn, GraphConverter
-    from .onnx_layers import ConstantOutput, OnnxNetwork, Reshape
+    from .onnx_layers import Cast, ConstantOutput, OnnxNetwork, Reshape
     from .onnx_tensors import TensorError, tensor_from_proto_raw
 
     path = Path(path)
@@ -206,9 +206,14 @@ def convert_model(path: str | Path, model=None) -> nn.Module:
     steps = ctx.steps
     per_example = example_shape(shape)
     if is_chain(steps, out_ref):
-        return as_sequential(steps, per_example, real)
-    modules = nn.ModuleDict({s.name: s.module for s in steps})
-    return OnnxNetwork(modules, [s.inputs for s in steps], out_ref).eval()
+        module = as_sequential(steps, per_example, real)
+    else:
+        modules = nn.ModuleDict({s.name: s.module for s in steps})
+        module = nn.Sequential(OnnxNetwork(modules, [s.inputs for s in steps], out_ref))
+    if real != torch.float32:  # callers hand float32 inputs; the file computes in double
+        module.insert(0, Cast(real))
+    alone = len(module) == 1 and isinstance(module[0], OnnxNetwork)
+    return (module[0] if alone else module).eval()
 
 
 def _constant_step(value, cls, real):
