@@ -45,9 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     threats = test_fuzz.SLOW_THREATS if args.slow else test_fuzz.DEFAULT_THREATS
     configs = CONFIGS if args.slow else FAST_CONFIGS
     tally = Tally()
+
     # the same draws as the test (hypothesis seeds them from the original test function);
     # only what runs on each draw is swapped: count instead of assert
-    test.hypothesis.inner_test = lambda bp: tally.add(certify_and_attack(bp, threats, configs))
+    def count(bp) -> None:
+        tally.add(certify_and_attack(bp, threats, configs))
+        kinds = ", ".join(f"{k.value} {n}" for k, n in sorted(tally.kinds.items(), key=str))
+        print(f"[{tally.modules}] {bp.describe()}: so far {kinds}", flush=True)
+
+    test.hypothesis.inner_test = count
     start, cpu = time.perf_counter(), time.process_time()
     test()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
