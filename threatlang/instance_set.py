@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,9 @@ def is_instance_set(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix == ".csv":
         return True
-    from .parse import read_source
+    from .parse import load_all
 
-    text = read_source(path)
-    return len(re.findall(r"^\s*spec\s+\w+\s*\{", text, flags=re.M)) > 1
+    return len(load_all(path)) > 1
 
 
 def read_set(path: str | Path, root: Path) -> list[Instance]:
