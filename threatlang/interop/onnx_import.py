@@ -151,78 +151,81 @@ def example_shape(onnx_shape: tuple[int, ...]) -> tuple[int, ...]:
 def convert_model(path: str | Path, model=None) -> nn.Module:
     """The converted module (eval mode), unchecked against onnxruntime."""
     import torch
-    from torch import nn
+    from onnx import TensorProto
 
-    from .onnx_chain import as_sequential, is_chain
-    from .onnx_convert import Const, Dyn, GraphConverter
-    from .onnx_layers import Cast, ConstantOutput, OnnxNetwork, Reshape
-    from .onnx_tensors import TensorError, tensor_from_proto_raw
+    from .onnx_convert import GraphConverter
 
     path = Path(path)
     model = read_model(path) if model is None else model
     graph = model.graph
-    opset = _opset(path, model)
-    from onnx import TensorProto
-
-    double = any(
-        i.type.tensor_type.elem_type == TensorProto.DOUBLE
-        for i in graph.input
-        if i.name not in {t.name for t in graph.initializer}
-    )
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UsageError(
+            f"{path}: the network has {_count(len(inputs), 'input')} and "
+            f"{_count(len(graph.output), 'output')}; threatlang verifies networks with one of each."
+        )
+    double = inputs[0].type.tensor_type.elem_type == TensorProto.DOUBLE
     real = torch.float64 if double else torch.float32  # what the file computes in
-    ctx = GraphConverter(path, graph, opset, converters(), real)
+    ctx = GraphConverter(path, graph, _opset(path, model), converters(), real)
+    shape = _bind(ctx, path, graph, inputs[0])
+    ctx.run()
+    return _assemble(ctx, path, graph.output[0].name, example_shape(shape))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _bind(ctx, path: Path, graph, network_input) -> tuple[int, ...]:
+    """Weights as constants and the input as value 0; returns the input's ONNX shape."""
+    from .onnx_convert import Const, Dyn
+    from .onnx_tensors import TensorError, tensor_from_proto_raw
+
     for t in graph.initializer:
         try:
             ctx.values[t.name] = Const(tensor_from_proto_raw(t))
         except TensorError as err:
-            raise UsageError(f"{path}: the weight tensor {t.name!r} {err}.") from None
+            raise UsageError(f"{path}: the weight tensor {t.name[:80]!r} {err}.") from None
     for t in graph.sparse_initializer:
         raise UsageError(f"{path}: the weight tensor {t.values.name!r} is sparse; save it dense.")
-    inputs = [i for i in graph.input if i.name not in ctx.values]
-    if len(inputs) != 1:
-        raise UsageError(
-            f"{path}: the network has {len(inputs)} inputs; threatlang verifies networks with one."
-        )
-    if len(graph.output) != 1:
-        raise UsageError(
-            f"{path}: the network has {len(graph.output)} outputs; threatlang verifies networks "
-            "with one."
-        )
-    shape = _input_shape(path, inputs[0])
-    ctx.values[inputs[0].name] = Dyn(0, shape, ctx.real, _batch_first(shape))
-    ctx.run()
-    out_name = graph.output[0].name
-    if out_name not in ctx.values:
-        raise UsageError(f"{path}: the graph output {out_name!r} is never computed.")
-    out = ctx.values[out_name]
-    if isinstance(out, Const):
-        ctx.steps.append(_constant_step(out.tensor, ConstantOutput, real))
-        out_ref = len(ctx.steps)
+    shape = _input_shape(path, network_input)
+    ctx.values[network_input.name] = Dyn(0, shape, ctx.real, _batch_first(shape))
+    return shape
+
+
+def _assemble(ctx, path: Path, output: str, per_example: tuple[int, ...]) -> nn.Module:
+    """The recorded steps as one module: a Sequential for a chain, else an `OnnxNetwork`;
+    a double-precision network casts its input first (callers hand float32)."""
+    import torch
+    from torch import nn
+
+    from .onnx_chain import as_sequential, is_chain
+    from .onnx_convert import Const, Step
+    from .onnx_layers import Cast, ConstantOutput, OnnxNetwork, Reshape
+
+    if output not in ctx.values:
+        raise UsageError(f"{path}: the graph output {output!r} is never computed.")
+    out = ctx.values[output]
+    if isinstance(out, Const):  # an output that does not depend on the input
+        value = out.tensor[0] if _batch_first(out.shape) else out.tensor
+        value = value.to(ctx.real) if value.is_floating_point() else value
+        ctx.steps.append(Step("output", ConstantOutput(value), (0,), tuple(value.shape)))
+        ref = len(ctx.steps)
     else:
         if not out.batch_first and len(out.shape) >= 2 and out.shape[0] == 1:
-            node = _OutputNode(path)
-            out = ctx.emit(node, Reshape(out.shape[1:]), [out], True)
-        out_ref = out.ref
+            out = ctx.emit(_OutputNode(path), Reshape(out.shape[1:]), [out], True)
+        ref = out.ref
     steps = ctx.steps
-    per_example = example_shape(shape)
-    if is_chain(steps, out_ref):
-        module = as_sequential(steps, per_example, real)
+    if is_chain(steps, ref):
+        module = as_sequential(steps, per_example, ctx.real)
     else:
         modules = nn.ModuleDict({s.name: s.module for s in steps})
-        module = nn.Sequential(OnnxNetwork(modules, [s.inputs for s in steps], out_ref))
-    if real != torch.float32:  # callers hand float32 inputs; the file computes in double
-        module.insert(0, Cast(real))
+        module = nn.Sequential(OnnxNetwork(modules, [s.inputs for s in steps], ref))
+    if ctx.real != torch.float32:
+        module.insert(0, Cast(ctx.real))
     alone = len(module) == 1 and isinstance(module[0], OnnxNetwork)
     return (module[0] if alone else module).eval()
-
-
-def _constant_step(value, cls, real):
-    """The step giving a constant network output (less its ONNX batch axis of 1)."""
-    from .onnx_convert import Step
-
-    value = value[0] if _batch_first(tuple(value.shape)) else value
-    value = value.to(real) if value.is_floating_point() else value
-    return Step("output", cls(value), (0,), tuple(value.shape))
 
 
 class _OutputNode:
