@@ -181,7 +181,7 @@ def cmd_run(args) -> int:
     from .parse import load
     from .render import print_summary
 
-    if args.spec is None:
+    if args.spec is None or Path(args.file).suffix == ".csv":
         from .instance_set import is_instance_set
 
         if is_instance_set(args.file):
@@ -222,6 +222,10 @@ def _run_set(args) -> int:
     console = _console(quiet=args.quiet)
     settings = RunSettings(args.device, args.allow_code, args.seed, args.threads)
     instances = read_set(args.file, root)
+    if args.spec is not None:  # one instance of an instances.csv
+        instances = [i for i in instances if i.name == args.spec]
+        if not instances:
+            raise UsageError(f"{args.file} has no instance named {args.spec!r}.")
     outcomes = run_set(
         instances,
         root,
