@@ -434,6 +434,23 @@ CASES = {
         [1, 2, 3, 4],
         {"sc": np.float32([1, 1, 2, 2]), "sz": np.int64([1, 2, 7, 5])},
     ),
+    "resize_bilinear": (
+        [
+            N("Resize", ["x", "", "sc"], ["a"], mode="linear"),
+            N(
+                "Resize",
+                ["x", "", "", "sz"],
+                ["b"],
+                mode="linear",
+                coordinate_transformation_mode="align_corners",
+            ),
+            N("Flatten", ["a"], ["af"]),
+            N("Flatten", ["b"], ["bf"]),
+            N("Concat", ["af", "bf"], ["y"], axis=1),
+        ],
+        [1, 2, 3, 4],
+        {"sc": np.float32([1, 1, 2, 2]), "sz": np.int64([1, 2, 5, 7])},
+    ),
     "expand_tile": (
         [
             N("Expand", ["x", "shape"], ["e"]),

@@ -349,12 +349,30 @@ def _source_index(mode: str, rounding: str, out: int, dim: int, scale: float) ->
     return np.clip(i, 0, dim - 1).astype(np.int64)
 
 
+def _bilinear(ctx: GraphConverter, node: OnnxNode, x: Dyn, full: dict, mode: str) -> Dyn:
+    """Linear resizing of the two spatial axes of an image, as torch's bilinear upsampling
+    (half-pixel centres, or corners aligned); other forms are refused."""
+    resized = [a for a, (_, out) in full.items() if out != x.shape[a]]
+    if len(x.shape) != 4 or any(a < 2 for a in resized) or x.shape[0] != 1:
+        raise node.error("resizes linearly other than over the two spatial axes of an image")
+    if mode not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+        raise node.error(
+            f"resizes linearly with coordinates {mode!r}, which threatlang does not convert"
+        )
+    if node.attr("antialias", 0):
+        raise node.error("resizes with antialiasing, which threatlang does not convert")
+    size = (full[2][1], full[3][1])
+    layer = nn.Upsample(size=size, mode="bilinear", align_corners=mode == "align_corners")
+    return ctx.emit(node, layer, [ctx.batch_first(node, x)], True)
+
+
 def resize(ctx: GraphConverter, node: OnnxNode) -> Value:
     x = _as_data(ctx, node)
     rank = len(x.shape)
-    if node.attr("mode", "nearest") != "nearest":
+    kind = node.attr("mode", "nearest")
+    if kind not in ("nearest", "linear", "bilinear"):
         raise node.error(
-            f"resizes in mode {node.attr('mode')!r}; threatlang converts nearest-neighbour only"
+            f"resizes in mode {kind!r}; threatlang converts nearest and (bi)linear resizing"
         )
     if node.op == "Upsample":
         scales = node.attr("scales") if node.opset < 9 else ctx.const(node, 1, "scales")
@@ -386,6 +404,8 @@ def resize(ctx: GraphConverter, node: OnnxNode) -> Value:
     else:
         raise node.error("gives neither scales nor sizes")
     ctx.check_size(node, [full[a][1] for a in range(rank)], count=False)
+    if kind != "nearest":
+        return _bilinear(ctx, node, x, full, mode)
     try:
         picks = {
             a: _source_index(mode, rounding, out, x.shape[a], s) for a, (s, out) in full.items()
