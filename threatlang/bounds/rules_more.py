@@ -211,7 +211,57 @@ def _split(call: Call) -> tuple:
     return tuple(out)
 
 
+def _assert_metadata(call: Call) -> None:
+    """A dtype/shape assertion the export inserts: checks, computes nothing."""
+    return None
+
+
+def _index_select(call: Call) -> Lowered:
+    dim = _arg(call, 1, "dim", None)
+    call.dim(dim, len(call.in_shapes[0] or ()) + 1)
+    index = call.value(call.args[2])
+    return Lowered(BoundIndex(dim, index, call.name, call.where), (call.var(0),))
+
+
+def _amin(call: Call) -> Lowered:
+    """``amin(x) = -amax(-x)``."""
+    from .affine import BoundConstArith
+
+    dims = _arg(call, 1, "dim", [])
+    keep = bool(_arg(call, 2, "keepdim", False))
+    if not dims:
+        call.refuse("a min over every dimension mixes the rows of the batch")
+    neg = BoundConstArith("neg", lambda: None, call.name, call.where)
+    neg2 = BoundConstArith("neg", lambda: None, call.name, call.where)
+    amax = BoundAmax(tuple(dims), keep, call.name, call.where)
+    return Lowered(neg, (call.var(0),), (amax, neg2))
+
+
+def _extremum(upper: bool) -> Callable[[Call], Lowered]:
+    """``maximum(x, c)`` / ``minimum(x, c)`` with a scalar constant ``c``: a clamp."""
+
+    def rule(call: Call) -> Lowered:
+        a, b = call.args[:2]
+        if isinstance(a, Var) and isinstance(b, Var):
+            call.refuse("the extremum of two computed tensors has no bound rule")
+        x, c = (a, b) if isinstance(a, Var) else (b, a)
+        value = call.value(c)
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                call.refuse("an extremum with a non-scalar constant tensor")
+            value = float(value)
+        lo, hi = (value, None) if upper else (None, value)
+        return Lowered(BoundClamp(lo, hi, call.name, call.where), (x,))
+
+    return rule
+
+
 RULES: dict[Any, Callable[[Call], Any]] = {
+    aten._assert_tensor_metadata.default: _assert_metadata,
+    aten.index_select.default: _index_select,
+    aten.amin.default: _amin,
+    aten.maximum.default: _extremum(True),
+    aten.minimum.default: _extremum(False),
     aten.leaky_relu.default: _unary(
         lambda c: BoundLeakyReLU(_arg(c, 1, "negative_slope", 0.01), c.name, c.where)
     ),

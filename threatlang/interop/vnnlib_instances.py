@@ -151,9 +151,9 @@ def onnx_input_shape(path: Path) -> tuple[int, ...]:
     if path.is_dir():
         raise UsageError(f"ONNX model {path} is a directory; give the .onnx file.")
     check_onnx_file(path)
-    import onnx
+    from .onnx_import import read_model
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = read_model(path).graph  # one sentence for a file onnx cannot read
     init = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in init]
     if len(inputs) != 1:
