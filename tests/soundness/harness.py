@@ -116,7 +116,7 @@ class Threat:
 DEFAULT_THREATS = (
     Threat("linf", (0.004, 0.02)),
     Threat("l2", (0.02, 0.3)),
-    Threat("patch", size=1, low=0.4, high=0.6),
+    Threat("patch", size=1, low=0.25, high=0.75),  # vertices on the data grid
 )
 
 
