@@ -9,7 +9,8 @@ github:stanleybak/vnncomp2021_results (results_csv/*.csv) and pass the folders.
         --benchmark acasxu --out /tmp/acas_ours [--engine marabou] [--every 4] [--props 1 2]
 
 `threatlang run` does the work (one process, `results.csv`, resumable: rerun the command to
-continue). The table counts decided / wrong / unknown per tool on the instances run here, with
+continue). Several runs (say `--every 4 --offset 0..3`, in parallel) are compared as one with
+`--merge OUT0 OUT1 ... --out MERGED`. The table counts decided / wrong / unknown per tool on the instances run here, with
 median and max time: "wrong" is a verdict that contradicts the consensus of the published tools
 (holds where one of them found a counterexample, or the reverse). Published times are as the
 results repository lists them (their machines, their per-instance overhead included).
@@ -40,7 +41,16 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, help="cap each instance's limit (seconds)")
     parser.add_argument("--executor", default="inprocess", choices=["inprocess", "ray"])
     parser.add_argument("--workers", type=int)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="no run: compare the union of these earlier --out folders (e.g. four offsets)",
+    )
     args = parser.parse_args()
+    if args.merge:
+        merge(args)
+        return
 
     rows = select_rows(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -56,6 +66,20 @@ def main() -> None:
     published = read_published(args.results, args.benchmark)
     names = [instance_key(r[0], r[1]) for r in rows]
     table = compare(names, ours, published, args.engine)
+    (args.out / "compare.md").write_text(table)
+    print(table)
+
+
+def merge(args) -> None:
+    from threatlang.instance_set import read_ledger
+
+    ours: dict[str, tuple[str, float]] = {}
+    for folder in args.merge:
+        ledger = read_ledger(folder / "runs" / "results.csv")
+        ours.update({k: (o.verdict.value, o.seconds) for k, o in ledger.items()})
+    names = [n for n in (instance_key(r[0], r[1]) for r in select_rows(args)) if n in ours]
+    table = compare(names, ours, read_published(args.results, args.benchmark), args.engine)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare.md").write_text(table)
     print(table)
 
