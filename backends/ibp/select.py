@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from threatlang.bounds import CaptureError, LowerSlope, UnsupportedLayer, UnsupportedOp
+from threatlang.bounds import CaptureError, LowerSlope, UnsupportedLayer, UnsupportedOp, capture
 from threatlang.bounds.crown import Method
 from threatlang.bounds.engine import BoundConfig, BoundedNetwork
 from threatlang.bounds.lirpa import LirpaNetwork, available
@@ -27,6 +27,7 @@ def select_engine(model: nn.Module, engine: Engine, example: Tensor) -> Bounder:
     if engine is Engine.OURS:
         return BoundedNetwork(model, example)
     if engine is Engine.AUTO_LIRPA:
+        _capturable(model, example)
         return LirpaNetwork(model)
     try:
         return BoundedNetwork(model, example)
@@ -40,6 +41,17 @@ def select_engine(model: nn.Module, engine: Engine, example: Tensor) -> Bounder:
                 f"{ours.why} (engine auto: auto_LiRPA, which might bound it, is not installed)",
             ) from None
         return LirpaNetwork(model, why_not_ours=f"our engine: {ours}")
+
+
+def _capturable(model: nn.Module, example: Tensor) -> None:
+    """auto_LiRPA traces with ``torch.jit`` on one probe input, which silently keeps only the
+    branch that input takes: hand it only models that ``torch.export`` captures whole."""
+    try:
+        capture(model, example)
+    except CaptureError:
+        raise
+    except UnsupportedLayer:
+        pass  # captured, but an op has no rule of ours: auto_LiRPA may have one
 
 
 def bound_config(method: str, slope: Slope, intermediate: Intermediate) -> BoundConfig:

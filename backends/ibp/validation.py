@@ -28,8 +28,8 @@ def _gen() -> torch.Generator:
 
 def patch_points(x: Tensor, threat: PatchThreat, k: int = POINTS) -> Tensor:
     """``k`` patched copies of each image, (k, N, C, H, W): random placements of random shapes
-    filled with the lowest value, the highest, then random vertices of the value box (one
-    batched write per shape)."""
+    filled with the lowest value, the highest, a random vertex of the value box, then random
+    interior values (one batched write per shape)."""
     gen = _gen()
     n, c = x.shape[:2]
     shapes = placements(threat, tuple(x.shape[-2:]), x.device)
@@ -44,6 +44,9 @@ def patch_points(x: Tensor, threat: PatchThreat, k: int = POINTS) -> Tensor:
         hi = torch.rand((n, m, c, h, w), generator=gen) < 0.5
         hi[:, points == 0], hi[:, points == 1] = False, True  # all-low, all-high
         content = torch.where(hi, threat.high, threat.low).to(x)
+        inside = points >= 3  # interior points: a graph may agree at vertices only
+        u = torch.rand((n, int(inside.sum()), c, h, w), generator=gen).to(x)
+        content[:, inside] = threat.low + u * (threat.high - threat.low)
         patched = apply_patch(x, mask, offs[pick], content)  # (N, m, C, H, W)
         out[points] = patched.transpose(0, 1)
     return out
