@@ -46,6 +46,7 @@ spec tiny_auction {
     solver SOLVER
     time_limit 20s
     threads 1
+    support true
     support_time_limit 10
   }
 }
