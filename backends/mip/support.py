@@ -322,6 +322,8 @@ def certify_support(
                 notes["residual"] = max(np.nan_to_num(notes["residual"]), r)
         ok = res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
         bound = res.bound if ok and np.isfinite(res.bound) else float("inf")
+        if cutoff is not None:  # nodes pruned at the cutoff may hold values up to it
+            bound = max(bound, cutoff)
         if res.status is SolveStatus.OPTIMAL and not res.relaxed:
             bound = max(bound, res.objective)
         return bound, form
