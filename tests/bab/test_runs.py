@@ -86,3 +86,21 @@ def test_ray_gives_the_same_verdicts(net_file, local_ray, tmp_path):
     here = run(spec, output=tmp_path / "here", quiet=True)
     there = run(spec, output=tmp_path / "ray", quiet=True, executor="ray", workers=2)
     assert _key(here.records) == _key(there.records)
+
+
+def test_an_unsound_engine_is_caught_not_certified(net_file, tmp_path, monkeypatch):
+    """A deliberately broken search that answers `holds` for a property the network violates
+    (the threshold is below the grid's maximum): the run's own sampling of the box contradicts
+    the proof, so the record is an error, counted in soundness_violations, never `holds`."""
+    from threatlang.backends.bab import search
+
+    def broken(net, problem, original, lo, hi, opts, seed=0):  # noqa: ANN001
+        return search.Outcome("holds", bound_alone="holds", domains=1)
+
+    onnx, top = net_file
+    monkeypatch.setattr(search, "solve", broken)
+    spec = parse(SPEC.format(onnx=onnx, t=top - 0.5, shards=1))
+    result = run(spec, output=tmp_path / "broken", quiet=True)
+    assert result.summary.metrics["soundness_violations"] > 0
+    assert all(r.status.value != "certified" for r in result.records)
+    assert all("engine defect" in (r.reason or "") for r in result.records)
