@@ -103,28 +103,37 @@ def read_set(path: str | Path, root: Path) -> list[Instance]:
 
 def _from_csv(path: Path, spec_dir: Path) -> list[Instance]:
     from .interop.import_vnnlib import import_vnnlib
+    from .interop.vnnlib_instances import csv_rows
     from .parse import load_all
 
     if not path.exists():
         raise UsageError(f"instances file {path} not found.")
-    rows = [r for r in csv.reader(path.read_text().splitlines()) if r and r[0].strip()]
-    if any(len(r) < 2 for r in rows):
-        raise UsageError(f"{path}: each line needs onnx,vnnlib[,timeout].")
+    # the importer's reader: size cap, binary refused, every path inside the csv's folder
+    # (a list that points elsewhere is imported with `import-vnnlib --allow-outside-paths`)
+    rows = csv_rows(path)
     if not rows:
         raise UsageError(f"{path} lists no instances.")
     spec_dir.mkdir(parents=True, exist_ok=True)
     out, used = [], set()
-    for row in rows:
-        onnx, vnnlib = (path.parent / row[0].strip()), (path.parent / row[1].strip())
+    folder = path.parent.resolve()
+    for onnx, vnnlib, timeout in rows:
         name = instance_name(onnx, vnnlib)
         while name in used:
             name += "_"
         used.add(name)
         single = spec_dir / f"{name}.csv"  # keeps the row's timeout for the importer
-        single.write_text(f"{onnx.resolve()},{vnnlib.resolve()},{','.join(row[2:3])}\n")
+        single.write_text(f"{onnx.resolve()},{vnnlib.resolve()},{timeout:g}\n")
         written = import_vnnlib(single, spec_dir / f"{name}.threat", name=name, allow_outside=True)
-        out.append(Instance(name, load_all(written), f"{row[0].strip()},{row[1].strip()}"))
+        shown = f"{_relative(onnx, folder)},{_relative(vnnlib, folder)}"
+        out.append(Instance(name, load_all(written), shown))
     return out
+
+
+def _relative(p: Path, folder: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(folder))
+    except ValueError:
+        return str(p)
 
 
 def instance_name(onnx: Path, vnnlib: Path) -> str:

@@ -126,3 +126,19 @@ def test_ray_runs_the_instances_in_parallel_with_the_same_verdicts(two_specs, tm
         read_set(relaxed, tmp_path / "b"), tmp_path / "b", RunSettings(), executor="ray"
     )
     assert [(o.instance, o.verdict) for o in here] == [(o.instance, o.verdict) for o in there]
+
+
+def test_an_instances_csv_may_not_point_outside_its_folder(tmp_path):
+    """`run instances.csv` reads rows as import-vnnlib does (issue 21): a path that leaves the
+    csv's folder is refused in one sentence that quotes no file contents."""
+    from threatlang.errors import UsageError
+    from threatlang.instance_set import read_set
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.onnx").write_text("root:x:0:0")
+    sets = tmp_path / "set"
+    sets.mkdir()
+    (sets / "instances.csv").write_text("../outside/secret.onnx,prop.vnnlib,10\n")
+    with pytest.raises(UsageError) as err:
+        read_set(sets / "instances.csv", tmp_path / "runs")
+    assert "outside the csv's folder" in str(err.value) and "root:x" not in str(err.value)
