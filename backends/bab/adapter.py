@@ -13,6 +13,7 @@ property into a proof for any margin above ~1e-12.
 from __future__ import annotations
 
 import copy
+import weakref
 
 import attrs
 import torch
@@ -54,11 +55,23 @@ class Bounds:
     empty: Tensor  # (N,) bool: the splits contradict each other (the domain is empty)
 
 
+#: the float64 copy of each model, so the shards and boxes of one network share one capture
+#: (a memo: the copy is a pure function of a model whose weights bab never changes)
+_WIDE: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+
+
+def _wide_copy(model: nn.Module) -> nn.Module:
+    wide = _WIDE.get(model)
+    if wide is None:
+        wide = _WIDE[model] = copy.deepcopy(model).to(DTYPE).eval()
+    return wide
+
+
 class EngineNet:
     """A model compiled for bounding; raises `UnsupportedLayer` naming what it cannot bound."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
-        self.model = copy.deepcopy(model).to(DTYPE).eval()
+        self.model = _wide_copy(model)
         self.input_shape = tuple(input_shape)
         example = torch.zeros(1, *self.input_shape, dtype=DTYPE)
         self.ops = capture(self.model, example).chain()
