@@ -132,9 +132,29 @@ def _record(item_id, out) -> Record:
     return Record(item_id, status, values, out.seconds, out.counterexample, out.reason)
 
 
+def _load(ref, shape, outputs: int, allow_code: bool):
+    """The network a spec names; an ONNX file loaded once per process while unchanged, so the
+    instances of one network in an instance set share one conversion and one capture."""
+    from threatlang.ir import ModelKind
+    from threatlang.models_io import load_model, resolve_path
+
+    if ref.kind is not ModelKind.ONNX:
+        return load_model(ref, shape, outputs, allow_code=allow_code)
+    path = resolve_path(ref)
+    stat = path.stat()
+    return _load_onnx(ref, str(path), stat.st_mtime_ns, stat.st_size, shape, outputs)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_onnx(ref, path: str, mtime: int, size: int, shape, outputs: int):  # noqa: ANN001
+    from threatlang.models_io import load_model
+
+    return load_model(ref, shape, outputs)
+
+
 def run_plan(plan, ctx) -> Summary:
     started = time.time()
-    from threatlang.models_io import load_model, resolve_path
+    from threatlang.models_io import resolve_path
 
     from .confirm import Original
 
@@ -156,7 +176,7 @@ def run_plan(plan, ctx) -> Summary:
                 f"spec '{spec.name}' certifies a model it never trains: name its file "
                 '(onnx("net.onnx"), torchscript(...), state_dict(...) { arch ... }) or pass model=.'
             )
-        model = load_model(spec.model, shape, plan.prop.outputs, allow_code=ctx.allow_code)
+        model = _load(spec.model, shape, plan.prop.outputs, ctx.allow_code)
     onnx = None
     if plan.options.engine is Engine.MARABOU and (
         ctx.model is not None or spec.model.kind is not ModelKind.ONNX
