@@ -35,27 +35,32 @@ aten = torch.ops.aten
 
 
 # --- live parameter proxies ------------------------------------------------------------------
+def live(name: str) -> property:
+    """An attribute read through the callable ``self._live[name]`` on every use (so training
+    after capture is bounded as trained); assignments by a base class's ``__init__`` are
+    ignored."""
+    return property(lambda self: self._live[name](), lambda self, value: None)
+
+
 class LiveLinear(LinearParams):
     """``F.linear`` weights read on every use (gradients reach the model's parameters)."""
 
+    weight = live("weight")
+    bias = live("bias")
+
     def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor | None]) -> None:
-        self._w, self._b = weight, bias
-
-    @property
-    def weight(self) -> Tensor:  # type: ignore[override]
-        return self._w()
-
-    @property
-    def bias(self) -> Tensor | None:  # type: ignore[override]
-        return self._b()
+        self._live = {"weight": weight, "bias": bias}
 
 
 class LiveConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` whose weight and bias are read from the model on every use."""
 
+    weight = live("weight")  # type: ignore[assignment]
+    bias = live("bias")  # type: ignore[assignment]
+
     def __init__(self, weight, bias, stride, padding, dilation, groups) -> None:  # noqa: ANN001
         nn.Module.__init__(self)
-        self._w, self._b = weight, bias
+        self._live = {"weight": weight, "bias": bias}
         w = weight()
         self.in_channels, self.out_channels = int(w.shape[1]) * groups, int(w.shape[0])
         self.kernel_size = tuple(int(k) for k in w.shape[2:])
@@ -63,28 +68,20 @@ class LiveConv2d(nn.Conv2d):
         self.dilation, self.groups = tuple(dilation), int(groups)
         self.padding_mode, self.transposed, self.output_padding = "zeros", False, (0, 0)
 
-    @property
-    def weight(self) -> Tensor:  # type: ignore[override]
-        return self._w()
-
-    @property
-    def bias(self) -> Tensor | None:  # type: ignore[override]
-        return self._b()
-
 
 class LiveBatchNorm(nn.BatchNorm2d):
     """Eval-mode batch norm over the model's live running statistics and affine parameters."""
 
+    weight = live("weight")  # type: ignore[assignment]
+    bias = live("bias")  # type: ignore[assignment]
+    running_mean = live("running_mean")  # type: ignore[assignment]
+    running_var = live("running_var")  # type: ignore[assignment]
+
     def __init__(self, weight, bias, mean, var, eps: float, rank: int) -> None:  # noqa: ANN001
         nn.Module.__init__(self)
-        self._r = (weight, bias, mean, var)
+        self._live = {"weight": weight, "bias": bias, "running_mean": mean, "running_var": var}
         self.eps, self.track_running_stats, self.rank = float(eps), True, rank
         self.training = False
-
-    weight = property(lambda self: self._r[0]())  # type: ignore[assignment]
-    bias = property(lambda self: self._r[1]())  # type: ignore[assignment]
-    running_mean = property(lambda self: self._r[2]())  # type: ignore[assignment]
-    running_var = property(lambda self: self._r[3]())  # type: ignore[assignment]
 
     def forward(self, x: Tensor) -> Tensor:
         return F.batch_norm(

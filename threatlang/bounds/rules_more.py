@@ -18,6 +18,7 @@ from .activations import BoundAbs, BoundClamp, BoundLeakyReLU, BoundSigmoid, Bou
 from .affine import BoundConvTranspose2d
 from .lower import Call, Lowered, Refused, Var, register_op
 from .nonlinear import BoundAmax
+from .rules import live
 from .shape_ops import (
     BoundExpand,
     BoundIndex,
@@ -38,18 +39,21 @@ from .shape_ops import (
 aten = torch.ops.aten
 
 
-def _live(cls: type, *names: str) -> type:
-    """``cls`` with attributes ``names`` read through callables (live parameters)."""
+class LiveConvTranspose2d(BoundConvTranspose2d):
+    weight = live("weight")
+    bias = live("bias")
 
-    def make(name: str) -> property:
-        key = f"_live_{name}"
-        return property(lambda self: getattr(self, key)(), lambda self, v: None)
-
-    return type(f"Live{cls.__name__}", (cls,), {n: make(n) for n in names})
+    def __init__(self, weight, bias, *geometry) -> None:  # noqa: ANN001
+        self._live = {"weight": weight, "bias": bias}
+        super().__init__(weight(), bias(), *geometry)
 
 
-LiveConvTranspose2d = _live(BoundConvTranspose2d, "weight", "bias")
-LiveMatmulConst = _live(BoundMatmulConst, "w")
+class LiveMatmulConst(BoundMatmulConst):
+    w = live("w")
+
+    def __init__(self, w, side: MatmulSide, name: str, where: str) -> None:  # noqa: ANN001
+        self._live = {"w": w}
+        super().__init__(w(), side, name, where)
 
 
 def _arg(call: Call, i: int, name: str, default: Any) -> Any:
@@ -177,20 +181,15 @@ def _matmul(call: Call) -> Lowered:
     if isinstance(a, Var) and isinstance(b, Var):
         call.refuse("the product of two computed tensors is not linear")
     x, w, side = (a, b, MatmulSide.RIGHT) if isinstance(a, Var) else (b, a, MatmulSide.LEFT)
-    read = call.const(w)
-    op = LiveMatmulConst.__new__(LiveMatmulConst)
-    op._live_w = read
-    BoundMatmulConst.__init__(op, read(), side, call.name, call.where)
+    op = LiveMatmulConst(call.const(w), side, call.name, call.where)
     return Lowered(op, (x,))
 
 
 def conv_transpose(call: Call, x: Var, w, b, stride, padding, dilation, out_pad, groups) -> Lowered:  # noqa: ANN001
     if len(stride) != 2:
         call.refuse(f"{len(stride)}-d transposed convolution")
-    op = LiveConvTranspose2d.__new__(LiveConvTranspose2d)
-    op._live_weight, op._live_bias = w, b
-    BoundConvTranspose2d.__init__(
-        op, w(), b(), tuple(stride), tuple(padding), tuple(out_pad), int(groups), tuple(dilation)
+    op = LiveConvTranspose2d(
+        w, b, tuple(stride), tuple(padding), tuple(out_pad), int(groups), tuple(dilation)
     )
     return Lowered(op, (x,))
 
