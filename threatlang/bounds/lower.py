@@ -130,6 +130,13 @@ def register_op(target: Any, rule: Rule) -> None:
     _RULES[target] = rule
 
 
+def live(name: str) -> property:
+    """An attribute read through the callable ``self._live[name]`` on every use (so training
+    after capture is bounded as trained); assignments by a base class's ``__init__`` are
+    ignored."""
+    return property(lambda self: self._live[name](), lambda self, value: None)
+
+
 def registered_ops() -> tuple[Any, ...]:
     return tuple(_RULES)
 

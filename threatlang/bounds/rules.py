@@ -27,7 +27,7 @@ from .affine import (
     LinearParams,
 )
 from .errors import UnsupportedLayer
-from .lower import BatchDependent, Call, Lowered, Refused, Var, register_op, resolve
+from .lower import BatchDependent, Call, Lowered, Refused, Var, live, register_op, resolve
 from .merge import BoundAdd, BoundCat
 from .nonlinear import BoundMaxPool2d, BoundReLU
 
@@ -35,13 +35,6 @@ aten = torch.ops.aten
 
 
 # --- live parameter proxies ------------------------------------------------------------------
-def live(name: str) -> property:
-    """An attribute read through the callable ``self._live[name]`` on every use (so training
-    after capture is bounded as trained); assignments by a base class's ``__init__`` are
-    ignored."""
-    return property(lambda self: self._live[name](), lambda self, value: None)
-
-
 class LiveLinear(LinearParams):
     """``F.linear`` weights read on every use (gradients reach the model's parameters)."""
 

@@ -16,9 +16,8 @@ from torch import Tensor
 
 from .activations import BoundAbs, BoundClamp, BoundLeakyReLU, BoundSigmoid, BoundTanh
 from .affine import BoundConvTranspose2d
-from .lower import Call, Lowered, Refused, Var, register_op
+from .lower import Call, Lowered, Refused, Var, live, register_op
 from .nonlinear import BoundAmax
-from .rules import live
 from .shape_ops import (
     BoundExpand,
     BoundIndex,
