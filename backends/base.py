@@ -104,6 +104,15 @@ class RunContext:
 
         return splits_from(self.data, spec, self.seed)
 
+    def data_origin(self, spec: Spec) -> str:
+        """Where the run's data came from, for error messages that must name the file."""
+        if self.data is not None:
+            return "the data handed to run()"
+        ref = spec.data
+        if ref is None:
+            return "the run's data"
+        return f"data {ref.source} ({ref.path})" if ref.path else f"data {ref.source}"
+
     def generator(self, stream: str, device: Any = None):
         """The explicit generator of one named random stream, on the device that draws."""
         from threatlang.runtime import generator

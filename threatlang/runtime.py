@@ -20,6 +20,7 @@ torch is imported inside the functions that need it: the language core stays lig
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -135,10 +136,39 @@ def checkpoint(
         return None, True
     with timings.measure(stage):
         result = train()
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    save_weights(model, path)
     return result, False
+
+
+def save_weights(model: Any, path: Path) -> None:
+    """Write `model`'s state dict to `path` atomically (a temporary file, then a rename).
+
+    `torch.save` reports a full disk as a `RuntimeError` (its stream writer's "file write
+    failed", "iostream error", "unexpected pos"), not an `OSError`; either way the half-written file is removed and the user gets one sentence,
+    wherever the file lives (run directory or a cache)."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        full = isinstance(err, RuntimeError) or err.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = (
+            "the disk may be full: free some space" if full else "check that its folder is writable"
+        )
+        raise UsageError(
+            f"could not write the weights {path} ({_first_line(err)}); {advice} and rerun "
+            "with --resume (the records written so far are kept)."
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 # ------------------------------------------------------------------------------- data

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from threatlang.runtime import build_model, generator
+from threatlang.runtime import build_model, generator, save_weights
 
 from .corruptions import Corruption
 from .evaluate import CorruptionSuite, corruption_errors
@@ -132,9 +132,7 @@ def reference_errors(
     else:
         model = train_reference(x, y, classes)
         trained = True
-        tmp = weights.with_name(f".{weights.name}.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, weights)
+        save_weights(model, weights)
     errors = corruption_errors(model, xt, yt, suite, batch_size)
     clean = accuracy(model, xt, yt)
     out = {"errors": [[k.value, s, e] for (k, s), e in errors.items()], "clean_accuracy": clean}

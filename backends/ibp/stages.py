@@ -80,8 +80,9 @@ def load_data(program: Program, ctx: RunContext) -> Tensors:
     threat = program.spec.threat
     if isinstance(threat, PatchSet) and splits.test.x.ndim != 4:
         raise UsageError(
-            f"a patch threat needs images (N, C, H, W); the test inputs have shape "
-            f"{splits.test.x.shape}."
+            f"a patch threat needs images (N, C, H, W); the test inputs of "
+            f"{ctx.data_origin(program.spec)} have shape {splits.test.x.shape}: "
+            "save them as (N, C, H, W), e.g. x.reshape(len(x), 1, H, W)."
         )
     if isinstance(threat, LpBall):
         _inside_domain(splits, program.domain)
