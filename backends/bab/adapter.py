@@ -38,6 +38,8 @@ from threatlang.bounds.affine import (
 from threatlang.bounds.inputs import BoxInput
 from threatlang.bounds.nonlinear import BoundReLU
 
+from . import optimize
+
 __all__ = ["Bounds", "EngineNet", "UnsupportedLayer"]
 
 DTYPE = torch.float64
@@ -53,6 +55,10 @@ class Bounds:
     pre: tuple[tuple[Tensor, Tensor], ...]  # per ReLU: (lo, hi) of its input, (N, n_l) each
     relu_a: tuple[Tensor, ...]  # per ReLU: coefficients (N, S, n_l) on its output
     empty: Tensor  # (N,) bool: the splits contradict each other (the domain is empty)
+    #: per ReLU layer (N, S, n_l): the optimised lower slopes and split multipliers that gave
+    #: `lower` (None without `alpha_steps`, or without splits), to warm-start children
+    alphas: tuple[Tensor, ...] | None = None
+    betas: tuple[Tensor, ...] | None = None
 
 
 #: the float64 copy of each model, so the shards and boxes of one network share one capture
@@ -64,6 +70,8 @@ def _wide_copy(model: nn.Module) -> nn.Module:
     wide = _WIDE.get(model)
     if wide is None:
         wide = _WIDE[model] = copy.deepcopy(model).to(DTYPE).eval()
+        for p in wide.parameters():  # slopes are optimised by autograd, never the weights
+            p.requires_grad_(False)
     return wide
 
 
@@ -118,27 +126,56 @@ class EngineNet:
         return a.detach(), c
 
     def bound(
-        self, lo: Tensor, hi: Tensor, c: Tensor, splits: tuple[Tensor, ...] | None = None
+        self,
+        lo: Tensor,
+        hi: Tensor,
+        c: Tensor,
+        splits: tuple[Tensor, ...] | None = None,
+        alpha_steps: int = 0,
+        *,
+        alpha_intermediate: bool = False,
+        pre: tuple[tuple[Tensor, Tensor], ...] | None = None,
+        alphas: tuple[Tensor, ...] | None = None,
+        betas: tuple[Tensor, ...] | None = None,
+        active: Tensor | None = None,
     ) -> Bounds:
         """CROWN (adaptive lower slopes, intermediate ReLU bounds by CROWN, all intersected
         with IBP) of `c @ y` over the boxes [lo, hi] (N, d); `splits[l]` (N, n_l) holds +1
-        (active: pre >= 0), -1 (inactive: pre <= 0) or 0 per neuron of ReLU layer l."""
-        with torch.no_grad():
-            return self._bound(lo, hi, c, splits)
+        (active: pre >= 0), -1 (inactive: pre <= 0) or 0 per neuron of ReLU layer l.
 
-    def _bound(self, lo, hi, c, splits) -> Bounds:
+        `alpha_steps` > 0 optimises the lower slopes of the final rows (alpha-CROWN) and, on
+        split neurons, the multipliers of the split constraints (beta-CROWN), by that many
+        projected Adam steps from `alphas` / `betas` (per ReLU layer (N, S, n_l); a parent's,
+        returned in `Bounds.alphas` / `Bounds.betas`); the result is never looser than CROWN.
+        `alpha_intermediate` optimises each intermediate layer's bounds the same way (costly:
+        2 n_l rows per layer; worth it once, at a root). `pre` (per layer (N, n_l) lo, hi:
+        bounds valid on a superset, a parent's `Bounds.pre`) replaces the intermediate CROWN
+        passes; `active` (N, S) bool marks the rows worth optimising."""
+        with torch.no_grad():
+            return self._bound(
+                lo, hi, c, splits, alpha_steps, alpha_intermediate, pre, alphas, betas, active
+            )
+
+    def _bound(
+        self, lo, hi, c, splits, alpha_steps, alpha_intermediate, pre_in, alphas, betas, active
+    ) -> Bounds:
         n = lo.shape[0]
         shape = self.input_shape
         box = Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
         inputs = BoxInput(box)
         trace: dict = {}
         empty = torch.zeros(n, dtype=torch.bool)
-        pre = []
+        pre: list[tuple[Tensor, Tensor]] = []
+        inner = alpha_steps if alpha_intermediate else 0
         for i, op in enumerate(self.ops):
             if isinstance(op, BoundReLU):
                 layer = len(pre)
-                if not _ibp_exact(self.ops[:i]):
-                    box = _intersect(box, _crown_box(inputs, self.ops[:i], box, trace))
+                if pre_in is not None:
+                    low, up = pre_in[layer]
+                    known = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
+                    box = _intersect(box, known)
+                elif not _ibp_exact(self.ops[:i]):
+                    box = _intersect(box, _crown_box(inputs, self.ops[:i], box, trace, pre, inner))
                 low, up = box.lo.flatten(1), box.hi.flatten(1)
                 if splits is not None and splits[layer] is not None:
                     s = splits[layer]
@@ -159,20 +196,25 @@ class EngineNet:
         ibp = (a.flatten(2) * box.centre.flatten(1)[:, None]).sum(2) - (
             a.flatten(2).abs() * box.radius.flatten(1)[:, None]
         ).sum(2)
-        relu_a = []
-        bias = a.new_zeros(n, s_rows)
-        for op in reversed(self.ops):
-            if isinstance(op, BoundReLU):
-                relu_a.append(a.flatten(2))
-            a, b = op.backward(a, trace, _OPTS)
-            bias = bias + b
-        crown = inputs.concretize(a, bias)
+        crown = optimize.backward(self.ops, inputs, a, trace)
+        lower, res, out_alphas, out_betas = torch.maximum(crown.lower, ibp), crown, None, None
+        if alpha_steps > 0 and pre and any(bool(((lw < 0) & (u > 0)).any()) for lw, u in pre):
+            signs = None
+            if splits is not None and any(bool((sp != 0).any()) for sp in splits):
+                signs = tuple(sp.to(DTYPE) for sp in splits)
+            best = optimize.optimise(
+                self.ops, inputs, a, trace, pre, alpha_steps, alphas, signs, betas, active
+            )
+            lower = torch.maximum(lower, best.result.lower)
+            res, out_alphas, out_betas = best.result, best.alphas, best.betas
         return Bounds(
-            lower=torch.maximum(crown, ibp),
-            a_in=a.flatten(2),
+            lower=lower,
+            a_in=res.a_in,
             pre=tuple(pre),
-            relu_a=tuple(reversed(relu_a)),
+            relu_a=res.relu_a,
             empty=empty,
+            alphas=out_alphas,
+            betas=out_betas,
         )
 
 
@@ -186,13 +228,17 @@ def _ibp_exact(prefix) -> bool:
     return elementwise and len(weighted) <= 1
 
 
-def _crown_box(inputs: BoxInput, prefix, box: Box, trace) -> Box:
+def _crown_box(inputs: BoxInput, prefix, box: Box, trace, pre, steps: int = 0) -> Box:
+    """CROWN bounds on every neuron of `prefix`'s output (alpha-optimised with `steps`)."""
     n, shape = box.centre.shape[0], box.centre.shape[1:]
     d = box.centre[0].numel()
     eye = torch.eye(d, dtype=box.centre.dtype)
     spec = torch.cat([eye, -eye]).reshape(1, 2 * d, *shape).expand(n, -1, *shape)
-    a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
-    bounds = inputs.concretize(a_in, bias)
+    if steps > 0 and pre:
+        bounds = optimize.optimise(prefix, inputs, spec, trace, pre, steps).result.lower
+    else:
+        a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
+        bounds = inputs.concretize(a_in, bias)
     return Box.from_bounds(bounds[:, :d].reshape(n, *shape), (-bounds[:, d:]).reshape(n, *shape))
 
 

@@ -1,0 +1,172 @@
+"""Optimised bounds for branch and bound: alpha-CROWN slopes and beta-CROWN split multipliers.
+
+Back-substitution through a chain of bound ops gives, for any lower slopes `alpha` in [0, 1]
+of the unstable ReLUs, a sound lower bound (Xu et al. 2021); the slopes are free, so projected
+gradient ascent picks them per domain and output row. A domain with ReLUs split `s_j z_j >= 0`
+(+1 active, -1 inactive) adds, per split neuron, the Lagrangian term `-beta_j s_j z_j` with
+`beta_j >= 0` to the objective: on the domain the term is <= 0, so the bound of the sum stays
+a lower bound of the objective there, and maximising over beta enforces the splits that the
+box alone cannot (beta-CROWN, Wang et al. 2021). Every iterate is sound; the best seen per row
+is kept, with the slopes and multipliers that gave it, to warm-start a domain's children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import torch
+from torch import Tensor
+
+from threatlang.bounds import BackwardOptions, LowerSlope
+from threatlang.bounds.base import BoundOp, Trace
+from threatlang.bounds.inputs import InputSet
+from threatlang.bounds.nonlinear import BoundReLU
+
+#: Adam step sizes for the slopes and the multipliers (alpha-beta-CROWN's defaults)
+LR_ALPHA, LR_BETA = 0.1, 0.05
+
+
+@attrs.frozen(eq=False)
+class Backward:
+    """One back-substitution: the lower bound and what branching and attacks read."""
+
+    lower: Tensor  # (N, S)
+    a_in: Tensor  # (N, S, d) coefficients on the (flat) input
+    relu_a: tuple[Tensor, ...]  # per ReLU layer (N, S, n_l): coefficients on its output
+
+
+@attrs.frozen(eq=False)
+class Optimised:
+    """The best bound seen per row, with the slopes and multipliers that gave it."""
+
+    result: Backward
+    alphas: tuple[Tensor, ...]  # per ReLU layer (N, S, n_l)
+    betas: tuple[Tensor, ...] | None  # per ReLU layer (N, S, n_l), >= 0; None: no splits
+
+
+def backward(
+    ops: Sequence[BoundOp],
+    inputs: InputSet,
+    spec: Tensor,
+    trace: Trace,
+    alphas: Sequence[Tensor] | None = None,
+    betas: Sequence[Tensor] | None = None,
+    signs: Sequence[Tensor] | None = None,
+) -> Backward:
+    """CROWN through `ops` for `spec` (N, S, *output shape) on the boxes in `trace`, with the
+    lower slopes `alphas` (per ReLU layer (N, S, n_l); None: adaptive) and the split terms
+    `-beta * sign` added on each ReLU's input (per layer (N, S, n_l) and (N, n_l))."""
+    relus = [op for op in ops if isinstance(op, BoundReLU)]
+    layer = len(relus)
+    op_alphas = None
+    if alphas is not None:
+        op_alphas = {}
+        for op, alpha in zip(relus, alphas, strict=True):
+            shape = trace[id(op)].centre.shape[1:]
+            op_alphas[id(op)] = alpha.reshape(*alpha.shape[:2], *shape)
+    opts = BackwardOptions(LowerSlope.ADAPTIVE, op_alphas)
+    a = spec
+    bias = a.new_zeros(a.shape[:2])
+    relu_a: list[Tensor] = []
+    for op in reversed(ops):
+        if isinstance(op, BoundReLU):
+            layer -= 1
+            relu_a.append(a.flatten(2))
+        a, b = op.backward(a, trace, opts)
+        bias = bias + b
+        if isinstance(op, BoundReLU) and betas is not None and signs is not None:
+            term = betas[layer].clamp(min=0) * signs[layer][:, None].to(a.dtype)
+            a = a - term.reshape(a.shape)
+    lower = inputs.concretize(a, bias)
+    return Backward(lower, a.flatten(2), tuple(reversed(relu_a)))
+
+
+def initial_alphas(pre: Sequence[tuple[Tensor, Tensor]], rows: int) -> tuple[Tensor, ...]:
+    """The adaptive slopes (1 where the upper bound outweighs the lower), per row."""
+    return tuple((up > -low).to(up.dtype)[:, None].expand(-1, rows, -1).clone() for low, up in pre)
+
+
+def optimise(
+    ops: Sequence[BoundOp],
+    inputs: InputSet,
+    spec: Tensor,
+    trace: Trace,
+    pre: Sequence[tuple[Tensor, Tensor]],
+    steps: int,
+    alphas: Sequence[Tensor] | None = None,
+    signs: Sequence[Tensor] | None = None,
+    betas: Sequence[Tensor] | None = None,
+    active: Tensor | None = None,
+) -> Optimised:
+    """`steps` Adam steps on the slopes (and, with `signs`, the multipliers), from `alphas`
+    and `betas` (adaptive slopes and zeros when None); `active` (N, S) bool marks the rows
+    worth optimising (the others still get a sound bound). The intermediate boxes in `trace`
+    stay fixed."""
+    n, s = spec.shape[:2]
+    dtype = spec.dtype
+    if alphas is None:
+        alphas = initial_alphas(pre, s)
+    alphas = [a.to(dtype).clone() for a in alphas]
+    use_beta = signs is not None and any(bool((sg != 0).any()) for sg in signs)
+    if use_beta:
+        if betas is None:
+            betas = [torch.zeros(n, s, low.shape[1], dtype=dtype) for low, _ in pre]
+        betas = [
+            (b.to(dtype) * (sg != 0)[:, None]).clone() for b, sg in zip(betas, signs, strict=True)
+        ]
+    else:
+        betas = None
+    trace = {k: v for k, v in trace.items()}
+    weight = torch.ones(n, s, dtype=dtype) if active is None else active.to(dtype)
+    params = [*alphas, *(betas or [])]
+    best: Backward | None = None
+    best_alphas = [a.detach().clone() for a in alphas]
+    best_betas = [b.detach().clone() for b in betas] if betas is not None else None
+    with torch.enable_grad():
+        for p in params:
+            p.requires_grad_()
+        groups = [{"params": alphas, "lr": LR_ALPHA}]
+        if betas:
+            groups.append({"params": betas, "lr": LR_BETA})
+        opt = torch.optim.Adam(groups)
+        for step in range(steps + 1):
+            cur = backward(ops, inputs, spec, trace, alphas, betas, signs)
+            low = cur.lower.detach()
+            if best is None:
+                best = _detached(cur)
+            else:
+                better = low > best.lower
+                best = _where(better, cur, best)
+                for ba, a in zip(best_alphas, alphas, strict=True):
+                    ba.copy_(torch.where(better[..., None], a.detach(), ba))
+                if best_betas is not None:
+                    for bb, b in zip(best_betas, betas, strict=True):
+                        bb.copy_(torch.where(better[..., None], b.detach(), bb))
+            if step == steps or not params:
+                break
+            opt.zero_grad()
+            loss = -(cur.lower * weight).sum()
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            opt.step()
+            with torch.no_grad():
+                for a in alphas:
+                    a.clamp_(0.0, 1.0)
+                for b in betas or []:
+                    b.clamp_(min=0.0)
+    return Optimised(best, tuple(best_alphas), tuple(best_betas) if best_betas else None)
+
+
+def _detached(b: Backward) -> Backward:
+    return Backward(b.lower.detach(), b.a_in.detach(), tuple(a.detach() for a in b.relu_a))
+
+
+def _where(better: Tensor, new: Backward, old: Backward) -> Backward:
+    m = better[..., None]
+    return Backward(
+        torch.where(better, new.lower.detach(), old.lower),
+        torch.where(m, new.a_in.detach(), old.a_in),
+        tuple(torch.where(m, x.detach(), y) for x, y in zip(new.relu_a, old.relu_a, strict=True)),
+    )
