@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import shutil
 import statistics
 from pathlib import Path
 
@@ -54,14 +56,7 @@ def main() -> None:
 
     rows = select_rows(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    subset = args.out / "instances.csv"
-    bench = args.vnncomp / "benchmarks" / args.benchmark
-    subset.write_text(
-        "".join(
-            f"{(bench / r[0]).resolve()},{(bench / r[1]).resolve()},{limit(r, args)}\n"
-            for r in rows
-        )
-    )
+    subset = write_subset(rows, args)
     ours = run(subset, args)
     published = read_published(args.results, args.benchmark)
     names = [instance_key(r[0], r[1]) for r in rows]
@@ -91,6 +86,33 @@ def select_rows(args) -> list[list[str]]:
         wanted = {p if not p.isdigit() else f"prop_{p}" for p in args.props}
         rows = [r for r in rows if Path(r[1]).stem in wanted]
     return rows[args.offset :: args.every]
+
+
+def write_subset(rows: list[list[str]], args) -> Path:
+    """OUT/data/instances.csv for the sample, beside links to (or copies of) its files in the
+    benchmark's own layout: the csv names them relative to itself, as the competition's does,
+    so `threatlang run` reads it with its default checks (every path inside the csv's folder)."""
+    bench = args.vnncomp / "benchmarks" / args.benchmark
+    data = args.out / "data"
+    lines = []
+    for r in rows:
+        names = [Path(os.path.normpath(r[k].strip())) for k in (0, 1)]
+        for name in names:
+            _mirror(bench / name, data / name)
+        lines.append(f"{names[0]},{names[1]},{limit(r, args)}\n")
+    subset = data / "instances.csv"
+    subset.write_text("".join(lines))
+    return subset
+
+
+def _mirror(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copyfile(source, target)
 
 
 def limit(row, args) -> str:

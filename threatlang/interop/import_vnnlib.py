@@ -2,7 +2,8 @@
 become `.threat` specs that run and can decide.
 
 By default every instance becomes one spec: `threat box { ... }` with the file's exact
-float64 bounds, the input shape the ONNX network declares, `require outputs { ... }` (the
+float64 bounds (`threat boxes { box {...} box {...} }` for a union of input boxes: one spec,
+one verdict), the input shape the ONNX network declares, `require outputs { ... }` (the
 negation of the file's unsafe set; a label_unchanged property is `y[label] > y[j]` for every
 other j) and `certify bab` with the instance's time-out, which can answer `violated`. A
 multi-spec file: `threatlang run FILE --spec NAME` runs one instance.
@@ -129,21 +130,18 @@ def _load_networks(specs, instances: list[Instance]) -> None:
 
 # ------------------------------------------------------------------------- box specs (bab)
 def _box_specs(instances: list[Instance], source: Path, output: Path, name: str | None) -> str:
-    """One spec per instance (and per input box of a union): box threat, outputs, bab."""
+    """One spec per instance: its box (or union of boxes) threat, outputs, bab."""
     base = _identifier(name or output.stem)
     folder = output.parent.resolve()
     specs, used = [], set()
     for k, inst in enumerate(instances):
-        q = inst.query
-        formula = safe_formula(q.unsafe)
         model = os.path.relpath(inst.onnx.resolve(), folder)
         stem = _identifier(inst.vnnlib.stem if inst.vnnlib is not None else str(k))
-        for b, box in enumerate(q.boxes):
-            spec_name = f"{base}_{stem}" + (f"_box{b}" if len(q.boxes) > 1 else "")
-            while spec_name in used:
-                spec_name += "_"
-            used.add(spec_name)
-            specs.append(_box_spec(spec_name, model, q, box, formula, inst.timeout))
+        spec_name = f"{base}_{stem}"
+        while spec_name in used:
+            spec_name += "_"
+        used.add(spec_name)
+        specs.append(_box_spec(spec_name, model, inst.query, inst.timeout))
     note = f"# Imported from {source.name}: {len(instances)} VNN-LIB properties."
     return "threatlang 1\n\n" + note + "\n" + "\n".join(specs)
 
@@ -157,22 +155,35 @@ def _floats(values) -> str:
     return "[" + ", ".join(repr(float(v) + 0.0) for v in values) + "]"
 
 
-def _box_spec(name: str, model: str, query: Query, box: Box, formula, timeout: float) -> str:
-    """The exact float64 box; the input shape the network declares; the box's own range."""
+def _box_spec(name: str, model: str, query: Query, timeout: float) -> str:
+    """The exact float64 box(es); the input shape the network declares; the boxes' range.
+
+    A property whose input set is a union of boxes (ACAS Xu property 6) is one spec with
+    `threat boxes { box {...} ... }`: one verdict, the boxes sharing the time limit."""
     shape = query.input_shape
     domain = ""
     if len(shape) > 1:
-        lo, hi = float(box.lo.min()), float(box.hi.max())
+        lo = min(float(b.lo.min()) for b in query.boxes)
+        hi = max(float(b.hi.max()) for b in query.boxes)
         hi = hi if hi > lo else lo + 1.0
         dims = ", ".join(str(d) for d in shape)
         domain = f"  input {{\n    shape ({dims})\n    range [{lo!r}, {hi!r}]\n  }}\n"
+    if len(query.boxes) == 1:
+        threat = "threat " + _box_block(query.boxes[0], "  ")
+    else:
+        inner = "".join(f"    {_box_block(b, '    ')}" for b in query.boxes)
+        threat = f"threat boxes {{\n{inner}  }}\n"
+    formula = safe_formula(query.unsafe)
     return f"""spec {name} {{
   model onnx("{model}")
-{domain}  threat box {{
-    lower {_floats(box.lo)}
-    upper {_floats(box.hi)}
-  }}
-  {outputs_text(formula)}
+{domain}  {threat}  {outputs_text(formula)}
   certify bab {{ time_limit {timeout!r}s }}
 }}
 """
+
+
+def _box_block(box: Box, indent: str) -> str:
+    return (
+        f"box {{\n{indent}  lower {_floats(box.lo)}\n{indent}  upper {_floats(box.hi)}\n"
+        f"{indent}}}\n"
+    )
