@@ -35,7 +35,7 @@ def pgd(
 ) -> Tensor:
     """Signed-gradient descent on `term_slack` from `x0` inside the boxes [lo, hi] (all (N, d),
     one box and one target term per row), with a step shrinking from a quarter of the box to
-    1%; returns each row's best point."""
+    1%; returns each row's best point, as soon as one row violates (slack < 0) in our copy."""
     width = hi - lo
     x = x0.clone()
     best_x = x.clone()
@@ -46,6 +46,8 @@ def pgd(
         with torch.no_grad():
             better = slack < best
             best_x[better], best[better] = x.detach()[better], slack.detach()[better]
+        if bool((best < 0).any()):
+            return best_x  # a candidate: confirm it now (found at step 2 of 50 on verivital)
         (grad,) = torch.autograd.grad(slack.sum(), x)
         size = 0.25 * (1 - step / steps) + 0.01
         with torch.no_grad():
