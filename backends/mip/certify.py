@@ -1,8 +1,10 @@
 """Certified regret for one profile and agent: maximise utility over the misreport (eq. 4.1).
 
 Sound or silent: the certified regret is the solver's *bound* on the best utility minus the
-truthful utility, claimed only when optimality is proven (gap within tolerance). A time-out or
-any other status gives ``certified_regret=None`` with the reason; the bound is still reported.
+truthful utility. A solve stopped at its time limit (or a spatial branch and bound stopped at its
+node or time limit) still holds a sound bound: it is certified too, with ``optimal`` false and
+the gap to the best misreport found (issue 22). No finite bound, numerical trouble or any other
+status gives ``certified_regret=None`` with the reason.
 
 Where the solver cannot take the bilinear IR payment exactly (HiGHS), each box is solved with the
 McCormick relaxation (a sound upper bound) and the misreport box is split (spatial branch and
@@ -52,6 +54,12 @@ class AgentCertificate:
     residual: float = float("nan")  # |MIP - network| for allocation/payment/utility at optimum
     stats: dict = attrs.Factory(dict)
     switch: str | None = None  # `solver auto` moved this certificate off Gurobi: why, to what
+    optimal: bool = True  # false: the bound is a stopped solve's best bound (gap open)
+
+    @property
+    def gap(self) -> float:
+        """Bound minus the utility of the best misreport found (0 up to tolerance when closed)."""
+        return max(self.utility_bound - self.best_utility, 0.0)
 
     @property
     def regret_found(self) -> float:
@@ -116,13 +124,15 @@ def certify_agent(
         res, why = solve(model, config.solver, opts, limited_licence)
         notes["fallback"] = notes["fallback"] or why
         notes["solver"] = res.solver
-        if res.status is SolveStatus.OPTIMAL:
+        if res.x is not None and res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
             bids = np.clip(res.x[form.bid_vars], lo, hi)
             r = _residual(mech, profile, agent, form, res, bids)
             notes["residual"] = max(np.nan_to_num(notes["residual"]), r)
         return res
 
-    def done(bound: float, certified: bool, reason: str | None, boxes: int = 1) -> AgentCertificate:
+    def done(
+        bound: float, certified: bool, reason: str | None, boxes: int = 1, optimal: bool = True
+    ) -> AgentCertificate:
         if certified and notes["residual"] > config.residual_tol:  # sound or silent
             certified = False
             reason = f"numerical trouble: the MIP solution disagrees with the network by {notes['residual']:.2e}"
@@ -130,7 +140,13 @@ def certify_agent(
             certified = False
             reason = f"numerical trouble: the proven bound is {truthful - bound:.2e} below the truthful utility"
         why = "; ".join(r for r in (reason, notes["fallback"]) if r) or None
-        stats = {**form.model.stats(), "unstable_relus": form.unstable, "relus": form.relus}
+        stats = {
+            **form.model.stats(),
+            "unstable_relus": form.unstable,
+            "relus": form.relus,
+            "optimal": bool(certified and optimal),
+            "regret_gap": max(bound - best["u"], 0.0) if np.isfinite(bound) else None,
+        }
         return AgentCertificate(
             agent,
             truthful,
@@ -145,11 +161,16 @@ def certify_agent(
             notes["residual"],
             stats,
             notes["fallback"],
+            bool(certified and optimal),
         )
 
     res = solve_fn(form.model, config.time_limit)
     if res.x is not None:
         evaluate(res.x)
+    if res.status is SolveStatus.TIME_LIMIT and np.isfinite(res.bound):  # still an upper bound
+        gap = res.bound - best["u"]
+        why = f"{res.reason or 'time limit'}; certified at the solver's best bound, gap {gap:.2e}"
+        return done(res.bound, True, why, optimal=False)
     if res.status is not SolveStatus.OPTIMAL:
         return done(res.bound if np.isfinite(res.bound) else float("inf"), False, res.reason)
     if not res.relaxed:
@@ -158,4 +179,9 @@ def certify_agent(
     sbb = spatial_branch_and_bound(
         form.model, res, solve_fn, evaluate, config.branch_gap, left, config.max_boxes
     )
-    return done(sbb.bound, sbb.certified, sbb.reason, sbb.nodes)
+    stopped = (  # stopped at its node or time limit: the largest open node's bound holds
+        not sbb.certified
+        and (sbb.reason or "").startswith("spatial branch and bound stopped")
+        and np.isfinite(sbb.bound)
+    )
+    return done(sbb.bound, sbb.certified or stopped, sbb.reason, sbb.nodes, sbb.certified)

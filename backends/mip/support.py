@@ -17,7 +17,9 @@ solve with no finite bound, or whose solution disagrees with the network, gives 
 
 from __future__ import annotations
 
+import enum
 import heapq
+import itertools
 import time
 
 import attrs
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from .certify import CertifyConfig
+from .corners import corner_model, simplex_model, triangulation, truthful_utility
 from .formulation import float_layers, network_copy, padded_bounds
 from .mechanisms import Mechanism, utilities
 from .model import Expr, MipModel
@@ -125,6 +128,11 @@ class Cell:
         own, rest = np.full(items, float(low)), np.full((agents - 1, items), float(low))
         top, rest_top = np.full(items, float(high)), np.full((agents - 1, items), float(high))
         return Cell(own, top, own.copy(), top.copy(), rest, rest_top)
+
+    def widths(self) -> np.ndarray:
+        """The widths of the values' and the other bids' sides (the sides a search splits)."""
+        lo, hi = self._flat()
+        return (hi - lo)[: len(self.values_lo) + self.others_lo.size]
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.concatenate([self.values_lo, self.others_lo.reshape(-1), self.misreport_lo])
@@ -254,15 +262,219 @@ def _residual(mech, agent, form: SupportFormulation, x: np.ndarray, w: Witness) 
     )
 
 
+class CellBound(enum.Enum):
+    """How a cell of (true values, other bids) is bounded."""
+
+    #: one-copy MIPs through the menu's convexity in the values (``corners.py``)
+    CORNERS = "corners"
+    #: one MIP with both copies of the network and the values as variables
+    JOINT = "joint"
+
+
 @attrs.frozen
 class SupportSearch:
-    """How the support is searched: the root MIP gets ``root_share`` of the time limit; then
-    cells of (true values, other bids) are split best-first, each a MIP of at most
-    ``cell_limit`` seconds with big-M constants from its own box."""
+    """How the support is searched. Cells of (true values, other bids) are split best-first on
+    their bound (the widest side first). ``CORNERS`` bounds a cell by one-copy MIPs (each at
+    most ``cell_limit`` s, absolute gap ``mip_gap``: only their bounds count); cells narrower
+    than ``joint_width`` are closed by the joint MIP, which is exact. ``JOINT`` gives the
+    whole-support MIP ``root_share`` of the time limit, then bounds every cell by joint MIPs
+    (the search before the corner bound; kept for comparison)."""
 
+    method: CellBound = CellBound.CORNERS
     root_share: float = 0.1
     cell_limit: float = 30.0
     max_cells: int = 4096
+    joint_width: float = 1.0 / 64
+    mip_gap: float = 1e-4
+
+
+def _samples(mech: Mechanism, agent: int, cell: Cell, per_side: int = 5):
+    """Points of the cell (values, then other bids flattened) and the truthful utility there."""
+    lo = np.concatenate([cell.values_lo, cell.others_lo.reshape(-1)])
+    hi = np.concatenate([cell.values_hi, cell.others_hi.reshape(-1)])
+    axes = [np.linspace(a, b, per_side) for a, b in zip(lo, hi, strict=True)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(lo))
+    items = len(cell.values_lo)
+    others = pts[:, items:].reshape(len(pts), -1, items)
+    return pts, truthful_utility(mech, agent, pts[:, :items], others)
+
+
+def _estimate(simplices, lo, hi, heights, pts, u_t, h) -> float:
+    """The simplex bound estimated at sample points (to choose the triangulation)."""
+    items, worst = len(lo), -np.inf
+    for simplex in simplices:
+        inside = simplex.contains(lo, hi, pts[:, :items])
+        if not inside.any():
+            continue
+        w, c = simplex.interpolant(lo, hi, [heights[b] for b in simplex.vertex_bits()])
+        p = pts[inside]
+        worst = max(worst, float((p[:, :items] @ w + c + p[:, items:] @ h - u_t[inside]).max()))
+    return worst
+
+
+class _Search:
+    """The state of one agent's search: the best point found, the corner MIPs already solved
+    (with one bidder they do not depend on the cell), and what the solvers reported."""
+
+    def __init__(self, mech, agent, low, high, config, limited, start, search, deadline):
+        self.mech, self.agent, self.low, self.high = mech, agent, low, high
+        self.config, self.limited, self.search, self.deadline = config, limited, search, deadline
+        self.best: Witness | None = start
+        self.layers = float_layers(mech)
+        self.corner_cache: dict[tuple, float] = {}
+        self.switch: str | None = None
+        self.solvers: set[str] = set()
+        self.residual = float("nan")
+        self.mips: dict[str, int] = {}
+        self.mip_seconds: dict[str, float] = {}
+        self.relaxed = False
+        self.joint_stats: dict = {}
+
+    def found(self) -> float:
+        return 0.0 if self.best is None else max(self.best.regret, 0.0)
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _offer(self, v, b, o) -> None:
+        t = torch.from_numpy
+        v, b, o = (np.clip(np.asarray(x, float), self.low, self.high) for x in (v, b, o))
+        r = float(regret_at_points(self.mech, self.agent, t(v)[None], t(b)[None], t(o)[None])[0])
+        if self.best is None or r > self.best.regret:
+            self.best = Witness(v, b, o, r)
+
+    def _note_residual(self, r: float) -> None:
+        self.residual = max(np.nan_to_num(self.residual), r)
+
+    def _solve(
+        self, kind: str, model: MipModel, seconds: float, gap: float, cutoff: float | None = None
+    ):
+        opts = SolverOptions(
+            time_limit=max(1e-3, seconds), mip_gap=gap, threads=self.config.threads, cutoff=cutoff
+        )
+        res, why = solve(model, self.config.solver, opts, self.limited)
+        self.switch = self.switch or why
+        self.solvers.add(res.solver)
+        self.mips[kind] = self.mips.get(kind, 0) + 1
+        self.mip_seconds[kind] = self.mip_seconds.get(kind, 0.0) + res.seconds
+        self.relaxed = self.relaxed or res.relaxed
+        ok = res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+        bound = res.bound if ok and np.isfinite(res.bound) else float("inf")
+        if cutoff is not None:  # nodes pruned at the cutoff may hold values up to it
+            bound = max(bound, cutoff)
+        if res.status is SolveStatus.OPTIMAL and not res.relaxed and res.x is not None:
+            bound = max(bound, res.objective)
+        return res, bound
+
+    def _seconds(self) -> float:
+        return min(self.search.cell_limit, self.left())
+
+    def joint(self, cell: Cell | None, seconds: float, cutoff: float | None = None) -> float:
+        """A sound upper bound on the regret over the cell by the joint MIP (inf: none)."""
+        form = formulate_support(
+            self.mech, self.agent, self.low, self.high, self.config.bounds, cell
+        )
+        if not self.joint_stats:
+            self.joint_stats = {
+                **form.model.stats(),
+                "unstable_relus": form.unstable,
+                "relus": form.relus,
+            }
+        if cell is not None and self._fast_refuses(form.model):
+            return float("inf")
+        res, bound = self._solve("joint", form.model, seconds, self.config.gap, cutoff)
+        if res.x is not None:
+            x = res.x
+            self._offer(x[form.values], x[form.misreport], x[form.others])
+            if not res.relaxed:
+                w = _witness(self.mech, self.agent, form, x, self.low, self.high)
+                self._note_residual(_residual(self.mech, self.agent, form, x, w))
+        return bound
+
+    def _fast_refuses(self, model: MipModel) -> bool:
+        """`solver auto` with Gurobi's size-limited licence: joint cells too big for it are
+        split further rather than handed to the slower exact solver."""
+        if self.config.solver is not SolverKind.AUTO or not gurobi.available():
+            return False
+        return gurobi.size_problem(model, self.limited) is not None
+
+    def corners(self, cell: Cell) -> float:
+        """A sound upper bound on the regret over the cell through the menu's convexity
+        (``corners.py``): the corner MIPs' bounds interpolated over each simplex of the
+        cell's values, minus the truthful utility, maximised by one MIP per simplex."""
+        mech, agent = self.mech, self.agent
+        lo, hi = cell.values_lo, cell.values_hi
+        o_lo, o_hi = cell.others_lo, cell.others_hi
+        pts, u_t = _samples(mech, agent, cell)
+        items = len(lo)
+        h = np.zeros(o_lo.size)
+        if o_lo.size:  # the others' slopes: a least-squares plane through u_T
+            design = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
+            h = np.linalg.lstsq(design, u_t, rcond=None)[0][items:-1]
+        heights = {}
+        for bits in itertools.product((False, True), repeat=items):
+            c = np.where(bits, hi, lo)
+            heights[bits] = self._corner(c, cell, h)
+            if not np.isfinite(heights[bits]) or self.left() <= 0:
+                return float("inf")
+        flip = min(
+            ((False, *rest) for rest in itertools.product((False, True), repeat=items - 1)),
+            key=lambda f: _estimate(triangulation(items, f), lo, hi, heights, pts, u_t, h),
+        )
+        worst = -np.inf
+        cutoff = self.found() + self.config.branch_gap
+        for simplex in triangulation(items, flip):
+            ys = [heights[b] for b in simplex.vertex_bits()]
+            cp, u_expr = simplex_model(
+                mech, self.layers, agent, lo, hi, o_lo, o_hi, simplex, ys, h, self.config.bounds
+            )
+            res, bound = self._solve(
+                "simplex", cp.model, self._seconds(), self.search.mip_gap, cutoff
+            )
+            if res.x is not None and not res.relaxed:
+                x = res.x
+                net = truthful_utility(mech, agent, x[cp.own][None], x[cp.others][None])[0]
+                self._note_residual(abs(float(u_expr.value(x)[0]) - float(net)))
+            worst = max(worst, bound)
+            if not np.isfinite(worst):
+                return float("inf")
+        return worst
+
+    def _corner(self, c: np.ndarray, cell: Cell, h: np.ndarray) -> float:
+        key = (tuple(c), tuple(cell.others_lo.reshape(-1)), tuple(cell.others_hi.reshape(-1)))
+        key += tuple(h)
+        if key in self.corner_cache:
+            return self.corner_cache[key]
+        mech, agent = self.mech, self.agent
+        cp, util = corner_model(
+            mech, self.layers, agent, c, self.low, self.high,
+            cell.others_lo, cell.others_hi, h, self.config.bounds,
+        )  # fmt: skip
+        res, bound = self._solve("corner", cp.model, self._seconds(), self.search.mip_gap)
+        if res.x is not None:
+            x = res.x
+            self._offer(c, x[cp.own], x[cp.others])
+            if not res.relaxed:
+                t = torch.from_numpy
+                b, o = (np.clip(x[i], self.low, self.high) for i in (cp.own, cp.others))
+                rows = list(t(o).unbind(0))
+                lie = torch.stack(rows[:agent] + [t(b)] + rows[agent:])[None]
+                truth = torch.stack(rows[:agent] + [t(c)] + rows[agent:])[None]
+                with torch.no_grad():
+                    u, _, _ = utilities(mech, lie, truth)
+                self._note_residual(abs(float(util.value(x)[0]) - float(u[0, agent])))
+        if np.isfinite(bound) or self.left() > 0:
+            self.corner_cache[key] = bound
+        return bound
+
+    def bound(self, cell: Cell, parent: float) -> float:
+        """The cell's bound by the configured method (never above its parent's: a subset)."""
+        cutoff = self.found() + self.config.branch_gap
+        if self.search.method is CellBound.JOINT:
+            return min(parent, self.joint(cell, self._seconds(), cutoff))
+        if max(cell.widths()) <= self.search.joint_width:
+            return min(parent, self.joint(cell, self._seconds(), cutoff))
+        return min(parent, self.corners(cell))
 
 
 def certify_support(
@@ -278,115 +490,74 @@ def certify_support(
     """``mech`` float64, eval mode. ``start``: the best point an attack found (a lower bound
     the certificate must not fall below, and the incumbent until a MIP beats it).
 
-    First one MIP over the whole support (the formulation above, big-M from bounds over the
-    whole support). Its relaxation is loose (both copies of the network relaxed at once, the
-    value products over [0, 1]^2), so when its gap stays open the space of true values and
-    other bids (and misreports, where a solver relaxes products) is split best-first: a cell's MIP has big-M constants and product envelopes
-    from the cell's own box, and every cell keeps its parent's bound until its own is
-    proven. The reported bound is the largest over the open cells (they cover the support),
-    sound whenever the search stops."""
+    The space of true values and other bids is split best-first into cells (see
+    ``SupportSearch``); every cell keeps its parent's bound until its own is proven, so the
+    largest bound over the open cells (they cover the support) is a sound upper bound whenever
+    the search stops."""
     t0 = time.perf_counter()
-    deadline = t0 + config.time_limit
-    best = {"w": start}
-    notes: dict = {"switch": None, "solver": set(), "residual": float("nan"), "cells": 0}
-
-    def found() -> float:
-        return 0.0 if best["w"] is None else max(best["w"].regret, 0.0)
-
-    def solve_cell(
-        cell: Cell | None, seconds: float, cutoff: float | None = None
-    ) -> tuple[float, SupportFormulation | None]:
-        """A sound upper bound on the regret over the cell (inf when the solver gave none).
-        ``cutoff``: the solver may stop once it proves the cell cannot beat it. A cell whose
-        MIP the fast solver's licence refuses is not solved (its parent's bound stands)."""
-        form = formulate_support(mech, agent, low, high, config.bounds, cell)
-        if cell is not None and fast_refuses(form.model):
-            return float("inf"), None
-        opts = SolverOptions(
-            time_limit=max(1e-3, seconds),
-            mip_gap=config.gap,
-            threads=config.threads,
-            cutoff=cutoff,
-        )
-        res, why = solve(form.model, config.solver, opts, limited_licence)
-        notes["switch"] = notes["switch"] or why
-        notes["solver"].add(res.solver)
-        notes["cells"] += 1
-        notes["relaxed"] = notes.get("relaxed", False) or res.relaxed
-        if res.x is not None:
-            w = _witness(mech, agent, form, res.x, low, high)
-            if best["w"] is None or w.regret > best["w"].regret:
-                best["w"] = w
-            if not res.relaxed:
-                r = _residual(mech, agent, form, res.x, w)
-                notes["residual"] = max(np.nan_to_num(notes["residual"]), r)
-        ok = res.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
-        bound = res.bound if ok and np.isfinite(res.bound) else float("inf")
-        if cutoff is not None:  # nodes pruned at the cutoff may hold values up to it
-            bound = max(bound, cutoff)
-        if res.status is SolveStatus.OPTIMAL and not res.relaxed:
-            bound = max(bound, res.objective)
-        return bound, form
-
-    def fast_refuses(model: MipModel) -> bool:
-        """`solver auto` with Gurobi's size-limited licence: cells too big for it are split
-        further rather than handed to the slower exact solver."""
-        if config.solver is not SolverKind.AUTO or not gurobi.available():
-            return False
-        return gurobi.size_problem(model, limited_licence) is not None
-
-    root_bound, root = solve_cell(None, config.time_limit * search.root_share)
+    st = _Search(
+        mech, agent, low, high, config, limited_licence, start, search, t0 + config.time_limit
+    )
+    cfg = mech.config
+    whole = Cell.whole(cfg.agents, cfg.items, low, high)
+    root_bound = float("inf")
+    if search.method is CellBound.JOINT:
+        root_bound = st.joint(None, config.time_limit * search.root_share)
+    else:
+        root_bound = st.bound(whole, float("inf"))
     root_seconds = time.perf_counter() - t0
-    heap = [(-root_bound, 0, Cell.whole(mech.config.agents, mech.config.items, low, high))]
-    counter, reason = 1, None
+    heap = [(-root_bound, 0, whole)]
+    counter, reason, cells = 1, None, 1
     while heap:
         top = -heap[0][0]
-        if top <= found() + config.branch_gap:
+        if top <= st.found() + config.branch_gap:
             break
-        left = deadline - time.perf_counter()
-        if left <= 0 or notes["cells"] >= search.max_cells:
+        if st.left() <= 0 or cells >= search.max_cells:
             reason = f"time limit {config.time_limit:g}s: {len(heap)} cells open"
             break
         _, _, cell = heapq.heappop(heap)
-        for child in cell.split(misreport=notes.get("relaxed", False)):
-            left = deadline - time.perf_counter()
-            bound = top
-            if left > 0:
-                cutoff = found() + config.branch_gap
-                bound = min(top, solve_cell(child, min(search.cell_limit, left), cutoff)[0])
-            if bound > found() + config.branch_gap:
+        joint = search.method is CellBound.JOINT or max(cell.widths()) <= search.joint_width
+        for child in cell.split(misreport=joint and st.relaxed):
+            bound = st.bound(child, top) if st.left() > 0 else top
+            cells += 1
+            if bound > st.found() + config.branch_gap:
                 heapq.heappush(heap, (-bound, counter, child))
                 counter += 1
-    bound = max([-h[0] for h in heap] + [found()])
-    optimal = bound <= found() + config.branch_gap
+    found = st.found()
+    bound = max([-h[0] for h in heap] + [found])
+    optimal = bound <= found + config.branch_gap
     claim: float | None = max(bound, 0.0) + 0.0 if np.isfinite(bound) else None
-    if claim is not None and notes["residual"] > config.residual_tol:  # sound or silent
+    if claim is not None and st.residual > config.residual_tol:  # sound or silent
         reason = (
-            f"numerical trouble: a MIP's utilities disagree with the network by "
-            f"{notes['residual']:.2e}"
+            f"numerical trouble: a MIP's utilities disagree with the network by {st.residual:.2e}"
         )
         claim, optimal = None, False
     if claim is None and reason is None:
         reason = "the solver returned no finite bound"
     stats = {
-        **root.model.stats(),
-        "unstable_relus": root.unstable,
-        "relus": root.relus,
+        **st.joint_stats,
+        "method": search.method.value,
         "root_bound": root_bound if np.isfinite(root_bound) else None,
         "root_seconds": root_seconds,
-        "cells": notes["cells"],
+        "cells": cells,
         "open_cells": len(heap),
+        "mips": st.mips,
+        "mip_seconds": {k: round(v, 1) for k, v in st.mip_seconds.items()},
+        "top_cells": [
+            (round(-b, 5), c.values_lo.tolist(), c.values_hi.tolist())
+            for b, _, c in heapq.nsmallest(3, heap)
+        ],
     }
-    why = "; ".join(r for r in (reason, notes["switch"]) if r) or None
+    why = "; ".join(r for r in (reason, st.switch) if r) or None
     return SupportCertificate(
         agent,
         claim,
-        found(),
-        best["w"],
+        found,
+        st.best,
         optimal and claim is not None,
         time.perf_counter() - t0,
-        "+".join(sorted(notes["solver"])),
+        "+".join(sorted(st.solvers)),
         why,
-        notes["residual"],
+        st.residual,
         stats,
     )
