@@ -64,11 +64,23 @@ def feasible_point(
     return True, None  # anything else: not decided, keep the domain open
 
 
+def exact_for(net) -> bool:
+    """Is the network affine once its ReLU phases are fixed (only affine ops besides the
+    ReLUs)? Only then is a leaf an LP: a max pool or a sigmoid is not linear on the leaf, and
+    the pieces taken at x = 0 are not the network elsewhere (a max-pool CNN's LP was wrong)."""
+    from threatlang.bounds.nonlinear import BoundReLU
+
+    return all(op.affine or isinstance(op, BoundReLU) for op in net.ops)
+
+
 def decide(net, problem: Problem, masks, phases, lo, hi, open_terms) -> tuple[np.ndarray, list]:
     """For one leaf: which of its open terms are infeasible (bool per term), and candidate
-    counterexample points from the feasible ones."""
+    counterexample points from the feasible ones. Nothing is closed on a network that is not
+    piecewise affine in its ReLUs (`exact_for`): the search bisects those leaves instead."""
     import torch
 
+    if not exact_for(net):
+        return np.zeros(problem.terms, dtype=bool), []
     a, c = net.linear_pieces(tuple(torch.from_numpy(m) for m in masks))
     a, c = a.numpy(), c.numpy()
     closed = np.zeros(problem.terms, dtype=bool)
