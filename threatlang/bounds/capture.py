@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from . import rules as _rules  # noqa: F401  (registers the built-in lowering rules)
 from . import rules_more as _rules_more  # noqa: F401
+from . import softmax as _softmax  # noqa: F401
 from .dag import BoundGraph
 from .export import export_model
 from .lower import Lowering
