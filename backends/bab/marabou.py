@@ -49,7 +49,11 @@ def solve_marabou(
         left = limit - (time.monotonic() - start)
         if left < 1:  # Marabou's time-out is in whole seconds (0 means none)
             return _out("unknown", start, _late(limit, term, problem), True, unconfirmed)
-        code, point = _query(marabou, onnx, problem, term, lo, hi, int(left))
+        try:
+            code, point = _query(marabou, onnx, problem, term, lo, hi, int(left))
+        except NotImplementedError as err:  # Marabou's ONNX reader lacks an operator
+            reason = f"Marabou cannot read {os.path.basename(onnx)}: {err}"
+            return _out("unknown", start, reason, False, unconfirmed)
         if code == "unsat":
             continue
         if code == "sat":
