@@ -5,10 +5,11 @@ Each instance gets its own run directory under the set's directory (its records,
 resumability are those of a single run); the set keeps `results.csv` in VNN-COMP's form, one
 line per finished instance (`instance,verdict,time`), appended as each one ends. That file is
 the set's ledger: `resume` skips the instances it lists and restarts the one that was cut off
-(its partial run directories are set aside, not deleted). An instances.csv row whose input set is a union of boxes (the
-importer writes one box spec per box) is one instance with one verdict: `holds` when every box
-holds, `violated` when any box has a confirmed counterexample; the boxes share the instance's
-time limit.
+(its partial run directories are set aside, not deleted). An instances.csv row whose input
+set is a union of boxes is one instance with one verdict: the importer writes it as one spec
+(`threat boxes`), `holds` when every box holds, `violated` when any box has a confirmed
+counterexample, the boxes sharing the instance's time limit. (An instance of several specs,
+combined by `combine`, is no longer written by the importer.)
 
 With the Ray executor the instances themselves run in parallel, one per worker.
 """
