@@ -125,6 +125,42 @@ class EngineNet:
         a = torch.autograd.functional.jacobian(pieces, x0)
         return a.detach(), c
 
+    def prepare(self, lo, hi, splits=None, pre_in=None, inner_steps: int = 0):
+        """The interval pass of a bound: (input set, trace of each op's input box, per ReLU
+        layer the (N, n_l) pre-activation bounds with the splits applied, (N,) empty, the
+        output box). Intermediate bounds come from `pre_in` (intersected with IBP) when
+        given, else from CROWN (alpha-optimised with `inner_steps`)."""
+        n = lo.shape[0]
+        shape = self.input_shape
+        box = Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
+        inputs = BoxInput(box)
+        trace: dict = {}
+        empty = torch.zeros(n, dtype=torch.bool)
+        pre: list[tuple[Tensor, Tensor]] = []
+        for i, op in enumerate(self.ops):
+            if isinstance(op, BoundReLU):
+                layer = len(pre)
+                if pre_in is not None:
+                    low, up = pre_in[layer]
+                    known = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
+                    box = _intersect(box, known)
+                elif not _ibp_exact(self.ops[:i]):
+                    box = _intersect(
+                        box, _crown_box(inputs, self.ops[:i], box, trace, pre, inner_steps)
+                    )
+                low, up = box.lo.flatten(1), box.hi.flatten(1)
+                if splits is not None and splits[layer] is not None:
+                    s = splits[layer]
+                    low = torch.where(s > 0, low.clamp(min=0), low)
+                    up = torch.where(s < 0, up.clamp(max=0), up)
+                    empty |= (low > up).any(1)
+                    up = torch.maximum(up, low)
+                    box = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
+                pre.append((low, up))
+            trace[id(op)] = box
+            box = op.interval(box, trace)
+        return inputs, trace, tuple(pre), empty, box
+
     def bound(
         self,
         lo: Tensor,
@@ -159,46 +195,21 @@ class EngineNet:
     def _bound(
         self, lo, hi, c, splits, alpha_steps, alpha_intermediate, pre_in, alphas, betas, active
     ) -> Bounds:
-        n = lo.shape[0]
-        shape = self.input_shape
-        box = Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
-        inputs = BoxInput(box)
-        trace: dict = {}
-        empty = torch.zeros(n, dtype=torch.bool)
-        pre: list[tuple[Tensor, Tensor]] = []
         inner = alpha_steps if alpha_intermediate else 0
-        for i, op in enumerate(self.ops):
-            if isinstance(op, BoundReLU):
-                layer = len(pre)
-                if pre_in is not None:
-                    low, up = pre_in[layer]
-                    known = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
-                    box = _intersect(box, known)
-                elif not _ibp_exact(self.ops[:i]):
-                    box = _intersect(box, _crown_box(inputs, self.ops[:i], box, trace, pre, inner))
-                low, up = box.lo.flatten(1), box.hi.flatten(1)
-                if splits is not None and splits[layer] is not None:
-                    s = splits[layer]
-                    low = torch.where(s > 0, low.clamp(min=0), low)
-                    up = torch.where(s < 0, up.clamp(max=0), up)
-                    empty |= (low > up).any(1)
-                    up = torch.maximum(up, low)
-                    box = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
-                pre.append((low, up))
-            trace[id(op)] = box
-            box = op.interval(box, trace)
-        s_rows = c.shape[0]
-        a = (
-            c.to(DTYPE)
-            .reshape(1, s_rows, *box.centre.shape[1:])
-            .expand(n, -1, *box.centre.shape[1:])
-        )
+        inputs, trace, pre, empty, box = self.prepare(lo, hi, splits, pre_in, inner)
+        n = lo.shape[0]
+        out_shape = box.centre.shape[1:]
+        if c.dim() == 3:  # rows per domain (N, S, outputs)
+            a = c.to(DTYPE).reshape(n, c.shape[1], *out_shape)
+        else:
+            a = c.to(DTYPE).reshape(1, c.shape[0], *out_shape).expand(n, -1, *out_shape)
         ibp = (a.flatten(2) * box.centre.flatten(1)[:, None]).sum(2) - (
             a.flatten(2).abs() * box.radius.flatten(1)[:, None]
         ).sum(2)
         crown = optimize.backward(self.ops, inputs, a, trace)
         lower, res, out_alphas, out_betas = torch.maximum(crown.lower, ibp), crown, None, None
-        if alpha_steps > 0 and pre and any(bool(((lw < 0) & (u > 0)).any()) for lw, u in pre):
+        optimised = alpha_steps > 0 or alphas is not None
+        if optimised and pre and any(bool(((lw < 0) & (u > 0)).any()) for lw, u in pre):
             signs = None
             if splits is not None and any(bool((sp != 0).any()) for sp in splits):
                 signs = tuple(sp.to(DTYPE) for sp in splits)
@@ -210,7 +221,7 @@ class EngineNet:
         return Bounds(
             lower=lower,
             a_in=res.a_in,
-            pre=tuple(pre),
+            pre=pre,
             relu_a=res.relu_a,
             empty=empty,
             alphas=out_alphas,

@@ -30,6 +30,12 @@ class Domains:
     fixed: Tensor
     #: (N,) long: the open term furthest from being ruled out (the attacks aim at it)
     term: Tensor
+    #: ReLU splitting's warm start, inherited by children (None until bounded, or input
+    #: splitting): per ReLU layer, the pre-activation bounds (N, n_l) lo, hi valid on the
+    #: domain, and the optimised lower slopes and split multipliers (N, S, n_l), float32
+    pre: tuple[tuple[Tensor, Tensor], ...] | None = None
+    alphas: tuple[Tensor, ...] | None = None
+    betas: tuple[Tensor, ...] | None = None
 
     @classmethod
     def root(cls, lo: Tensor, hi: Tensor, open_terms: Tensor, sizes) -> Domains:
@@ -61,6 +67,9 @@ class Domains:
             self.a_worst[idx],
             self.fixed[idx],
             self.term[idx],
+            None if self.pre is None else tuple((lo[idx], hi[idx]) for lo, hi in self.pre),
+            _rows(self.alphas, idx),
+            _rows(self.betas, idx),
         )
 
     def pop(self, n: int) -> Domains:
@@ -95,6 +104,29 @@ def cat(parts: list[Domains]) -> Domains:
         torch.cat([p.a_worst for p in parts]),
         torch.cat([p.fixed for p in parts]),
         torch.cat([p.term for p in parts]),
+        _cat_pre([p.pre for p in parts]),
+        _cat_layers([p.alphas for p in parts]),
+        _cat_layers([p.betas for p in parts]),
+    )
+
+
+def _rows(layers: tuple[Tensor, ...] | None, idx) -> tuple[Tensor, ...] | None:
+    return None if layers is None else tuple(t[idx] for t in layers)
+
+
+def _cat_layers(parts: list[tuple[Tensor, ...] | None]) -> tuple[Tensor, ...] | None:
+    """Per layer, the parts' rows in order; None unless every part has them."""
+    if any(p is None for p in parts):
+        return None
+    return tuple(torch.cat(layer) for layer in zip(*parts, strict=True))
+
+
+def _cat_pre(parts) -> tuple[tuple[Tensor, Tensor], ...] | None:
+    if any(p is None for p in parts):
+        return None
+    return tuple(
+        (torch.cat([b[0] for b in layer]), torch.cat([b[1] for b in layer]))
+        for layer in zip(*parts, strict=True)
     )
 
 
@@ -119,9 +151,8 @@ def worst_rows(problem: Problem, lower: Tensor, open_terms: Tensor) -> Tensor:
     return gap.argmax(1)
 
 
-def fixed_phases(pre, splits) -> Tensor:
-    """(N,) bool: no ReLU is unstable and free."""
-    n = pre[0][0].shape[0] if pre else 0
+def fixed_phases(pre, splits, n: int) -> Tensor:
+    """(N,) bool: no ReLU is unstable and free (all N of a network without ReLUs)."""
     out = torch.ones(n, dtype=torch.bool)
     for (low, up), s in zip(pre, splits, strict=True):
         out &= ~((low < 0) & (up > 0) & (s == 0)).any(1)

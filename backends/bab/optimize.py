@@ -117,10 +117,14 @@ def optimise(
         ]
     else:
         betas = None
+    if steps == 0:  # evaluate the given slopes and multipliers
+        with torch.no_grad():
+            result = backward(ops, inputs, spec, trace, alphas, betas, signs)
+        return Optimised(result, tuple(alphas), tuple(betas) if betas else None)
     trace = {k: v for k, v in trace.items()}
     weight = torch.ones(n, s, dtype=dtype) if active is None else active.to(dtype)
     params = [*alphas, *(betas or [])]
-    best: Backward | None = None
+    best_lower = None
     best_alphas = [a.detach().clone() for a in alphas]
     best_betas = [b.detach().clone() for b in betas] if betas is not None else None
     with torch.enable_grad():
@@ -130,24 +134,22 @@ def optimise(
         if betas:
             groups.append({"params": betas, "lr": LR_BETA})
         opt = torch.optim.Adam(groups)
-        for step in range(steps + 1):
-            cur = backward(ops, inputs, spec, trace, alphas, betas, signs)
-            low = cur.lower.detach()
-            if best is None:
-                best = _detached(cur)
-            else:
-                better = low > best.lower
-                best = _where(better, cur, best)
+        for _step in range(steps):
+            cur = backward(ops, inputs, spec, trace, alphas, betas, signs).lower
+            low = cur.detach()
+            if best_lower is None:
+                best_lower = low.clone()
+            else:  # the slopes and multipliers of the best bound seen, per row
+                better = low > best_lower
+                best_lower = torch.where(better, low, best_lower)
                 for ba, a in zip(best_alphas, alphas, strict=True):
                     ba.copy_(torch.where(better[..., None], a.detach(), ba))
-                if best_betas is not None:
-                    for bb, b in zip(best_betas, betas, strict=True):
-                        bb.copy_(torch.where(better[..., None], b.detach(), bb))
-            if step == steps or not params:
+                for bb, b in zip(best_betas or [], betas or [], strict=True):
+                    bb.copy_(torch.where(better[..., None], b.detach(), bb))
+            if not params:
                 break
             opt.zero_grad()
-            loss = -(cur.lower * weight).sum()
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            grads = torch.autograd.grad(-(cur * weight).sum(), params, allow_unused=True)
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
             opt.step()
@@ -156,17 +158,18 @@ def optimise(
                     a.clamp_(0.0, 1.0)
                 for b in betas or []:
                     b.clamp_(min=0.0)
-    return Optimised(best, tuple(best_alphas), tuple(best_betas) if best_betas else None)
-
-
-def _detached(b: Backward) -> Backward:
-    return Backward(b.lower.detach(), b.a_in.detach(), tuple(a.detach() for a in b.relu_a))
-
-
-def _where(better: Tensor, new: Backward, old: Backward) -> Backward:
-    m = better[..., None]
-    return Backward(
-        torch.where(better, new.lower.detach(), old.lower),
-        torch.where(m, new.a_in.detach(), old.a_in),
-        tuple(torch.where(m, x.detach(), y) for x, y in zip(new.relu_a, old.relu_a, strict=True)),
-    )
+        # the last iterate is scored too; then one pass with the best per row gives the bound
+        # (and the coefficients branching reads)
+        with torch.no_grad():
+            low = backward(ops, inputs, spec, trace, alphas, betas, signs).lower
+            if best_lower is not None:
+                better = low > best_lower
+                for ba, a in zip(best_alphas, alphas, strict=True):
+                    ba.copy_(torch.where(better[..., None], a.detach(), ba))
+                for bb, b in zip(best_betas or [], betas or [], strict=True):
+                    bb.copy_(torch.where(better[..., None], b.detach(), bb))
+            else:
+                best_alphas = [a.detach() for a in alphas]
+                best_betas = [b.detach() for b in betas] if betas is not None else None
+            result = backward(ops, inputs, spec, trace, best_alphas, best_betas, signs)
+    return Optimised(result, tuple(best_alphas), tuple(best_betas) if best_betas else None)

@@ -22,13 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import attack, leaf
+from . import attack, input_split, leaf, relu_bab
 from .adapter import DTYPE, Bounds, EngineNet
-from .branching import bisect, input_candidates, pick_split, relu_split, widest_split
+from .branching import bisect, input_candidates, pick_split, widest_split
+from .chain import ReluChain
 from .config import BabOptions
 from .confirm import Original, confirm
 from .domains import Domains, cat, fixed_phases, term_margins, worst_rows
 from .problem import Problem
+from .relu_branching import fsb_split
 
 #: attacks inside open domains may take this share of the time spent so far
 ATTACK_SHARE = 0.15
@@ -95,6 +97,14 @@ class _Search:
         self.depth = 0
         self.unconfirmed = 0
         self.use_lp = leaf.available()
+        #: input splitting on a chain of affine maps and ReLUs: the lean engine (`chain.py`)
+        self.splitter = None
+        relu_mode = opts.branching == "relu" or (
+            opts.branching == "auto" and net.dims > opts.input_split_max_dims
+        )
+        chain = None if relu_mode or not self.use_lp else ReluChain.of(net)
+        if chain is not None:
+            self.splitter = input_split.ChainSplit(self, chain)
 
     # ---------------------------------------------------------------- engine, under the clock
     def bound(self, lo: Tensor, hi: Tensor, splits=None) -> Bounds:
@@ -166,7 +176,7 @@ class _Search:
         batch.margin, batch.term = margins.min(1)
         rows = worst_rows(self.problem, b.lower, batch.open)
         batch.a_worst = b.a_in[torch.arange(len(batch)), rows]
-        batch.fixed = fixed_phases(b.pre, batch.splits)
+        batch.fixed = fixed_phases(b.pre, batch.splits, len(batch))
         return batch, b
 
     def candidates(self, batch: Domains) -> None:
@@ -250,7 +260,10 @@ class _Search:
             root = Domains.root(
                 lo_t, hi_t, torch.ones(1, problem.terms, dtype=torch.bool), net.relu_sizes
             )
-            root, b = self.close(root, self.bound(root.lo, root.hi, root.splits))
+            if self.splitter is not None:
+                root, b = self.splitter.root(root), None
+            else:
+                root, b = self.close(root, self.bound(root.lo, root.hi, root.splits))
             if not len(root):
                 return self.outcome("holds", alone="holds")
             self.attack_box(lo_t, hi_t)
@@ -258,6 +271,11 @@ class _Search:
             relu_mode = opts.branching == "relu" or (
                 opts.branching == "auto" and net.dims > opts.input_split_max_dims
             )
+            if relu_mode:  # optimised slopes at the root, kept for the children (beta-CROWN)
+                root, b = self.close(root, relu_bab.bound_domains(self, root, root=True))
+                if not len(root):
+                    return self.outcome("holds", alone="holds")
+                relu_bab.remember(root, b)
             queue = root.select(self.leaves(root, b)) if relu_mode else root
             while len(queue):
                 if len(queue) > opts.max_domains:
@@ -290,13 +308,17 @@ class _Search:
 
     def step_input(self, batch: Domains) -> Domains:
         """Bounded open domains in: the open children of their best splits out."""
+        if self.splitter is not None:
+            return self.splitter.step(batch)
         self.candidates(batch)
         batch = batch.select(self.leaves(batch, None))
         return self.split_inputs(batch) if len(batch) else batch
 
     def step_relu(self, batch: Domains) -> Domains:
-        """Unbounded domains in: bounded, checked, leaves decided, split by ReLU phase."""
-        batch, b = self.close(batch, self.bound(batch.lo, batch.hi, batch.splits))
+        """Unbounded domains in: bounded (optimised, warm-started from the parent), checked,
+        leaves decided, split by ReLU phase."""
+        batch, b = self.close(batch, relu_bab.bound_domains(self, batch))
+        relu_bab.remember(batch, b)
         self.candidates(batch)
         if not len(batch):
             return batch
@@ -307,11 +329,8 @@ class _Search:
         parts = []
         if bool(free.any()):
             sub = batch.select(free)
-            children, _ = relu_split(
-                sub,
-                tuple((lo[free], hi[free]) for lo, hi in b.pre),
-                tuple(a[free] for a in b.relu_a),
-                rows[free],
+            children, _ = fsb_split(
+                self.net, self.problem, self.c, sub, tuple(a[free] for a in b.relu_a), rows[free]
             )
             parts.append(children)
         if bool((~free).any()):  # an LP left undecided (numerical trouble): bisect inputs
@@ -347,14 +366,7 @@ def solve(
 
 
 def _select(b: Bounds, keep) -> Bounds:
-    return attrs.evolve(
-        b,
-        lower=b.lower[keep],
-        a_in=b.a_in[keep],
-        pre=tuple((lo[keep], hi[keep]) for lo, hi in b.pre),
-        relu_a=tuple(a[keep] for a in b.relu_a),
-        empty=b.empty[keep],
-    )
+    return relu_bab.select_bounds(b, keep)
 
 
 def _cat_bounds(parts: list[Bounds]) -> Bounds:
