@@ -29,7 +29,7 @@ import torch
 from threatlang.backends.mip import mechanisms
 from threatlang.backends.mip.bounds import interval_bounds
 from threatlang.backends.mip.mechanisms import Mechanism, MechanismConfig
-from threatlang.backends.mip.menu import best_grid_bids, grid_bids
+from threatlang.backends.mip.menu import argmax_rows, grid_bids
 from threatlang.backends.mip.regret import AttackConfig, deviation_utilities
 from threatlang.backends.mip.sparsemax import sparsemax_sorted
 from threatlang.backends.mip.train import TrainConfig, train_mechanism
@@ -58,6 +58,25 @@ def legacy_stability(layers, values: torch.Tensor, box: SupportBox) -> torch.Ten
     lo, hi = lo.flatten(0, 1).flatten(-2), hi.flatten(0, 1).flatten(-2)
     bounds = interval_bounds(layers, lo, hi)[:-1]
     return sum(-torch.tanh(1 + u * lo_).sum(dim=-1) for lo_, u in bounds).mean()
+
+
+def legacy_best_grid_bids(mech, values, grid, chunk_rows: int = 1 << 16):
+    """The grid search as the previous loop ran it (frozen here: ``menu.best_grid_bids`` has
+    since changed): one forward of the grid for one bidder, else every deviation profile of a
+    chunk of 65,536 rows through ``deviation_utilities``."""
+    b, a, _ = values.shape
+    with torch.no_grad():
+        if a == 1:
+            alloc, pay = mech(grid[:, None, :])
+            u = torch.addmm(-pay[:, 0], values[:, 0, :], alloc[:, 0, :].T)
+            return grid[argmax_rows(u)][:, None, :]
+        per = max(1, chunk_rows // (len(grid) * a))
+        out = []
+        for start in range(0, b, per):
+            v = values[start : start + per]
+            m = grid[:, None, None, :].expand(len(grid), len(v), a, grid.shape[-1])
+            out.append(grid[deviation_utilities(mech, v, m).argmax(dim=0)])
+        return torch.cat(out)
 
 
 def legacy_find_misreports(mech, values, box, config, starts):
@@ -96,7 +115,7 @@ def legacy_train(mech, box, cfg: TrainConfig, gen) -> None:
         values = sample_profiles(box, cfg.batch_size, gen)
         mech.eval()
         m = legacy_find_misreports(
-            mech, values, box, cfg.attack, [best_grid_bids(mech, values, grid)]
+            mech, values, box, cfg.attack, [legacy_best_grid_bids(mech, values, grid)]
         )
         mech.train()
         alloc, pay = mech(values)

@@ -1,19 +1,193 @@
-"""A deviating bidder's utility and its gradient in the misreport, without autograd.
+"""The mechanism's forward and backward written out, without autograd.
 
-The misreport ascent (RegretNet's inner loop, §4.2.2.2) needs ``d u_i / d b_i`` for a batch of
-deviation profiles a few times per training step. Through autograd that is a recorded graph and
-an engine pass over ~40 small ops; the mechanism is a ReLU MLP with two small heads, so the
-backward is a handful of matrix products written out here (checked against autograd in the
-tests, for every allocation and payment kind).
+The trainer needs, every batch, the misreport gradient ``d u_i / d b_i`` a few times (the
+ascent, RegretNet's inner loop, §4.2.2.2) and the weight gradient of the training loss once.
+Through autograd each is a recorded graph and an engine pass over ~40 small ops; the mechanism
+is a ReLU MLP with two small heads, so ``forward`` keeps the few activations the backward needs
+and ``backward`` is a handful of matrix products, given the loss's gradient in the allocation
+and payment of every row (checked against autograd in ``tests/mip/test_fast_paths.py``, for
+every allocation and payment kind).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
 from .mechanisms import AllocationKind, Mechanism, PaymentKind
 from .sparsemax import sparsemax
 from .valuations import deviation_profiles
+
+
+class Forward(NamedTuple):
+    """One forward pass over rows ``x (N, agents * items)`` and what its backward needs."""
+
+    x: torch.Tensor
+    hidden: list[torch.Tensor]  # post-ReLU activations of every trunk layer
+    full: torch.Tensor  # (N, agents + 1, items): the allocation with the "not allocated" entry
+    raw: torch.Tensor  # (N, agents): the payment head's output
+    frac: torch.Tensor | None  # (N, agents): the payment fraction (fractional payments)
+    alloc: torch.Tensor  # (N, agents, items)
+    pay: torch.Tensor  # (N, agents)
+
+
+def head_weights(mech: Mechanism) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both heads as one affine map (one product for both): ``(W, b)``."""
+    w = torch.cat([mech.alloc_head.weight, mech.pay_head.weight])
+    return w, torch.cat([mech.alloc_head.bias, mech.pay_head.bias])
+
+
+@torch.no_grad()
+def forward(mech: Mechanism, x: torch.Tensor, heads=None) -> Forward:
+    """``mech`` on rows ``x (N, agents * items)`` (the same numbers as ``mech(x.view(...))``);
+    ``heads``: ``head_weights(mech)`` when the caller already has it."""
+    cfg = mech.config
+    agents, items = cfg.agents, cfg.items
+    n = x.shape[0]
+    hs, h = [], x
+    for layer in mech.trunk:
+        h = torch.addmm(layer.bias, h, layer.weight.T).clamp_min_(0.0)
+        hs.append(h)
+    w_heads, b_heads = head_weights(mech) if heads is None else heads
+    out = torch.addmm(b_heads, h, w_heads.T)
+    n_alloc = (agents + 1) * items
+    logits = out[:, :n_alloc].view(n, agents + 1, items)
+    if cfg.allocation is AllocationKind.SPARSEMAX:
+        full = sparsemax(logits, dim=1)
+    else:
+        full = torch.softmax(logits, dim=1)
+    alloc = full[:, :agents]
+    raw = out[:, n_alloc:]
+    frac = None
+    if cfg.payment is PaymentKind.FREE:
+        pay = raw.clamp_min(0.0) if mech.clip_payments else raw
+    else:
+        if cfg.payment is PaymentKind.FRACTIONAL_SIGMOID:
+            frac = torch.sigmoid(raw)
+        else:
+            frac = (raw + 0.5).clamp_(0.0, 1.0)
+        pay = frac * (alloc * x.view(n, agents, items)).sum(-1)
+    return Forward(x, hs, full, raw, frac, alloc, pay)
+
+
+@torch.no_grad()
+def backward(
+    mech: Mechanism,
+    fwd: Forward,
+    g_alloc: torch.Tensor,
+    g_pay: torch.Tensor | None,
+    weights: bool = True,
+    inputs: bool = False,
+    heads=None,
+) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+    """Gradients of a loss whose gradient in ``fwd.alloc`` is ``g_alloc (N, agents, items)`` and
+    in ``fwd.pay`` is ``g_pay (N, agents)`` (None: zero): in the parameters, in the order of
+    ``mech.parameters()`` (if ``weights``), and in the rows ``x`` (if ``inputs``)."""
+    cfg = mech.config
+    agents, items = cfg.agents, cfg.items
+    n = fwd.x.shape[0]
+    g_x = None
+    if g_pay is None:
+        g_raw = torch.zeros_like(fwd.raw)
+    elif cfg.payment is PaymentKind.FREE:
+        g_raw = g_pay * (fwd.raw > 0) if mech.clip_payments else g_pay
+    else:
+        bids = fwd.x.view(n, agents, items)
+        frac = fwd.frac
+        if cfg.payment is PaymentKind.FRACTIONAL_SIGMOID:
+            d_frac = frac * (1 - frac)
+        else:
+            d_frac = ((fwd.raw > -0.5) & (fwd.raw < 0.5)).to(frac.dtype)
+        spent = (fwd.alloc * bids).sum(-1)
+        g_raw = g_pay * d_frac * spent
+        scaled = (g_pay * frac)[..., None]
+        g_alloc = g_alloc + scaled * bids
+        if inputs:
+            g_x = (scaled * fwd.alloc).reshape(n, agents * items)
+    full = fwd.full
+    g_full = torch.cat([g_alloc, torch.zeros_like(full[:, agents:])], dim=1)
+    if cfg.allocation is AllocationKind.SPARSEMAX:
+        support = (full > 0).to(full.dtype)
+        mean = (g_full * support).sum(1, keepdim=True) / support.sum(1, keepdim=True)
+        g_logits = support * (g_full - mean)
+    else:
+        g_logits = full * (g_full - (full * g_full).sum(1, keepdim=True))
+    g_out = torch.cat([g_logits.reshape(n, -1), g_raw], dim=1)
+    w_heads = head_weights(mech)[0] if heads is None else heads[0]
+    grads: list[torch.Tensor] = []
+    if weights:
+        last = fwd.hidden[-1]
+        g_wh, g_bh = g_out.T @ last, g_out.sum(0)
+        k = (agents + 1) * items
+        grads = [g_wh[:k], g_bh[:k], g_wh[k:], g_bh[k:]]
+    g_h = g_out @ w_heads
+    trunk = list(mech.trunk)
+    for depth in range(len(trunk) - 1, -1, -1):
+        g_pre = torch.ops.aten.threshold_backward(g_h, fwd.hidden[depth], 0.0)
+        if weights:
+            below = fwd.hidden[depth - 1] if depth > 0 else fwd.x
+            grads[:0] = [g_pre.T @ below, g_pre.sum(0)]
+        if depth > 0 or inputs:
+            g_h = g_pre @ trunk[depth].weight
+    if inputs:
+        g_x = g_h if g_x is None else g_x + g_h
+    return (grads if weights else None), g_x
+
+
+@torch.no_grad()
+def own_utilities(mech: Mechanism, values: torch.Tensor, misreports: torch.Tensor) -> torch.Tensor:
+    """``utility_and_grad``'s utility alone: ``(..., A)``."""
+    cfg = mech.config
+    agents, items = cfg.agents, cfg.items
+    lead = misreports.shape[:-2]
+    x = deviation_profiles(values, misreports).reshape(-1, agents * items)
+    m = x.shape[0] // agents
+    vals = values.expand(*lead, agents, items).reshape(m, agents, items)
+    fwd = forward(mech, x)
+    alloc = own_diagonal(fwd.alloc.reshape(m, agents, agents, items))
+    return ((alloc * vals).sum(-1) - own_diagonal(fwd.pay.reshape(m, agents, agents))).view(
+        *lead, agents
+    )
+
+
+@torch.no_grad()
+def stability_and_grad(
+    mech: Mechanism, lo: torch.Tensor, hi: torch.Tensor, weight: float
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``weight`` x the ReLU-stability regulariser (``bounds.stability_penalty``: ``-tanh(1 + u l)``
+    over the trunk's interval bounds on each input box, summed over units, mean over boxes) and
+    its gradient in the trunk's ``(weight, bias)`` pairs, in parameter order."""
+    trunk = list(mech.trunk)
+    n = lo.shape[0]
+    saved, penalty = [], lo.new_zeros(())
+    for k, layer in enumerate(trunk):
+        if k > 0:
+            lo, hi = lo.clamp_min(0.0), hi.clamp_min(0.0)
+        c, r = (hi + lo) * 0.5, (hi - lo) * 0.5
+        w_abs = layer.weight.abs()
+        centre, radius = torch.addmm(layer.bias, c, layer.weight.T), r @ w_abs.T
+        lo_next, hi_next = centre - radius, centre + radius
+        t = torch.tanh(1.0 + hi_next * lo_next)
+        penalty = penalty - t.sum() / n
+        saved.append((lo, hi, c, r, w_abs, lo_next, hi_next, t))
+        lo, hi = lo_next, hi_next
+    grads: list[torch.Tensor] = []
+    g_lo = g_hi = None
+    for k in range(len(trunk) - 1, -1, -1):
+        lo_in, hi_in, c, r, w_abs, low, up, t = saved[k]
+        d = (t * t - 1.0) * (weight / n)  # d(-tanh(1 + u l)) / d(u l), scaled
+        gl, gu = d * up, d * low
+        if g_lo is not None:
+            gl, gu = gl + g_lo, gu + g_hi
+        g_ctr, g_rad = gl + gu, gu - gl
+        w = trunk[k].weight
+        grads[:0] = [g_ctr.T @ c + torch.sign(w) * (g_rad.T @ r), g_ctr.sum(0)]
+        if k > 0:
+            g_c, g_r = g_ctr @ w, g_rad @ w_abs
+            g_lo = torch.ops.aten.threshold_backward((g_c - g_r) * 0.5, lo_in, 0.0)
+            g_hi = torch.ops.aten.threshold_backward((g_c + g_r) * 0.5, hi_in, 0.0)
+    return penalty * weight, grads
 
 
 @torch.no_grad()
@@ -27,72 +201,26 @@ def utility_and_grad(
     lead = misreports.shape[:-2]
     x = deviation_profiles(values, misreports).reshape(-1, agents * items)  # row (k, i): i lies
     m = x.shape[0] // agents
-    own = misreports.reshape(m, agents, items)
     vals = values.expand(*lead, agents, items).reshape(m, agents, items)
-
-    hs, h = [], x
-    for layer in mech.trunk:
-        h = torch.addmm(layer.bias, h, layer.weight.T).clamp_min_(0.0)
-        hs.append(h)
-    w_heads = torch.cat([mech.alloc_head.weight, mech.pay_head.weight])  # one product for both
-    heads = torch.addmm(torch.cat([mech.alloc_head.bias, mech.pay_head.bias]), h, w_heads.T)
-    n_alloc = (agents + 1) * items
-    logits = heads[:, :n_alloc].reshape(m, agents, agents + 1, items)
-    if cfg.allocation is AllocationKind.SPARSEMAX:
-        full = sparsemax(logits, dim=-2)
-    else:
-        full = torch.softmax(logits, dim=-2)
-    alloc = _own(full[:, :, :agents])  # (m, A, items): the liar's own allocation
-    raw = _own(heads[:, n_alloc:].reshape(m, agents, agents))
-
-    g_b = None
-    if cfg.payment is PaymentKind.FREE:
-        pay = raw.clamp_min(0.0) if mech.clip_payments else raw
-        g_raw = -((raw > 0).to(raw.dtype) if mech.clip_payments else torch.ones_like(raw))
-        g_alloc = vals
-    else:
-        if cfg.payment is PaymentKind.FRACTIONAL_SIGMOID:
-            frac = torch.sigmoid(raw)
-            d_frac = frac * (1 - frac)
-        else:
-            frac = (raw + 0.5).clamp(0.0, 1.0)
-            d_frac = ((raw > -0.5) & (raw < 0.5)).to(raw.dtype)
-        spent = (alloc * own).sum(-1)
-        pay = frac * spent
-        g_raw = -d_frac * spent
-        g_alloc = vals - frac[..., None] * own
-        g_b = -frac[..., None] * alloc
-    u = (alloc * vals).sum(-1) - pay
-
-    g_full = torch.zeros_like(full)
-    g_full[:, :, :agents] = _spread(g_alloc)
-    if cfg.allocation is AllocationKind.SPARSEMAX:
-        support = (full > 0).to(full.dtype)
-        mean = (g_full * support).sum(-2, keepdim=True) / support.sum(-2, keepdim=True)
-        g_logits = support * (g_full - mean)
-    else:
-        g_logits = full * (g_full - (full * g_full).sum(-2, keepdim=True))
-    g_heads = torch.cat(
-        [g_logits.reshape(m * agents, -1), torch.diag_embed(g_raw).reshape(m * agents, agents)],
-        dim=1,
-    )
-    g_h = g_heads @ w_heads
-    for layer, h in zip(reversed(mech.trunk), reversed(hs), strict=True):
-        g_h = torch.ops.aten.threshold_backward(g_h, h, 0.0) @ layer.weight  # zero where h = 0
-    g_x = _own(g_h.view(m, agents, agents, items))
-    if g_b is not None:
-        g_x = g_x + g_b
+    heads = head_weights(mech)
+    fwd = forward(mech, x, heads)
+    alloc = own_diagonal(fwd.alloc.view(m, agents, agents, items))  # the liar's own allocation
+    u = (alloc * vals).sum(-1) - own_diagonal(fwd.pay.view(m, agents, agents))
+    g_alloc = spread_diagonal(vals).reshape(m * agents, agents, items)
+    g_pay = -torch.eye(agents, dtype=x.dtype, device=x.device).repeat(m, 1)
+    _, g_x = backward(mech, fwd, g_alloc, g_pay, weights=False, inputs=True, heads=heads)
+    g_x = own_diagonal(g_x.view(m, agents, agents, items))
     return u.view(*lead, agents), g_x.reshape(*lead, agents, items)
 
 
-def _own(t: torch.Tensor) -> torch.Tensor:
+def own_diagonal(t: torch.Tensor) -> torch.Tensor:
     """``t[:, i, i, ...]`` for every agent ``i``: ``(m, A, A, ...) -> (m, A, ...)``."""
     if t.shape[1] == 1:
         return t[:, :, 0]
     return torch.diagonal(t, dim1=1, dim2=2).movedim(-1, 1)
 
 
-def _spread(t: torch.Tensor) -> torch.Tensor:
+def spread_diagonal(t: torch.Tensor) -> torch.Tensor:
     """The inverse placement: ``(m, A, items) -> (m, A, A, items)``, zero off the diagonal."""
     if t.shape[1] == 1:
         return t[:, :, None]

@@ -21,6 +21,7 @@ import math
 import attrs
 import torch
 
+from .gradients import own_utilities
 from .mechanisms import Mechanism, utilities
 from .regret import AttackConfig, deviation_utilities, find_misreports
 from .valuations import SupportBox, replace_agent
@@ -69,24 +70,38 @@ def argmax_rows(u: torch.Tensor, chunk: int = 32) -> torch.Tensor:
 
 
 def best_grid_bids(
-    mech: Mechanism, values: torch.Tensor, grid: torch.Tensor, chunk_rows: int = 1 << 16
+    mech: Mechanism,
+    values: torch.Tensor,
+    grid: torch.Tensor,
+    chunk_rows: int = 4096,
+    outputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per profile and bidder, the grid bid with the highest utility: ``(B, A, items)``.
 
-    With one bidder the menu does not depend on the profile: the grid is evaluated once and
-    each profile picks its entry with one matrix product."""
+    With one bidder the menu does not depend on the profile: the grid is evaluated once (or
+    ``outputs``, its allocation ``(G, items)`` and payment ``(G,)``, are given) and each profile
+    picks its entry with one matrix product. With several, the deviation profiles go through
+    the network ``chunk_rows`` at a time (activations that stay in cache: 2-3x faster than one
+    pass at the chapter's 2 x 128 widths)."""
     b, a, _ = values.shape
     with torch.no_grad():
         if a == 1:
-            alloc, pay = mech(grid[:, None, :])  # (G, 1, items), (G, 1)
-            u = torch.addmm(-pay[:, 0], values[:, 0, :], alloc[:, 0, :].T)  # (B, G)
+            if outputs is None:
+                alloc, pay = mech(grid[:, None, :])  # (G, 1, items), (G, 1)
+                outputs = alloc[:, 0, :], pay[:, 0]
+            alloc, pay = outputs
+            u = torch.addmm(-pay, values[:, 0, :], alloc.T)  # (B, G)
             return grid[argmax_rows(u)][:, None, :]
         per = max(1, chunk_rows // (len(grid) * a))
+        closed_form = type(mech) is Mechanism
         out = []
         for start in range(0, b, per):
             v = values[start : start + per]
             m = grid[:, None, None, :].expand(len(grid), len(v), a, grid.shape[-1])
-            u = deviation_utilities(mech, v, m)  # (G, b, A)
+            if closed_form:
+                u = own_utilities(mech, v, m)  # (G, b, A)
+            else:
+                u = deviation_utilities(mech, v, m)
             out.append(grid[u.argmax(dim=0)])  # (b, A, items)
         return torch.cat(out)
 

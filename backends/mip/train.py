@@ -17,6 +17,7 @@ import torch
 
 from .adam import Adam
 from .bounds import stability_penalty
+from .gradients import Forward, backward, forward, own_diagonal, spread_diagonal, stability_and_grad
 from .mechanisms import Mechanism, PaymentKind
 from .menu import best_grid_bids, grid_bids
 from .regret import AttackConfig, find_misreports
@@ -43,6 +44,30 @@ class TrainConfig:
     lr_decay_at: float = 1.0  # lr / 10 from this fraction of the steps on
     menu_grid: int = 0  # > 0: maximise the menu revenue over this many grid bids (else eq. 4.2)
     menu_temperature: float = 0.005  # of the softmax best response over the menu
+    #: the revenue at the hard best response, its gradient through the softmax (straight-through)
+    menu_straight_through: bool = False
+
+
+@attrs.frozen
+class Multipliers:
+    """The augmented Lagrangian's state (§4.6.1): regret multipliers ``lam`` and their step
+    ``rho``, IR-violation multipliers ``mu`` and their step ``rho_ir``."""
+
+    lam: torch.Tensor  # (agents,)
+    mu: torch.Tensor  # (agents,)
+    rho: float
+    rho_ir: float
+
+
+@attrs.frozen
+class StepStats:
+    """What one batch's loss saw (detached): truthful payments ``(B, A)``, mean regret and IR
+    violation per agent, the stability penalty (unweighted)."""
+
+    pay: torch.Tensor
+    regret: torch.Tensor
+    ir_violation: torch.Tensor
+    stability: torch.Tensor
 
 
 @attrs.frozen
@@ -72,6 +97,7 @@ def soft_menu_revenue(
     truthful: torch.Tensor,
     truthful_pay: torch.Tensor,
     temperature: float,
+    straight_through: bool = False,
 ) -> torch.Tensor:
     """Mean over profiles of the payments when every bidder best-responds over its menu (the
     grid bids, its truthful bid, the outside option), the best response softened to a softmax
@@ -94,7 +120,155 @@ def soft_menu_revenue(
     u = torch.cat([u, truthful[..., None], zeros], dim=-1)
     pays = torch.cat([pays, truthful_pay[..., None], zeros], dim=-1)
     weights = torch.softmax(u / temperature, dim=-1)
+    if straight_through:  # the value at the argmax entry, the softmax's gradient
+        hard = torch.zeros_like(weights).scatter_(-1, u.argmax(dim=-1, keepdim=True), 1.0)
+        weights = hard + (weights - weights.detach())
     return (weights * pays).sum(-1).sum(-1).mean()
+
+
+def training_loss(
+    mech: Mechanism,
+    values: torch.Tensor,
+    misreports: torch.Tensor,
+    mult: Multipliers,
+    config: TrainConfig,
+    box: SupportBox,
+    menu: torch.Tensor | None = None,
+    teacher: Mechanism | None = None,
+) -> tuple[torch.Tensor, StepStats]:
+    """The batch's loss (eq. 4.2 / 4.8 with the optional terms) through autograd: the reference
+    the closed-form ``training_grads`` is held to, and the path for anything it does not cover."""
+    free = mech.config.payment is PaymentKind.FREE
+    # one forward for the truthful profile and every agent's deviation, (B, 1 + A, ...)
+    both = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
+    alloc_all, pay_all = mech(both)
+    alloc, pay = alloc_all[:, 0], pay_all[:, 0]
+    truthful = (alloc * values).sum(dim=-1) - pay
+    lying = (alloc_all[:, 1:] * values[:, None]).sum(dim=-1) - pay_all[:, 1:]
+    rgt = torch.relu(torch.diagonal(lying, dim1=-2, dim2=-1) - truthful).mean(dim=0)
+    irv = torch.relu(pay - (alloc * values).sum(dim=-1)).mean(dim=0)
+    revenue = pay.sum(dim=-1).mean()
+    if menu is not None:
+        revenue = soft_menu_revenue(
+            mech,
+            values,
+            menu,
+            truthful,
+            pay,
+            config.menu_temperature,
+            config.menu_straight_through,
+        )
+    loss = -revenue + (mult.lam * rgt).sum() + mult.rho / 2 * (rgt**2).sum()
+    if free:
+        loss = loss + (mult.mu * irv**2).sum()
+    stab = torch.zeros((), dtype=values.dtype, device=values.device)
+    if config.stability_weight > 0:
+        layers = [(lin.weight, lin.bias) for lin in mech.trunk]
+        layers.append((mech.pay_head.weight, mech.pay_head.bias))
+        stab = stability_penalty(layers, *_boxes(values, box))
+        loss = loss + config.stability_weight * stab
+    if teacher is not None and config.distill_weight > 0:
+        with torch.no_grad():
+            t_alloc, t_pay = teacher(values)
+        diff = torch.cat([(alloc - t_alloc).flatten(1), pay - t_pay], dim=1)
+        loss = loss + config.distill_weight * diff.pow(2).mean()
+    stats = StepStats(pay.detach(), rgt.detach(), irv.detach(), stab.detach())
+    return loss, stats
+
+
+def closed_form_covers(mech: Mechanism, config: TrainConfig, teacher: Mechanism | None) -> bool:
+    """Whether ``training_grads`` computes this loss's gradient: the mechanism itself (a
+    subclass may compute something else), the menu objective for one bidder."""
+    plain = type(mech) is Mechanism and (teacher is None or type(teacher) is Mechanism)
+    return plain and (config.menu_grid == 0 or mech.config.agents == 1)
+
+
+@torch.no_grad()
+def training_grads(
+    mech: Mechanism,
+    values: torch.Tensor,
+    misreports: torch.Tensor,
+    mult: Multipliers,
+    config: TrainConfig,
+    box: SupportBox,
+    menu: Forward | None = None,
+    teacher: Mechanism | None = None,
+) -> tuple[list[torch.Tensor], StepStats]:
+    """``training_loss``'s gradient in ``mech.parameters()``, written out: one forward of the
+    truthful and deviation profiles, the loss's gradient in each row's allocation and payment
+    by hand, then ``gradients.backward``. ``menu``: the forward of the menu's grid bids (one
+    bidder; ``closed_form_covers``)."""
+    b, agents, items = values.shape
+    free = mech.config.payment is PaymentKind.FREE
+    rows = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
+    fwd = forward(mech, rows.reshape(-1, agents * items))
+    alloc_all = fwd.alloc.view(b, 1 + agents, agents, items)
+    pay_all = fwd.pay.view(b, 1 + agents, agents)
+    alloc, pay = alloc_all[:, 0], pay_all[:, 0]
+    won = (alloc * values).sum(-1)
+    truthful = won - pay
+    lying = (own_diagonal(alloc_all[:, 1:]) * values).sum(-1) - own_diagonal(pay_all[:, 1:])
+    gain = lying - truthful
+    rgt = gain.clamp_min(0.0).mean(0)
+    # d loss / d gain per (profile, agent): (lam + rho rgt) / B where the regret is positive
+    s = torch.where(gain > 0, (mult.lam + mult.rho * rgt) / b, 0.0)
+    g_true = -s  # d loss / d truthful utility
+    g_pay0 = torch.zeros_like(pay)
+    g_alloc0 = torch.zeros_like(alloc)
+    irv = (pay - won).clamp_min(0.0).mean(0)
+    if free:  # + sum mu irv^2: d / d (pay - won) = 2 mu irv / B where violated
+        g_irv = torch.where(pay > won, 2 * mult.mu * irv / b, 0.0)
+        g_pay0 = g_pay0 + g_irv
+        g_alloc0 = g_alloc0 - g_irv[..., None] * values
+    grads_menu = None
+    if menu is None:
+        g_pay0 = g_pay0 - 1.0 / b  # - revenue
+    else:
+        g_true, g_pay0, grads_menu = _menu_grads(
+            mech, values, truthful, pay, menu, config, g_true, g_pay0
+        )
+    g_alloc0 = g_alloc0 + g_true[..., None] * values
+    g_pay0 = g_pay0 - g_true
+    if teacher is not None and config.distill_weight > 0:
+        t_alloc, t_pay = teacher(values)
+        scale = 2 * config.distill_weight / (b * agents * (items + 1))
+        g_alloc0 = g_alloc0 + scale * (alloc - t_alloc)
+        g_pay0 = g_pay0 + scale * (pay - t_pay)
+    g_alloc = torch.cat([g_alloc0[:, None], spread_diagonal(s[..., None] * values)], dim=1)
+    g_pay = torch.cat([g_pay0[:, None], torch.diag_embed(-s)], dim=1)
+    grads, _ = backward(mech, fwd, g_alloc.view(-1, agents, items), g_pay.view(-1, agents))
+    if grads_menu is not None:
+        grads = [g + h for g, h in zip(grads, grads_menu, strict=True)]
+    stab = torch.zeros((), dtype=values.dtype, device=values.device)
+    if config.stability_weight > 0:
+        stab, g_stab = stability_and_grad(mech, *_boxes(values, box), config.stability_weight)
+        stab = stab / config.stability_weight
+        for k, g in enumerate(g_stab):
+            grads[k] = grads[k] + g
+    return grads, StepStats(pay, rgt, irv, stab)
+
+
+def _menu_grads(mech, values, truthful, pay, menu: Forward, config: TrainConfig, g_true, g_pay0):
+    """One bidder: ``- soft_menu_revenue``'s gradient, in the truthful utility and payment (added
+    to ``g_true``, ``g_pay0``) and in the parameters through the menu's grid rows."""
+    b = values.shape[0]
+    alloc_g, pay_g = menu.alloc[:, 0], menu.pay[:, 0]  # (G, items), (G,)
+    g = len(pay_g)
+    u = torch.cat(
+        [torch.addmm(-pay_g, values[:, 0], alloc_g.T), truthful, torch.zeros_like(truthful)], 1
+    )
+    pays = torch.cat([pay_g.expand(b, g), pay, torch.zeros_like(pay)], 1)
+    soft = torch.softmax(u / config.menu_temperature, dim=-1)
+    mean_pay = (soft * pays).sum(-1, keepdim=True)
+    g_u = soft * (pays - mean_pay) * (-1.0 / (b * config.menu_temperature))
+    if config.menu_straight_through:
+        g_pays = torch.zeros_like(soft).scatter_(-1, u.argmax(-1, keepdim=True), -1.0 / b)
+    else:
+        g_pays = soft * (-1.0 / b)
+    g_alloc_g = g_u[:, :g].T @ values[:, 0]  # u_bg = <v_b, a_g> - p_g
+    g_pay_g = g_pays[:, :g].sum(0) - g_u[:, :g].sum(0)
+    grads, _ = backward(mech, menu, g_alloc_g[:, None], g_pay_g[:, None])
+    return g_true + g_u[:, g : g + 1], g_pay0 + g_pays[:, g : g + 1], grads
 
 
 def train_mechanism(
@@ -108,70 +282,72 @@ def train_mechanism(
 ) -> list[TrainLog]:
     """Train ``mech`` in place; returns a log every ``log_every`` steps. Deterministic given
     ``generator`` (which draws the profiles, the misreport restarts, on the mechanism's device).
+
+    The loss's gradient is written out (``training_grads``) where it covers the loss, else taken
+    through autograd (``training_loss``); the two agree to rounding (``tests/mip``).
     """
     agents = box.agents
-    device = next(mech.parameters()).device
     params = list(mech.parameters())
+    device, dtype = params[0].device, params[0].dtype
     opt = Adam(params, lr=config.lr)
-    lam = torch.full((agents,), config.lambda_init, device=device)
-    mu = torch.full((agents,), config.mu_init, device=device)
-    rho, rho_ir = config.rho, config.rho_ir
+    mult = Multipliers(
+        torch.full((agents,), config.lambda_init, dtype=dtype, device=device),
+        torch.full((agents,), config.mu_init, dtype=dtype, device=device),
+        config.rho,
+        config.rho_ir,
+    )
     logs: list[TrainLog] = []
     free = mech.config.payment is PaymentKind.FREE
-    layers = [(lin.weight, lin.bias) for lin in mech.trunk] + [
-        (mech.pay_head.weight, mech.pay_head.bias)
-    ]
+    closed = closed_form_covers(mech, config, teacher)
     decay_step = int(config.lr_decay_at * config.steps)
     grid = menu = None
     if config.misreport_grid:
-        grid = grid_bids(box, config.misreport_grid, torch.float32, device)
+        grid = grid_bids(box, config.misreport_grid, dtype, device)
     if config.menu_grid:
-        menu = grid_bids(box, config.menu_grid, torch.float32, device)
+        menu = grid_bids(box, config.menu_grid, dtype, device)
+    shared = grid is not None and menu is not None and config.menu_grid == config.misreport_grid
+    one_bidder = closed and agents == 1
     for step in range(1, config.steps + 1):
         if step == decay_step + 1:
             opt.lr = config.lr / 10
-        values = sample_profiles(box, config.batch_size, generator)
+        values = sample_profiles(box, config.batch_size, generator, dtype)
         mech.eval()
-        starts = None if grid is None else [best_grid_bids(mech, values, grid)]
+        # one bidder: the grid's outputs do not depend on the profile; one forward serves the
+        # misreport grid and the menu when they are the same grid
+        grid_fwd = forward(mech, grid) if one_bidder and grid is not None else None
+        menu_fwd = None
+        if one_bidder and menu is not None:
+            menu_fwd = grid_fwd if shared else forward(mech, menu)
+        starts = None
+        if grid is not None:
+            outputs = None if grid_fwd is None else (grid_fwd.alloc[:, 0], grid_fwd.pay[:, 0])
+            starts = [best_grid_bids(mech, values, grid, outputs=outputs)]
         misreports, _ = find_misreports(mech, values, box, config.attack, generator, starts)
         mech.train()
-        # one forward for the truthful profile and every agent's deviation, (B, 1 + A, ...)
-        both = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
-        alloc_all, pay_all = mech(both)
-        alloc, pay = alloc_all[:, 0], pay_all[:, 0]
-        truthful = (alloc * values).sum(dim=-1) - pay
-        lying = (alloc_all[:, 1:] * values[:, None]).sum(dim=-1) - pay_all[:, 1:]
-        rgt = torch.relu(torch.diagonal(lying, dim1=-2, dim2=-1) - truthful).mean(dim=0)
-        irv = torch.relu(pay - (alloc * values).sum(dim=-1)).mean(dim=0)
-        revenue = pay.sum(dim=-1).mean()
-        if menu is not None:
-            revenue = soft_menu_revenue(mech, values, menu, truthful, pay, config.menu_temperature)
-        loss = -revenue + (lam * rgt).sum() + rho / 2 * (rgt**2).sum()
-        if free:
-            loss = loss + (mu * irv**2).sum()
-        stab = torch.zeros((), device=device)
-        if config.stability_weight > 0:
-            stab = stability_penalty(layers, *_boxes(values, box))
-            loss = loss + config.stability_weight * stab
-        if teacher is not None and config.distill_weight > 0:
-            with torch.no_grad():
-                t_alloc, t_pay = teacher(values)
-            diff = torch.cat([(alloc - t_alloc).flatten(1), pay - t_pay], dim=1)
-            loss = loss + config.distill_weight * diff.pow(2).mean()
-        opt.step(torch.autograd.grad(loss, params))
+        if closed:
+            grads, stats = training_grads(
+                mech, values, misreports, mult, config, box, menu_fwd, teacher
+            )
+        else:
+            loss, stats = training_loss(mech, values, misreports, mult, config, box, menu, teacher)
+            grads = list(torch.autograd.grad(loss, params))
+        opt.step(grads)
         if step % config.lambda_every == 0:
-            lam = lam + rho * rgt.detach()
-            rho += config.rho_increment
-            mu = mu + rho_ir * irv.detach()
+            mult = Multipliers(
+                mult.lam + mult.rho * stats.regret,
+                mult.mu + mult.rho_ir * stats.ir_violation,
+                mult.rho + config.rho_increment,
+                mult.rho_ir,
+            )
         if step % config.rho_ir_every == 0:
-            rho_ir += config.rho_ir_increment
+            mult = attrs.evolve(mult, rho_ir=mult.rho_ir + config.rho_ir_increment)
         if step % log_every == 0 or step == config.steps:
             log = TrainLog(
                 step,
-                float(pay.detach().sum(-1).mean()),
-                float(rgt.detach().mean()),
-                float(irv.detach().mean()),
-                float(stab.detach()),
+                float(stats.pay.sum(-1).mean()),
+                float(stats.regret.mean()),
+                float(stats.ir_violation.mean()),
+                float(stats.stability),
             )
             logs.append(log)
             if on_step is not None:
