@@ -1,18 +1,24 @@
-"""The worst-case regret over the whole bid support: one MIP per agent (issue 22).
+"""The worst-case regret over the whole bid support, one agent at a time (issue 22).
 
 Eq. 4.1 is the regret at one profile; the chapter certifies it at sampled profiles. A mechanism's
-claim "regret at most r" is about every profile, so here the agent's true values ``v``, its
-misreport ``b`` and the other bidders' bids ``o`` are all variables over the support, and one
-MIP maximises ``u_i(b, o; v) - u_i(v, o; v)``. The network appears twice (at ``(v, o)`` and at
-``(b, o)``); the big-M constants of both copies come from bounds over the whole support. The
-utilities multiply allocations by the (now variable) true values, so the MIP is bilinear for
-every payment kind: SCIP solves it globally, HiGHS through McCormick relaxations closed by
-spatial branching; Gurobi's size-limited licence refuses bilinear models over 200 variables.
+claim "regret at most r" is about every profile: the agent's true values ``v``, its misreport
+``b`` and the other bidders' bids ``o`` all range over the support, and the certificate bounds
+``max u_i(b, o; v) - u_i(v, o; v)``.
 
-Sound or silent, with one change from the per-profile certificates: a solve stopped at its time
-limit still holds a valid upper bound (its best bound), and that bound is reported as the
-certified max regret with its gap to the best regret found (evaluated by the network). Only a
-solve with no finite bound, or whose solution disagrees with the network, gives no bound.
+The space of (values, other bids) is split best-first into cells. A cell is bounded through the
+menu's convexity (``corners.py``, the default): one-copy MIPs at the corners of its values (the
+chapter's per-profile MIP; with one bidder shared by neighbouring cells) and over each simplex
+of its values (the truthful utility against the corners' interpolant), each with big-M constants
+from its own small box. Cells narrower than ``SupportSearch.joint_width`` are closed by the joint
+MIP (``formulate_support``: two copies of the network, at ``(v, o)`` and ``(b, o)``, the values
+as variables; bilinear in ``a(b) . v``), which is exact. The joint MIP over the whole support is
+what the search started from before the corner bound (``CellBound.JOINT``, kept for
+comparison): its relaxation relaxes both copies over the whole support at once and is loose.
+
+Sound or silent: the largest bound over the open cells (they cover the support) is reported
+whenever the search stops, with its gap to the best regret found (points evaluated by the
+network). Only a cell with no finite bound, or a MIP whose solution disagrees with the network,
+voids the claim.
 """
 
 from __future__ import annotations
@@ -128,6 +134,20 @@ class Cell:
         own, rest = np.full(items, float(low)), np.full((agents - 1, items), float(low))
         top, rest_top = np.full(items, float(high)), np.full((agents - 1, items), float(high))
         return Cell(own, top, own.copy(), top.copy(), rest, rest_top)
+
+    def others_grid(self, per_side: int) -> list[Cell]:
+        """The cell with each other bid's range cut into ``per_side`` equal parts."""
+        lo, hi = self.others_lo.reshape(-1), self.others_hi.reshape(-1)
+        edges = [np.linspace(a, b, per_side + 1) for a, b in zip(lo, hi, strict=True)]
+        out = []
+        for idx in itertools.product(range(per_side), repeat=len(lo)):
+            o_lo = np.array([e[i] for e, i in zip(edges, idx, strict=True)])
+            o_hi = np.array([e[i + 1] for e, i in zip(edges, idx, strict=True)])
+            shape = self.others_lo.shape
+            out.append(
+                attrs.evolve(self, others_lo=o_lo.reshape(shape), others_hi=o_hi.reshape(shape))
+            )
+        return out
 
     def widths(self) -> np.ndarray:
         """The widths of the values' and the other bids' sides (the sides a search splits)."""
@@ -286,6 +306,7 @@ class SupportSearch:
     max_cells: int = 4096
     joint_width: float = 1.0 / 64
     mip_gap: float = 1e-4
+    others_split: int = 4  # CORNERS: the other bids' first grid, per side
 
 
 def _samples(mech: Mechanism, agent: int, cell: Cell, per_side: int = 5):
@@ -322,6 +343,7 @@ class _Search:
         self.best: Witness | None = start
         self.layers = float_layers(mech)
         self.corner_cache: dict[tuple, float] = {}
+        self.others_slopes: dict[tuple, np.ndarray] = {}
         self.switch: str | None = None
         self.solvers: set[str] = set()
         self.residual = float("nan")
@@ -407,10 +429,14 @@ class _Search:
         o_lo, o_hi = cell.others_lo, cell.others_hi
         pts, u_t = _samples(mech, agent, cell)
         items = len(lo)
-        h = np.zeros(o_lo.size)
-        if o_lo.size:  # the others' slopes: a least-squares plane through u_T
-            design = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
-            h = np.linalg.lstsq(design, u_t, rcond=None)[0][items:-1]
+        o_key = (tuple(o_lo.reshape(-1)), tuple(o_hi.reshape(-1)))
+        if o_key not in self.others_slopes:  # a least-squares plane through u_T, fixed per
+            h = np.zeros(o_lo.size)  # box of other bids so that cells split along the values
+            if o_lo.size:  # share their corner MIPs
+                design = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
+                h = np.linalg.lstsq(design, u_t, rcond=None)[0][items:-1]
+            self.others_slopes[o_key] = h
+        h = self.others_slopes[o_key]
         heights = {}
         for bits in itertools.product((False, True), repeat=items):
             c = np.where(bits, hi, lo)
@@ -477,6 +503,24 @@ class _Search:
         return min(parent, self.corners(cell))
 
 
+def cell_regret_bound(
+    mech: Mechanism,
+    agent: int,
+    low: float,
+    high: float,
+    cell: Cell,
+    config: CertifyConfig,
+    search: SupportSearch = SupportSearch(),
+    limited_licence: bool = True,
+) -> float:
+    """The search's bounding step alone: a sound upper bound on the agent's regret over one
+    cell (inf when a solver gave none), by ``search.method`` (the soundness tests hold it to a
+    dense grid cell by cell)."""
+    deadline = time.perf_counter() + config.time_limit
+    st = _Search(mech, agent, low, high, config, limited_licence, None, search, deadline)
+    return st.bound(cell, float("inf"))
+
+
 def certify_support(
     mech: Mechanism,
     agent: int,
@@ -500,14 +544,17 @@ def certify_support(
     )
     cfg = mech.config
     whole = Cell.whole(cfg.agents, cfg.items, low, high)
-    root_bound = float("inf")
     if search.method is CellBound.JOINT:
         root_bound = st.joint(None, config.time_limit * search.root_share)
-    else:
-        root_bound = st.bound(whole, float("inf"))
+        heap = [(-root_bound, 0, whole)]
+    else:  # the others' bids on a grid first: one-copy MIPs over their whole range are slow
+        heap = []
+        for k, cell in enumerate(whole.others_grid(search.others_split)):
+            heap.append((-(st.bound(cell, np.inf) if st.left() > 0 else np.inf), k, cell))
+        heapq.heapify(heap)
+        root_bound = -heap[0][0]
     root_seconds = time.perf_counter() - t0
-    heap = [(-root_bound, 0, whole)]
-    counter, reason, cells = 1, None, 1
+    counter, reason, cells = len(heap), None, len(heap)
     while heap:
         top = -heap[0][0]
         if top <= st.found() + config.branch_gap:
