@@ -42,6 +42,7 @@ class BoundLinear(BoundOp):
 
     module: nn.Linear
     affine = True
+    shared_rows = True
     mixes = True
 
     def interval(self, box: Box, trace: Trace | None = None) -> Box:
@@ -62,6 +63,7 @@ DENSE_LIMIT = 1 << 22
 class BoundConv2d(BoundOp):
     module: nn.Conv2d
     affine = True
+    shared_rows = True
     mixes = True
 
     def __init__(self, module: nn.Conv2d) -> None:
@@ -137,6 +139,7 @@ class BoundConvTranspose2d(BoundOp):
     geometry, cropped to the input's size (``output_padding`` may leave extra rows)."""
 
     affine = True
+    shared_rows = True
     mixes = True
 
     def __init__(
@@ -186,6 +189,7 @@ class BoundBatchNorm(BoundOp):
 
     module: nn.modules.batchnorm._BatchNorm
     affine = True
+    shared_rows = True
 
     def __init__(self, module: nn.modules.batchnorm._BatchNorm) -> None:
         super().__init__(module)
@@ -226,6 +230,7 @@ class BoundBatchNorm(BoundOp):
 class BoundFlatten(BoundOp):
     module: nn.Flatten
     affine = True
+    shared_rows = True
 
     def __init__(self, module: nn.Flatten) -> None:
         super().__init__(module)
@@ -243,6 +248,7 @@ class BoundFlatten(BoundOp):
 class BoundAvgPool2d(BoundOp):
     module: nn.AvgPool2d
     affine = True
+    shared_rows = True
     mixes = True
 
     def __init__(self, module: nn.AvgPool2d) -> None:
@@ -289,6 +295,7 @@ class BoundIdentity(BoundOp):
     """nn.Identity, and Dropout (bounds are always computed for the eval-mode network)."""
 
     affine = True
+    shared_rows = True
 
     def forward(self, x: Tensor) -> Tensor:
         return x
@@ -321,6 +328,7 @@ class BoundConstArith(BoundOp):
 
     KINDS = ("add", "sub", "rsub", "mul", "div", "neg")
     affine = True
+    shared_rows = True
 
     def __init__(self, kind: str, const: Const, name: str = "", where: str = "") -> None:
         super().__init__(None)  # type: ignore[arg-type]
@@ -420,6 +428,7 @@ class BoundReshape(BoundOp):
     runtime shapes of the tensors a size argument was read from (``x.size(0)``)."""
 
     affine = True
+    shared_rows = True
 
     def __init__(
         self,

@@ -70,6 +70,11 @@ class BoundOp(abc.ABC):
     #: elementwise op whose IBP box is the exact image of its input box, so CROWN through its
     #: relaxation cannot tighten its output once its input box is tight (ReLU, sigmoid, clamp)
     exact_image: bool = False
+    #: ``backward`` accepts coefficients shared by every row (leading dim 1 where the box has
+    #: N rows) and broadcasts them itself, so a spec that is the same for every row (the
+    #: identity rows of an intermediate bound) is never repeated N times through affine ops;
+    #: other ops get the rows expanded (see ``BoundGraph.back_substitute``)
+    shared_rows: bool = False
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
@@ -129,6 +134,17 @@ def flat_rows(a: Tensor, n_shape: int) -> tuple[Tensor, tuple[int, int]]:
 
 
 def spec_sum(a: Tensor, v: Tensor) -> Tensor:
-    """``sum over feature dims of a * v`` -> shape (N, S); ``v`` broadcasts per row or shared."""
-    prod = a * v
-    return prod.reshape(*prod.shape[:2], -1).sum(dim=2)  # also for scalar rows, (N, S)
+    """``sum over feature dims of a * v`` -> shape (N, S); ``v`` broadcasts over the sample
+    shape, shared (``*shape``, or ``(1, 1, *shape)``) or per row (``(N, 1, *shape)``).
+
+    A matrix-vector product: reads ``a`` once and never writes the product ``a * v``."""
+    n, s = a.shape[:2]
+    sample = a.shape[2:]
+    flat = a.reshape(n, s, -1)  # also for scalar rows, (N, S, 1)
+    if v.dim() <= len(sample):  # the same vector for every row
+        return (flat @ v.expand(sample).reshape(-1, 1).to(a.dtype)).squeeze(2)
+    if v.dim() == a.dim() and v.shape[1] == 1:  # per row (or shared: leading dim 1)
+        rows = v.expand(v.shape[0], 1, *sample).reshape(v.shape[0], -1, 1)
+        return (flat @ rows.to(a.dtype)).squeeze(2)
+    prod = a * v  # one vector per spec: the plain product
+    return prod.reshape(*prod.shape[:2], -1).sum(dim=2)

@@ -109,7 +109,15 @@ class BoundGraph:
     ) -> tuple[Tensor | None, Tensor]:
         """Carry ``A`` (N, S, *shape of node ``target``) back to node ``stop``: returns the
         coefficients on node ``stop`` (None when ``target`` does not depend on it) and the
-        summed bias, with ``A . target >= A_stop . node_stop + bias`` on the traced boxes."""
+        summed bias, with ``A . target >= A_stop . node_stop + bias`` on the traced boxes.
+
+        ``A`` expanded along the batch (stride 0: one spec for every row) is carried as one
+        row through the ops that keep it shared (``shared_rows``: affine maps), so e.g. the
+        identity rows of an intermediate bound cost one product, not N; the coefficients
+        returned may then be such an expanded view."""
+        n = a.shape[0]
+        if n > 1 and a.stride(0) == 0:
+            a = a[:1]
         acc: dict[int, Tensor] = {target: a}
         bias = a.new_zeros(a.shape[:2])
         for i in range(target, stop, -1):
@@ -117,15 +125,23 @@ class BoundGraph:
             if a_i is None:
                 continue
             node = self.nodes[i]
-            a_ins, b = node.op.backward_all(a_i, trace, opts)
+            op = node.op
+            if a_i.shape[0] != n and not op.shared_rows:
+                a_i = a_i.expand(n, *a_i.shape[1:])
+            a_ins, b = op.backward_all(a_i, trace, opts)
             bias = bias + b
             for j, a_j in zip(node.inputs, a_ins, strict=True):
                 if a_j is None:
                     continue
                 if j < stop:
                     raise ValueError(f"node {i} reads node {j} from before node {stop}")
-                acc[j] = acc[j] + a_j if j in acc else a_j
-        return acc.get(stop), bias
+                acc[j] = _accumulate(acc[j], a_j) if j in acc else a_j
+        out = acc.get(stop)
+        if out is not None and out.shape[0] != n:
+            out = out.expand(n, *out.shape[1:])
+        if bias.shape[0] != n:
+            bias = bias.expand(n, bias.shape[1]).contiguous()
+        return out, bias
 
     # --- chain view (receptive-field and pooling engines walk a list of ops) ---------------
     def chain(self, stop: int | None = None) -> list[BoundOp]:
@@ -144,6 +160,11 @@ class BoundGraph:
                 ops.append(BoundSegment(self, entry, i + 1))
             entry = i
         return ops
+
+
+def _accumulate(acc: Tensor, a: Tensor) -> Tensor:
+    """``acc + a`` for the coefficients of a node read by several later nodes."""
+    return acc + a
 
 
 class BoundSegment(BoundOp):

@@ -17,6 +17,8 @@ class BoundAdd(BoundOp):
     """``x + y`` (``sign=-1``: ``x - y``) of two computed tensors of the same rank and rows,
     broadcasting other size-1 dimensions (a per-channel map added to a feature map)."""
 
+    shared_rows = True
+
     def __init__(self, sign: float = 1.0, name: str = "add", where: str = "") -> None:
         super().__init__(None)  # type: ignore[arg-type]
         self.sign, self.name, self.where = sign, name, where
@@ -70,6 +72,8 @@ class BoundAdd(BoundOp):
 
 class BoundCat(BoundOp):
     """``torch.cat(xs, dim)`` along a non-batch dimension."""
+
+    shared_rows = True
 
     def __init__(self, dim: int, name: str = "cat", where: str = "") -> None:
         super().__init__(None)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from .errors import UnsupportedLayer, UnsupportedOp
 class BoundReLU(BoundOp):
     nonlinear = True
     exact_image = True
+    shared_rows = True
 
     def unstable(self, pre: Box) -> Tensor | None:
         return (pre.lo < 0) & (pre.hi > 0)
@@ -58,10 +59,21 @@ class BoundReLU(BoundOp):
 
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         lo_slope, up_slope, up_icpt = self.relaxation(self.pre(trace), opts)
-        pos, neg = a.clamp(min=0), a.clamp(max=0)
         lo = lo_slope if lo_slope.dim() == a.dim() else lo_slope.unsqueeze(1)
-        a_in = pos * lo + neg * up_slope.unsqueeze(1)
-        return a_in, spec_sum(neg, up_icpt.unsqueeze(1))
+        return _relu_lines(a, lo, up_slope.unsqueeze(1), up_icpt.unsqueeze(1))
+
+
+def _relu_lines(a: Tensor, lo: Tensor, up: Tensor, up_icpt: Tensor) -> tuple[Tensor, Tensor]:
+    """``A_in = A * (lower slope where A >= 0, upper slope where A < 0)`` and the bias of the
+    upper lines' intercepts, in three passes over ``A`` (the same values as ``pos * lo +
+    neg * up``); ``a`` may be shared by every row (leading dim 1): the slopes broadcast it."""
+    neg = a.clamp(max=0)
+    slope = torch.where(a < 0, up, lo)
+    if torch.is_grad_enabled() and (slope.requires_grad or a.requires_grad):
+        a_in = slope * a
+    else:
+        a_in = slope.mul_(a)
+    return a_in, spec_sum(neg, up_icpt)
 
 
 class BoundMaxPool2d(BoundOp):
