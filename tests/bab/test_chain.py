@@ -1,0 +1,112 @@
+"""The lean chain engine for input splitting: the collapsed chain computes what the network
+computes, its bounds are sound (never above a sampled minimum), exact where every ReLU is
+stable, and networks that are not chains of affine maps and ReLUs are left to the general
+engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from threatlang.backends.bab.adapter import EngineNet  # noqa: E402
+from threatlang.backends.bab.chain import ReluChain  # noqa: E402
+
+from .helpers import random_net  # noqa: E402
+
+
+def _boxes(d: int, n: int, seed: int, scale: float):
+    gen = torch.Generator().manual_seed(seed)
+    lo = torch.rand(n, d, generator=gen, dtype=torch.float64) * 2 - 1
+    hi = lo + scale * torch.rand(n, d, generator=gen, dtype=torch.float64)
+    return lo, hi
+
+
+def _sampled_min(chain, c, lo, hi, k=400, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    n, d = lo.shape
+    x = lo[:, None] + (hi - lo)[:, None] * torch.rand(n, k, d, generator=gen, dtype=torch.float64)
+    corners = torch.where(torch.rand(n, k, d, generator=gen) < 0.5, lo[:, None], hi[:, None])
+    x = torch.cat([x, corners], 1)
+    y = chain(x.reshape(-1, d)).reshape(n, 2 * k, -1) @ c.T
+    return y.amin(1)
+
+
+def test_the_chain_computes_the_network():
+    net = random_net(3, (5, 20, 20, 20, 4))
+    engine = EngineNet(net, (5,))
+    chain = ReluChain.of(engine)
+    assert chain is not None and chain.relu_sizes == (20, 20, 20)
+    x = torch.randn(32, 5, dtype=torch.float64)
+    with torch.no_grad():
+        want = net.double()(x)
+    assert torch.allclose(chain(x), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [2.0, 0.3, 0.02])
+def test_bounds_are_sound_and_as_tight_as_the_engine_on_big_boxes(scale):
+    net = random_net(1, (5, 24, 24, 24, 3))
+    engine = EngineNet(net, (5,))
+    chain = ReluChain.of(engine)
+    c = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    lo, hi = _boxes(5, 64, 7, scale)
+    b = chain.bound(lo, hi, c)
+    assert bool((b.lower <= _sampled_min(chain, c, lo, hi) + 1e-9).all())
+    # the linear bound itself is a valid lower bound at sampled points
+    gen = torch.Generator().manual_seed(2)
+    x = lo + (hi - lo) * torch.rand(lo.shape, generator=gen, dtype=torch.float64)
+    linear = (b.a_in * x[:, None]).sum(2) + b.bias
+    assert bool((linear <= chain(x) @ c.T + 1e-9).all())
+    if scale == 2.0:  # most neurons unstable: every row by CROWN, the engine's relaxation
+        e = engine.bound(lo, hi, c)
+        assert bool((b.lower >= e.lower - 1e-6 * e.lower.abs().clamp(min=1)).all())
+
+
+def test_stable_boxes_are_bounded_exactly():
+    net = random_net(2, (5, 16, 16, 2))
+    chain = ReluChain.of(EngineNet(net, (5,)))
+    c = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    lo, hi = _boxes(5, 200, 3, 1e-3)
+    b = chain.bound(lo, hi, c)
+    assert bool(b.stable.any())
+    s = b.stable
+    corner = torch.where(b.a_in[s, 0] > 0, lo[s], hi[s])
+    at_corner = (chain(corner) @ c.T)[:, 0]
+    assert torch.allclose(b.lower[s, 0], at_corner, atol=1e-9)
+
+
+def test_other_networks_are_not_chains():
+    class Skip(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)) + x)
+
+    assert ReluChain.of(EngineNet(Skip().eval(), (3,))) is None
+    sig = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sigmoid(), torch.nn.Linear(4, 2))
+    assert ReluChain.of(EngineNet(sig.eval(), (3,))) is None
+
+
+def test_affine_decision_agrees_with_sampling():
+    """A conjunction of atoms on a box where the net is affine: the LP's infeasible matches no
+    sampled point satisfying every atom, and a feasible answer's point satisfies them."""
+    from threatlang.backends.bab.input_split import affine_point
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        a = rng.normal(size=(3, 4))
+        c = rng.normal(size=3)
+        s = rng.normal(size=3)
+        lo, hi = -np.ones(4), np.ones(4)
+        ok, x = affine_point(a, c, s, lo, hi)
+        pts = rng.uniform(-1, 1, size=(20000, 4))
+        sampled = bool(((pts @ a.T + c) <= s).all(1).any())
+        if sampled:
+            assert ok
+        if ok and x is not None:
+            assert ((a @ x + c) <= s + 1e-5).all() and (x >= lo - 1e-9).all()
+        if not ok:
+            assert not sampled
