@@ -36,8 +36,14 @@ class Adam:
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, math.sqrt(1 - b2**self.t)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = v.sqrt().div_(c2).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / c1)
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"{len(grads)} gradients for {len(self.params)} parameters")
+        # the per-tensor update below, as one multi-tensor op per line (fewer dispatches)
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, 1 - b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, c2)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.m, denom, -self.lr / c1)

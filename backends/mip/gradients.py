@@ -24,6 +24,7 @@ class Forward(NamedTuple):
     """One forward pass over rows ``x (N, agents * items)`` and what its backward needs."""
 
     x: torch.Tensor
+    x1: torch.Tensor  # (N, agents * items + 1): x and a column of ones (the bias's input)
     hidden: list[torch.Tensor]  # post-ReLU activations of every trunk layer
     full: torch.Tensor  # (N, agents + 1, items): the allocation with the "not allocated" entry
     raw: torch.Tensor  # (N, agents): the payment head's output
@@ -32,28 +33,49 @@ class Forward(NamedTuple):
     pay: torch.Tensor  # (N, agents)
 
 
-def head_weights(mech: Mechanism) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both heads as one affine map (one product for both): ``(W, b)``."""
-    w = torch.cat([mech.alloc_head.weight, mech.pay_head.weight])
-    return w, torch.cat([mech.alloc_head.bias, mech.pay_head.bias])
+class Weights(NamedTuple):
+    """The mechanism's parameters laid out for ``forward``/``backward`` (``prepare``): built
+    once per set of weights, shared by every pass over them."""
+
+    first: torch.Tensor  # (inputs + 1, H): the first layer's W^T with its bias as the last row
+    heads_w: torch.Tensor  # (K, H): both heads as one affine map (one product for both)
+    heads_b: torch.Tensor  # (K,)
+
+
+def prepare(mech: Mechanism) -> Weights:
+    first = mech.trunk[0]
+    return Weights(
+        torch.cat([first.weight.T, first.bias[None]]),
+        torch.cat([mech.alloc_head.weight, mech.pay_head.weight]),
+        torch.cat([mech.alloc_head.bias, mech.pay_head.bias]),
+    )
 
 
 @torch.no_grad()
-def forward(mech: Mechanism, x: torch.Tensor, heads=None) -> Forward:
+def forward(mech: Mechanism, x: torch.Tensor, weights: Weights | None = None) -> Forward:
     """``mech`` on rows ``x (N, agents * items)`` (the same numbers as ``mech(x.view(...))``);
-    ``heads``: ``head_weights(mech)`` when the caller already has it."""
+    ``weights``: ``prepare(mech)`` when the caller already has it."""
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
     n = x.shape[0]
-    hs, h = [], x
-    for layer in mech.trunk:
+    # the products are laid out as CPU BLAS runs them fastest at these shapes (a handful of
+    # inputs or outputs against 128 units): the bias folded into the first product, the heads'
+    # few outputs as rows (``W h^T``)
+    w = prepare(mech) if weights is None else weights
+    x1 = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    h = (x1 @ w.first).clamp_min_(0.0)
+    hs = [h]
+    for layer in list(mech.trunk)[1:]:
         h = torch.addmm(layer.bias, h, layer.weight.T).clamp_min_(0.0)
         hs.append(h)
-    w_heads, b_heads = head_weights(mech) if heads is None else heads
-    out = torch.addmm(b_heads, h, w_heads.T)
+    out = (w.heads_w @ h.T).T + w.heads_b
     n_alloc = (agents + 1) * items
     logits = out[:, :n_alloc].view(n, agents + 1, items)
-    if cfg.allocation is AllocationKind.SPARSEMAX:
+    if cfg.allocation is AllocationKind.SPARSEMAX and agents == 1:
+        # two entries: sparsemax is (clamp((z0 - z1 + 1) / 2, 0, 1), the rest)
+        first = (logits[:, 0] - logits[:, 1]).add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
+        full = torch.stack([first, 1.0 - first], dim=1)
+    elif cfg.allocation is AllocationKind.SPARSEMAX:
         full = sparsemax(logits, dim=1)
     else:
         full = torch.softmax(logits, dim=1)
@@ -68,7 +90,7 @@ def forward(mech: Mechanism, x: torch.Tensor, heads=None) -> Forward:
         else:
             frac = (raw + 0.5).clamp_(0.0, 1.0)
         pay = frac * (alloc * x.view(n, agents, items)).sum(-1)
-    return Forward(x, hs, full, raw, frac, alloc, pay)
+    return Forward(x, x1, hs, full, raw, frac, alloc, pay)
 
 
 @torch.no_grad()
@@ -79,7 +101,7 @@ def backward(
     g_pay: torch.Tensor | None,
     weights: bool = True,
     inputs: bool = False,
-    heads=None,
+    weights_of: Weights | None = None,
 ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
     """Gradients of a loss whose gradient in ``fwd.alloc`` is ``g_alloc (N, agents, items)`` and
     in ``fwd.pay`` is ``g_pay (N, agents)`` (None: zero): in the parameters, in the order of
@@ -114,7 +136,7 @@ def backward(
     else:
         g_logits = full * (g_full - (full * g_full).sum(1, keepdim=True))
     g_out = torch.cat([g_logits.reshape(n, -1), g_raw], dim=1)
-    w_heads = head_weights(mech)[0] if heads is None else heads[0]
+    w_heads = (prepare(mech) if weights_of is None else weights_of).heads_w
     grads: list[torch.Tensor] = []
     if weights:
         last = fwd.hidden[-1]
@@ -125,18 +147,27 @@ def backward(
     trunk = list(mech.trunk)
     for depth in range(len(trunk) - 1, -1, -1):
         g_pre = torch.ops.aten.threshold_backward(g_h, fwd.hidden[depth], 0.0)
-        if weights:
-            below = fwd.hidden[depth - 1] if depth > 0 else fwd.x
-            grads[:0] = [g_pre.T @ below, g_pre.sum(0)]
-        if depth > 0 or inputs:
+        if weights and depth > 0:
+            grads[:0] = [g_pre.T @ fwd.hidden[depth - 1], g_pre.sum(0)]
+        elif weights:  # weight and bias in one product, few rows out
+            g_wb = (fwd.x1.T @ g_pre).T
+            grads[:0] = [g_wb[:, :-1], g_wb[:, -1]]
+        if depth > 0:
             g_h = g_pre @ trunk[depth].weight
+        elif inputs:
+            g_h = (trunk[0].weight.T @ g_pre.T).T
     if inputs:
         g_x = g_h if g_x is None else g_x + g_h
     return (grads if weights else None), g_x
 
 
 @torch.no_grad()
-def own_utilities(mech: Mechanism, values: torch.Tensor, misreports: torch.Tensor) -> torch.Tensor:
+def own_utilities(
+    mech: Mechanism,
+    values: torch.Tensor,
+    misreports: torch.Tensor,
+    weights: Weights | None = None,
+) -> torch.Tensor:
     """``utility_and_grad``'s utility alone: ``(..., A)``."""
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
@@ -144,7 +175,7 @@ def own_utilities(mech: Mechanism, values: torch.Tensor, misreports: torch.Tenso
     x = deviation_profiles(values, misreports).reshape(-1, agents * items)
     m = x.shape[0] // agents
     vals = values.expand(*lead, agents, items).reshape(m, agents, items)
-    fwd = forward(mech, x)
+    fwd = forward(mech, x, weights)
     alloc = own_diagonal(fwd.alloc.reshape(m, agents, agents, items))
     return ((alloc * vals).sum(-1) - own_diagonal(fwd.pay.reshape(m, agents, agents))).view(
         *lead, agents
@@ -192,7 +223,10 @@ def stability_and_grad(
 
 @torch.no_grad()
 def utility_and_grad(
-    mech: Mechanism, values: torch.Tensor, misreports: torch.Tensor
+    mech: Mechanism,
+    values: torch.Tensor,
+    misreports: torch.Tensor,
+    weights: Weights | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``u[..., i]``: agent ``i``'s utility when it alone reports ``misreports[..., i, :]``;
     ``grad``: its gradient in that report. Shapes ``(..., A)`` and ``(..., A, items)``."""
@@ -202,13 +236,16 @@ def utility_and_grad(
     x = deviation_profiles(values, misreports).reshape(-1, agents * items)  # row (k, i): i lies
     m = x.shape[0] // agents
     vals = values.expand(*lead, agents, items).reshape(m, agents, items)
-    heads = head_weights(mech)
-    fwd = forward(mech, x, heads)
+    w = prepare(mech) if weights is None else weights
+    fwd = forward(mech, x, w)
     alloc = own_diagonal(fwd.alloc.view(m, agents, agents, items))  # the liar's own allocation
     u = (alloc * vals).sum(-1) - own_diagonal(fwd.pay.view(m, agents, agents))
     g_alloc = spread_diagonal(vals).reshape(m * agents, agents, items)
-    g_pay = -torch.eye(agents, dtype=x.dtype, device=x.device).repeat(m, 1)
-    _, g_x = backward(mech, fwd, g_alloc, g_pay, weights=False, inputs=True, heads=heads)
+    if agents == 1:
+        g_pay = torch.full((m, 1), -1.0, dtype=x.dtype, device=x.device)
+    else:
+        g_pay = -torch.eye(agents, dtype=x.dtype, device=x.device).repeat(m, 1)
+    _, g_x = backward(mech, fwd, g_alloc, g_pay, weights=False, inputs=True, weights_of=w)
     g_x = own_diagonal(g_x.view(m, agents, agents, items))
     return u.view(*lead, agents), g_x.reshape(*lead, agents, items)
 

@@ -11,7 +11,7 @@ import attrs
 import torch
 
 from .adam import Adam
-from .gradients import utility_and_grad
+from .gradients import Weights, own_utilities, prepare, utility_and_grad
 from .mechanisms import Mechanism, utilities
 from .valuations import SupportBox, deviation_profiles
 
@@ -54,6 +54,7 @@ def find_misreports(
     config: AttackConfig,
     generator: torch.Generator,
     extra_starts: list[torch.Tensor] | None = None,
+    weights: Weights | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best misreports ``(B, A, items)`` and their utilities ``(B, A)`` (no grad to the net).
 
@@ -63,7 +64,8 @@ def find_misreports(
     One forward per step: the forward that gives a step's gradient also scores the point it
     was taken at (``steps + 1`` forwards in all); the gradient in the misreports only, written
     out for ``Mechanism`` itself (``gradients.py``, no autograd graph; autograd for anything
-    else); Adam is a few tensor operations."""
+    else; ``weights``: ``gradients.prepare(mech)`` if the caller has it); Adam is a few tensor
+    operations."""
     starts = [values, *(extra_starts or [])]
     for _ in range(config.restarts - 1):
         starts.append(
@@ -78,14 +80,22 @@ def find_misreports(
     values = values.detach()
     points, utils = [], []
     closed_form = type(mech) is Mechanism  # a subclass may compute something else: autograd
+    if closed_form and weights is None:
+        weights = prepare(mech)
     for _ in range(config.steps):
-        u, grad = (utility_and_grad if closed_form else _autograd_utility)(mech, values, m)
+        if closed_form:
+            u, grad = utility_and_grad(mech, values, m, weights)
+        else:
+            u, grad = _autograd_utility(mech, values, m)
         points.append(m.clone())  # scored before the step moves it
         utils.append(u)
-        opt.step([-grad])
+        opt.step([grad.neg_()])
         m.clamp_(box.low, box.high)
     with torch.no_grad():
-        utils.append(deviation_utilities(mech, values, m))
+        if closed_form:
+            utils.append(own_utilities(mech, values, m, weights))
+        else:
+            utils.append(deviation_utilities(mech, values, m))
     points.append(m)
     best_m, best_u = _best(points, utils)
     return best_m.detach(), best_u.detach()

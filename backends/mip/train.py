@@ -17,7 +17,16 @@ import torch
 
 from .adam import Adam
 from .bounds import stability_penalty
-from .gradients import Forward, backward, forward, own_diagonal, spread_diagonal, stability_and_grad
+from .gradients import (
+    Forward,
+    Weights,
+    backward,
+    forward,
+    own_diagonal,
+    prepare,
+    spread_diagonal,
+    stability_and_grad,
+)
 from .mechanisms import Mechanism, PaymentKind
 from .menu import best_grid_bids, grid_bids
 from .regret import AttackConfig, find_misreports
@@ -193,15 +202,19 @@ def training_grads(
     box: SupportBox,
     menu: Forward | None = None,
     teacher: Mechanism | None = None,
+    weights: Weights | None = None,
+    boxes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[list[torch.Tensor], StepStats]:
     """``training_loss``'s gradient in ``mech.parameters()``, written out: one forward of the
     truthful and deviation profiles, the loss's gradient in each row's allocation and payment
     by hand, then ``gradients.backward``. ``menu``: the forward of the menu's grid bids (one
-    bidder; ``closed_form_covers``)."""
+    bidder; ``closed_form_covers``); ``weights``: ``gradients.prepare(mech)``; ``boxes``: the
+    regulariser's input boxes when the caller has them (one bidder: the same every batch)."""
     b, agents, items = values.shape
     free = mech.config.payment is PaymentKind.FREE
     rows = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
-    fwd = forward(mech, rows.reshape(-1, agents * items))
+    w = prepare(mech) if weights is None else weights
+    fwd = forward(mech, rows.reshape(-1, agents * items), w)
     alloc_all = fwd.alloc.view(b, 1 + agents, agents, items)
     pay_all = fwd.pay.view(b, 1 + agents, agents)
     alloc, pay = alloc_all[:, 0], pay_all[:, 0]
@@ -225,7 +238,7 @@ def training_grads(
         g_pay0 = g_pay0 - 1.0 / b  # - revenue
     else:
         g_true, g_pay0, grads_menu = _menu_grads(
-            mech, values, truthful, pay, menu, config, g_true, g_pay0
+            mech, values, truthful, pay, menu, config, g_true, g_pay0, w
         )
     g_alloc0 = g_alloc0 + g_true[..., None] * values
     g_pay0 = g_pay0 - g_true
@@ -236,19 +249,24 @@ def training_grads(
         g_pay0 = g_pay0 + scale * (pay - t_pay)
     g_alloc = torch.cat([g_alloc0[:, None], spread_diagonal(s[..., None] * values)], dim=1)
     g_pay = torch.cat([g_pay0[:, None], torch.diag_embed(-s)], dim=1)
-    grads, _ = backward(mech, fwd, g_alloc.view(-1, agents, items), g_pay.view(-1, agents))
+    grads, _ = backward(
+        mech, fwd, g_alloc.view(-1, agents, items), g_pay.view(-1, agents), weights_of=w
+    )
     if grads_menu is not None:
         grads = [g + h for g, h in zip(grads, grads_menu, strict=True)]
     stab = torch.zeros((), dtype=values.dtype, device=values.device)
     if config.stability_weight > 0:
-        stab, g_stab = stability_and_grad(mech, *_boxes(values, box), config.stability_weight)
+        lo, hi = _boxes(values, box) if boxes is None else boxes
+        stab, g_stab = stability_and_grad(mech, lo, hi, config.stability_weight)
         stab = stab / config.stability_weight
         for k, g in enumerate(g_stab):
             grads[k] = grads[k] + g
     return grads, StepStats(pay, rgt, irv, stab)
 
 
-def _menu_grads(mech, values, truthful, pay, menu: Forward, config: TrainConfig, g_true, g_pay0):
+def _menu_grads(
+    mech, values, truthful, pay, menu: Forward, config: TrainConfig, g_true, g_pay0, weights
+):
     """One bidder: ``- soft_menu_revenue``'s gradient, in the truthful utility and payment (added
     to ``g_true``, ``g_pay0``) and in the parameters through the menu's grid rows."""
     b = values.shape[0]
@@ -267,7 +285,7 @@ def _menu_grads(mech, values, truthful, pay, menu: Forward, config: TrainConfig,
         g_pays = soft * (-1.0 / b)
     g_alloc_g = g_u[:, :g].T @ values[:, 0]  # u_bg = <v_b, a_g> - p_g
     g_pay_g = g_pays[:, :g].sum(0) - g_u[:, :g].sum(0)
-    grads, _ = backward(mech, menu, g_alloc_g[:, None], g_pay_g[:, None])
+    grads, _ = backward(mech, menu, g_alloc_g[:, None], g_pay_g[:, None], weights_of=weights)
     return g_true + g_u[:, g : g + 1], g_pay0 + g_pays[:, g : g + 1], grads
 
 
@@ -307,26 +325,32 @@ def train_mechanism(
         menu = grid_bids(box, config.menu_grid, dtype, device)
     shared = grid is not None and menu is not None and config.menu_grid == config.misreport_grid
     one_bidder = closed and agents == 1
+    # one bidder: the regulariser's box is the whole support, the same every batch
+    fixed_boxes = _boxes(torch.zeros(1, *box.shape, dtype=dtype, device=device), box)
     for step in range(1, config.steps + 1):
         if step == decay_step + 1:
             opt.lr = config.lr / 10
         values = sample_profiles(box, config.batch_size, generator, dtype)
         mech.eval()
+        weights = prepare(mech) if closed else None
         # one bidder: the grid's outputs do not depend on the profile; one forward serves the
         # misreport grid and the menu when they are the same grid
-        grid_fwd = forward(mech, grid) if one_bidder and grid is not None else None
+        grid_fwd = forward(mech, grid, weights) if one_bidder and grid is not None else None
         menu_fwd = None
         if one_bidder and menu is not None:
-            menu_fwd = grid_fwd if shared else forward(mech, menu)
+            menu_fwd = grid_fwd if shared else forward(mech, menu, weights)
         starts = None
         if grid is not None:
             outputs = None if grid_fwd is None else (grid_fwd.alloc[:, 0], grid_fwd.pay[:, 0])
             starts = [best_grid_bids(mech, values, grid, outputs=outputs)]
-        misreports, _ = find_misreports(mech, values, box, config.attack, generator, starts)
+        misreports, _ = find_misreports(
+            mech, values, box, config.attack, generator, starts, weights
+        )
         mech.train()
         if closed:
+            boxes = fixed_boxes if agents == 1 else None
             grads, stats = training_grads(
-                mech, values, misreports, mult, config, box, menu_fwd, teacher
+                mech, values, misreports, mult, config, box, menu_fwd, teacher, weights, boxes
             )
         else:
             loss, stats = training_loss(mech, values, misreports, mult, config, box, menu, teacher)
