@@ -125,11 +125,12 @@ class EngineNet:
         a = torch.autograd.functional.jacobian(pieces, x0)
         return a.detach(), c
 
-    def prepare(self, lo, hi, splits=None, pre_in=None, inner_steps: int = 0):
+    def prepare(self, lo, hi, splits=None, pre_in=None, inner_steps: int = 0, refine=False):
         """The interval pass of a bound: (input set, trace of each op's input box, per ReLU
         layer the (N, n_l) pre-activation bounds with the splits applied, (N,) empty, the
         output box). Intermediate bounds come from `pre_in` (intersected with IBP) when
-        given, else from CROWN (alpha-optimised with `inner_steps`)."""
+        given (`refine`: tightened by CROWN on the neurons still unstable, which the splits
+        of earlier layers may settle), else from CROWN (alpha-optimised with `inner_steps`)."""
         n = lo.shape[0]
         shape = self.input_shape
         box = Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
@@ -144,6 +145,8 @@ class EngineNet:
                     low, up = pre_in[layer]
                     known = Box.from_bounds(low.reshape(box.lo.shape), up.reshape(box.lo.shape))
                     box = _intersect(box, known)
+                    if refine and not _ibp_exact(self.ops[:i]):
+                        box = _refine_unstable(inputs, self.ops[:i], box, trace)
                 elif not _ibp_exact(self.ops[:i]):
                     box = _intersect(
                         box, _crown_box(inputs, self.ops[:i], box, trace, pre, inner_steps)
@@ -174,6 +177,7 @@ class EngineNet:
         alphas: tuple[Tensor, ...] | None = None,
         betas: tuple[Tensor, ...] | None = None,
         active: Tensor | None = None,
+        refine: bool = False,
     ) -> Bounds:
         """CROWN (adaptive lower slopes, intermediate ReLU bounds by CROWN, all intersected
         with IBP) of `c @ y` over the boxes [lo, hi] (N, d); `splits[l]` (N, n_l) holds +1
@@ -186,17 +190,39 @@ class EngineNet:
         `alpha_intermediate` optimises each intermediate layer's bounds the same way (costly:
         2 n_l rows per layer; worth it once, at a root). `pre` (per layer (N, n_l) lo, hi:
         bounds valid on a superset, a parent's `Bounds.pre`) replaces the intermediate CROWN
-        passes; `active` (N, S) bool marks the rows worth optimising."""
+        passes (`refine`: and CROWN tightens its unstable neurons); `active` (N, S) bool
+        marks the rows worth optimising."""
         with torch.no_grad():
             return self._bound(
-                lo, hi, c, splits, alpha_steps, alpha_intermediate, pre, alphas, betas, active
+                lo,
+                hi,
+                c,
+                splits,
+                alpha_steps,
+                alpha_intermediate,
+                pre,
+                alphas,
+                betas,
+                active,
+                refine,
             )
 
     def _bound(
-        self, lo, hi, c, splits, alpha_steps, alpha_intermediate, pre_in, alphas, betas, active
+        self,
+        lo,
+        hi,
+        c,
+        splits,
+        alpha_steps,
+        alpha_intermediate,
+        pre_in,
+        alphas,
+        betas,
+        active,
+        refine=False,
     ) -> Bounds:
         inner = alpha_steps if alpha_intermediate else 0
-        inputs, trace, pre, empty, box = self.prepare(lo, hi, splits, pre_in, inner)
+        inputs, trace, pre, empty, box = self.prepare(lo, hi, splits, pre_in, inner, refine)
         n = lo.shape[0]
         out_shape = box.centre.shape[1:]
         if c.dim() == 3:  # rows per domain (N, S, outputs)
@@ -251,6 +277,29 @@ def _crown_box(inputs: BoxInput, prefix, box: Box, trace, pre, steps: int = 0) -
         a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
         bounds = inputs.concretize(a_in, bias)
     return Box.from_bounds(bounds[:, :d].reshape(n, *shape), (-bounds[:, d:]).reshape(n, *shape))
+
+
+def _refine_unstable(inputs: BoxInput, prefix, box: Box, trace) -> Box:
+    """`box` tightened by CROWN on the neurons unstable in some domain of the batch (the
+    stable ones cannot change phase, so their bounds are not worth a row)."""
+    n, shape = box.centre.shape[0], box.centre.shape[1:]
+    lo, hi = box.lo.flatten(1), box.hi.flatten(1)
+    cols = torch.nonzero(((lo < 0) & (hi > 0)).any(0)).flatten()
+    m = cols.numel()
+    if m == 0:
+        return box
+    d = lo.shape[1]
+    spec = torch.zeros(2 * m, d, dtype=lo.dtype)
+    spec[torch.arange(m), cols] = 1.0
+    spec[m + torch.arange(m), cols] = -1.0
+    spec = spec.reshape(1, 2 * m, *shape).expand(n, -1, *shape)
+    a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
+    bounds = inputs.concretize(a_in, bias)
+    lo, hi = lo.clone(), hi.clone()
+    lo[:, cols] = torch.maximum(lo[:, cols], bounds[:, :m])
+    hi[:, cols] = torch.minimum(hi[:, cols], -bounds[:, m:])
+    hi = torch.maximum(hi, lo)
+    return Box.from_bounds(lo.reshape(n, *shape), hi.reshape(n, *shape))
 
 
 def _intersect(a: Box, b: Box) -> Box:

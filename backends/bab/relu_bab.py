@@ -18,6 +18,8 @@ from .domains import Domains
 
 #: projected Adam steps at the root (final rows and each intermediate layer), and per domain
 ROOT_STEPS, DOMAIN_STEPS = 20, 8
+#: tighten each domain's inherited intermediate bounds by CROWN on its unstable neurons
+REFINE = False
 
 
 def open_rows(problem, open_terms: Tensor) -> Tensor:
@@ -35,7 +37,11 @@ def bound_domains(search, batch: Domains, root: bool = False) -> Bounds:
         if root and search.clock.left() <= 0:
             search.clock.rows_allowed(1)  # raises
         t0 = time.monotonic()
-        parts.append(_bound_open_rows(search, batch.select(slice(at, at + k)), root))
+        sub = batch.select(slice(at, at + k))
+        if root:
+            parts.append(_bound_open_rows(search, sub, ROOT_STEPS, root=True))
+        else:
+            parts.append(_warm_then_optimise(search, sub))
         if not root:  # the root's intermediate passes would mislead the per-row estimate
             search.clock.measured(k, time.monotonic() - t0)
         search.domains += k
@@ -43,7 +49,48 @@ def bound_domains(search, batch: Domains, root: bool = False) -> Bounds:
     return parts[0] if len(parts) == 1 else cat_bounds(parts)
 
 
-def _bound_open_rows(search, sub: Domains, root: bool) -> Bounds:
+def _warm_then_optimise(search, sub: Domains) -> Bounds:
+    """The parent's slopes and multipliers evaluated as they are (one pass: most domains
+    close here), then `DOMAIN_STEPS` of optimisation for the domains still open only."""
+    first = _bound_open_rows(search, sub, 0)
+    still = sub.open & ~search.problem.closed_terms(first.lower)
+    need = still.any(1) & ~first.empty
+    if DOMAIN_STEPS == 0 or not bool(need.any()):
+        return first
+    again = sub.select(need)
+    again.open = still[need]
+    second = _bound_open_rows(search, again, DOMAIN_STEPS)
+    idx = torch.nonzero(need).flatten()
+    lower = first.lower.clone()
+    lower[idx] = torch.maximum(first.lower[idx], second.lower)
+
+    def put(full, part):
+        out = full.clone()
+        out[idx] = part.to(out.dtype)
+        return out
+
+    return attrs.evolve(
+        first,
+        lower=lower,
+        a_in=put(first.a_in, second.a_in),
+        relu_a=tuple(put(f, p) for f, p in zip(first.relu_a, second.relu_a, strict=True)),
+        alphas=_put_layers(first.alphas, second.alphas, idx),
+        betas=_put_layers(first.betas, second.betas, idx),
+    )
+
+
+def _put_layers(full, part, idx):
+    if full is None or part is None:
+        return full
+    out = []
+    for f, p in zip(full, part, strict=True):
+        f = f.clone()
+        f[idx] = p.to(f.dtype)
+        out.append(f)
+    return tuple(out)
+
+
+def _bound_open_rows(search, sub: Domains, steps: int, root: bool = False) -> Bounds:
     """Bounds of the rows of open terms only (per domain, gathered: deep in the tree most
     terms are closed, and the cost is linear in rows). The other rows, which belong only to
     closed terms, get +inf: that closes nothing that is not closed already."""
@@ -51,7 +98,6 @@ def _bound_open_rows(search, sub: Domains, root: bool) -> Bounds:
     s_rows = c.shape[0]
     wanted = open_rows(search.problem, sub.open)  # (N, S)
     k = max(int(wanted.sum(1).max()), 1)
-    steps = ROOT_STEPS if root else DOMAIN_STEPS
     if k == s_rows:
         return search.net.bound(
             sub.lo,
@@ -63,6 +109,7 @@ def _bound_open_rows(search, sub: Domains, root: bool) -> Bounds:
             pre=sub.pre,
             alphas=sub.alphas,
             betas=sub.betas,
+            refine=REFINE and not root,
         )
     n = len(sub)
     order = torch.sort((~wanted).to(torch.int8), dim=1, stable=True).indices[:, :k]  # (N, k)
@@ -79,6 +126,7 @@ def _bound_open_rows(search, sub: Domains, root: bool) -> Bounds:
         alphas=_gather(sub.alphas, order),
         betas=_gather(sub.betas, order),
         active=got,
+        refine=REFINE and not root,
     )
     lower = torch.full((n, s_rows), torch.inf, dtype=b.lower.dtype)
     lower.scatter_(1, order, torch.where(got, b.lower, torch.inf))

@@ -103,7 +103,9 @@ def _cases(count: int):
         ]
         if not unstable:
             continue
-        picks = rng.choice(len(unstable), size=min(len(unstable), rng.integers(1, 5)), replace=False)
+        picks = rng.choice(
+            len(unstable), size=min(len(unstable), rng.integers(1, 5)), replace=False
+        )
         splits = [torch.zeros(1, n, dtype=torch.int8) for n in engine.relu_sizes]
         for p in picks:
             layer, j = unstable[p]
@@ -120,7 +122,15 @@ def _violations(steps: int, count: int) -> tuple[int, int, int]:
         opt = engine.bound(lo_t, hi_t, c, splits, alpha_steps=steps)
         assert (opt.lower >= plain.lower - 1e-12).all(), "never looser than CROWN"
         warm = engine.bound(
-            lo_t, hi_t, c, splits, alpha_steps=3, pre=root.pre, alphas=opt.alphas, betas=opt.betas
+            lo_t,
+            hi_t,
+            c,
+            splits,
+            alpha_steps=3,
+            pre=root.pre,
+            alphas=opt.alphas,
+            betas=opt.betas,
+            refine=True,
         )
         for row in range(c.shape[0]):
             exact = mip_min_split(net, lo, hi, c[row].numpy(), [s[0].numpy() for s in splits])
