@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+import attrs
 import torch
 
 from threatlang.backends.mip.certify import CertifyConfig
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--method", choices=[m.value for m in CellBound], default="corners")
     parser.add_argument("--agents", help="comma-separated agents (default: all)")
+    parser.add_argument(
+        "--cell-limit", type=float, help="seconds per cell MIP (default: the search's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     agents, layers, grid = SETTINGS[args.setting]
@@ -64,6 +68,8 @@ def main() -> None:
     mech = mech.double().eval()
     config = CertifyConfig(solver=SolverKind(args.solver), time_limit=args.time_limit)
     search = SupportSearch(method=CellBound(args.method))
+    if args.cell_limit:
+        search = attrs.evolve(search, cell_limit=args.cell_limit)
     chosen = range(agents) if not args.agents else [int(a) for a in args.agents.split(",")]
     print(
         "| agent | method | first bound | first s | bound | found (attack) | cells / open | "
@@ -92,9 +98,9 @@ def grid_witness(mech: Mechanism, agent: int, points: int = 65, others: int = 9)
     pairs = torch.cartesian_prod(g, g)
     n_others = mech.config.agents - 1
     og = torch.linspace(0, 1, others, dtype=torch.float64)
-    rest = torch.cartesian_prod(*[og] * (2 * n_others)).reshape(-1, n_others, 2)
-    if n_others == 0:
-        rest = torch.zeros(1, 0, 2, dtype=torch.float64)
+    rest = torch.zeros(1, 0, 2, dtype=torch.float64)
+    if n_others:
+        rest = torch.cartesian_prod(*[og] * (2 * n_others)).reshape(-1, n_others, 2)
     best = None
     for o in rest:
         for v in pairs:

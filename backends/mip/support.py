@@ -302,11 +302,11 @@ class SupportSearch:
 
     method: CellBound = CellBound.CORNERS
     root_share: float = 0.1
-    cell_limit: float = 30.0
+    cell_limit: float = 10.0
     max_cells: int = 4096
     joint_width: float = 1.0 / 64
     mip_gap: float = 1e-4
-    others_split: int = 4  # CORNERS: the other bids' first grid, per side
+    others_split: int = 2  # CORNERS: the other bids' first grid, per side
 
 
 def _samples(mech: Mechanism, agent: int, cell: Cell, per_side: int = 5):
@@ -560,7 +560,8 @@ def certify_support(
         if top <= st.found() + config.branch_gap:
             break
         if st.left() <= 0 or cells >= search.max_cells:
-            reason = f"time limit {config.time_limit:g}s: {len(heap)} cells open"
+            limit = f"time limit {config.time_limit:g}s" if st.left() <= 0 else "cell limit"
+            reason = f"{limit}: {len(heap)} cells open"
             break
         _, _, cell = heapq.heappop(heap)
         joint = search.method is CellBound.JOINT or max(cell.widths()) <= search.joint_width

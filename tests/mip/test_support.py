@@ -14,7 +14,7 @@ from threatlang.backends.mip.mechanisms import Mechanism, MechanismConfig, Payme
 from threatlang.backends.mip.regret import AttackConfig
 from threatlang.backends.mip.results import support_record
 from threatlang.backends.mip.solvers import SolverKind
-from threatlang.backends.mip.support import certify_support, regret_at_points
+from threatlang.backends.mip.support import SupportSearch, certify_support, regret_at_points
 from threatlang.backends.mip.train import TrainConfig, train_mechanism
 from threatlang.backends.mip.valuations import SupportBox
 from threatlang.report import Status
@@ -111,8 +111,14 @@ def test_two_bidders_support_bound_covers_grid() -> None:
 def test_stopped_solve_reports_its_bound_with_the_gap() -> None:
     mech = _trained(1, (12,), PaymentKind.FRACTIONAL)
     closed = certify_support(mech, 0, 0.0, 1.0, CertifyConfig(SolverKind.SCIP, time_limit=600))
-    stopped = certify_support(
-        mech, 0, 0.0, 1.0, CertifyConfig(SolverKind.HIGHS, time_limit=2), start=closed.witness
+    stopped = certify_support(  # stopped after the first cell: the first bound and its gap
+        mech,
+        0,
+        0.0,
+        1.0,
+        CertifyConfig(SolverKind.HIGHS, time_limit=300),
+        start=closed.witness,
+        search=SupportSearch(max_cells=1),
     )
     assert not stopped.optimal
     assert stopped.regret_bound is not None and stopped.reason
