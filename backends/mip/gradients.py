@@ -169,6 +169,9 @@ def own_utilities(
     weights: Weights | None = None,
 ) -> torch.Tensor:
     """``utility_and_grad``'s utility alone: ``(..., A)``."""
+    if _lone(mech):
+        w = prepare(mech) if weights is None else weights
+        return _one_bidder(mech, values, misreports, w, grad=False)[0]
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
     lead = misreports.shape[:-2]
@@ -232,11 +235,13 @@ def utility_and_grad(
     ``grad``: its gradient in that report. Shapes ``(..., A)`` and ``(..., A, items)``."""
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
+    w = prepare(mech) if weights is None else weights
+    if _lone(mech):
+        return _one_bidder(mech, values, misreports, w, grad=True)
     lead = misreports.shape[:-2]
     x = deviation_profiles(values, misreports).reshape(-1, agents * items)  # row (k, i): i lies
     m = x.shape[0] // agents
     vals = values.expand(*lead, agents, items).reshape(m, agents, items)
-    w = prepare(mech) if weights is None else weights
     fwd = forward(mech, x, w)
     alloc = own_diagonal(fwd.alloc.view(m, agents, agents, items))  # the liar's own allocation
     u = (alloc * vals).sum(-1) - own_diagonal(fwd.pay.view(m, agents, agents))
@@ -248,6 +253,47 @@ def utility_and_grad(
     _, g_x = backward(mech, fwd, g_alloc, g_pay, weights=False, inputs=True, weights_of=w)
     g_x = own_diagonal(g_x.view(m, agents, agents, items))
     return u.view(*lead, agents), g_x.reshape(*lead, agents, items)
+
+
+def _lone(mech: Mechanism) -> bool:
+    """The shipped 1x2 network: one bidder, one hidden layer, sparsemax, fractional payment."""
+    cfg = mech.config
+    return (
+        cfg.agents == 1
+        and len(mech.trunk) == 1
+        and cfg.allocation is AllocationKind.SPARSEMAX
+        and cfg.payment is PaymentKind.FRACTIONAL
+    )
+
+
+def _one_bidder(
+    mech: Mechanism, values: torch.Tensor, misreports: torch.Tensor, w: Weights, grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``utility_and_grad`` for ``_lone`` networks, item-major: every per-row quantity is a
+    contiguous ``(N,)`` vector, about half the tensor operations of the general path."""
+    items = mech.config.items
+    lead = misreports.shape[:-2]
+    b = misreports.reshape(-1, items)
+    n = b.shape[0]
+    v_t = values.expand(*lead, 1, items).reshape(n, items).T  # (items, N)
+    b_t = b.T
+    h = (torch.cat([b, torch.ones_like(b[:, :1])], dim=1) @ w.first).clamp_min_(0.0)
+    out = torch.addmm(w.heads_b[:, None], w.heads_w, h.T)  # (K, N): rows are outputs
+    # logits rows: (bidder, item j) for j < items, then (not allocated, item j), then payment
+    alloc = (out[:items] - out[items : 2 * items]).add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
+    raw = out[2 * items]
+    frac = (raw + 0.5).clamp_(0.0, 1.0)
+    spent = (alloc * b_t).sum(0)
+    u = (alloc * v_t).sum(0) - frac * spent
+    if not grad:
+        return u.view(*lead, 1), None
+    inside = (alloc > 0) & (alloc < 1)
+    g_logit = torch.where(inside, (v_t - frac * b_t) * 0.5, 0.0)  # d u / d (z_bidder - z_none)
+    g_raw = torch.where((raw > -0.5) & (raw < 0.5), -spent, 0.0)
+    g_out = torch.cat([g_logit, -g_logit, g_raw[None]])  # (K, N)
+    g_h = torch.ops.aten.threshold_backward(g_out.T @ w.heads_w, h, 0.0)
+    g_b = (mech.trunk[0].weight.T @ g_h.T).sub_(frac * alloc)  # (items, N)
+    return u.view(*lead, 1), g_b.T.reshape(*lead, 1, items)
 
 
 def own_diagonal(t: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,12 @@ from threatlang.backends.mip.bounds import (
     interval_bounds_direct,
     stability_penalty,
 )
-from threatlang.backends.mip.gradients import forward, stability_and_grad, utility_and_grad
+from threatlang.backends.mip.gradients import (
+    forward,
+    own_utilities,
+    stability_and_grad,
+    utility_and_grad,
+)
 from threatlang.backends.mip.mechanisms import (
     AllocationKind,
     Mechanism,
@@ -37,8 +42,9 @@ from threatlang.backends.mip.valuations import SupportBox
 @pytest.mark.parametrize("allocation", list(AllocationKind))
 @pytest.mark.parametrize("payment", list(PaymentKind))
 @pytest.mark.parametrize("clip", [False, True])
-def test_utility_gradient_matches_autograd(agents, allocation, payment, clip) -> None:
-    cfg = MechanismConfig(agents, 2, (16, 16), allocation, payment)
+@pytest.mark.parametrize("hidden", [(16,), (16, 16)])
+def test_utility_gradient_matches_autograd(agents, allocation, payment, clip, hidden) -> None:
+    cfg = MechanismConfig(agents, 2, hidden, allocation, payment)
     mech = Mechanism(cfg, generator=torch.Generator().manual_seed(agents)).double()
     mech.clip_payments = clip
     gen = torch.Generator().manual_seed(7)
@@ -49,6 +55,9 @@ def test_utility_gradient_matches_autograd(agents, allocation, payment, clip) ->
     u_fast, grad_fast = utility_and_grad(mech, values, bids.detach())
     torch.testing.assert_close(u_fast, u.detach(), atol=1e-12, rtol=0)
     torch.testing.assert_close(grad_fast, grad, atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        own_utilities(mech, values, bids.detach()), u_fast, atol=1e-12, rtol=0
+    )
 
 
 def test_adam_matches_torch() -> None:
