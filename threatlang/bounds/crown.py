@@ -89,6 +89,21 @@ def node_crown_box(
 
     Why both: CROWN with adaptive slopes is not monotone in its intermediate bounds, so
     tighter intermediate boxes usually, not always, give a tighter final bound."""
+    bounds = _crown_bounds(graph, i, inputs, trace, opts, box, neurons)
+    return box if bounds is None else _combine(box, *bounds, intersect)
+
+
+def _crown_bounds(
+    graph: BoundGraph,
+    i: int,
+    inputs: InputSet,
+    trace: Trace,
+    opts: BackwardOptions,
+    box: Box,
+    neurons: Tensor | None,
+) -> tuple[Tensor, Tensor] | None:
+    """(lo, hi) of node i: CROWN's for the neurons asked (see :func:`node_crown_box`), IBP's
+    for the others; None when none is asked."""
     n, shape = box.centre.shape[0], box.centre.shape[1:]
     lo, hi = box.lo.flatten(1), box.hi.flatten(1)
     d = lo.shape[1]
@@ -98,17 +113,24 @@ def node_crown_box(
         idx = neurons.reshape(n, d).any(0).nonzero().flatten()
     k = idx.numel()
     if k == 0:
-        return box
+        return None
     spec = lo.new_zeros(2 * k, d)
     rows = torch.arange(k, device=lo.device)
     spec[rows, idx] = 1.0
     spec[rows + k, idx] = -1.0
+    # the same rows for every box: expanded, so back-substitution carries them as one row
     a = spec.reshape(1, 2 * k, *shape).expand(n, -1, *shape)
     bounds = _concretize(graph, i, a, inputs, trace, opts)
-    lo_c, hi_c = lo.clone(), hi.clone()
-    lo_c[:, idx] = bounds[:, :k]
-    hi_c[:, idx] = -bounds[:, k:]
-    lo_c, hi_c = lo_c.reshape(n, *shape), hi_c.reshape(n, *shape)
+    if k == d:
+        lo_c, hi_c = bounds[:, :k], -bounds[:, k:]
+    else:
+        lo_c, hi_c = lo.clone(), hi.clone()
+        lo_c[:, idx] = bounds[:, :k]
+        hi_c[:, idx] = -bounds[:, k:]
+    return lo_c.reshape(n, *shape), hi_c.reshape(n, *shape)
+
+
+def _combine(box: Box, lo_c: Tensor, hi_c: Tensor, intersect: bool) -> Box:
     if intersect:
         return _intersect(box, lo_c, hi_c)
     return Box.from_bounds(lo_c, torch.maximum(hi_c, lo_c))
@@ -150,8 +172,53 @@ def forward_pass(
     (node -> box) is intersected in (sound when the caller restricts the input region, as a
     ReLU split does). ``intersect``: CROWN boxes are intersected with IBP's (see
     :func:`node_crown_box`). Boxes of ``keep`` nodes and of node ``stop - 1`` are returned."""
+    (fp,) = forward_passes(
+        graph,
+        inputs,
+        opts,
+        (intersect,),
+        stop=stop,
+        crown=crown,
+        full=full,
+        keep=keep,
+        known=known,
+    )
+    return fp
+
+
+@attrs.define
+class _Lane:
+    """One forward pass in progress, shared by the intersect modes whose boxes agree so far."""
+
+    modes: list[bool]
+    trace: Trace
+    boxes: dict[int, Box]
+    out: dict[int, Box]
+
+    def fork(self, mode: bool) -> _Lane:
+        """A copy for ``mode`` alone (boxes and trace entries so far are shared, never
+        written again)."""
+        self.modes.remove(mode)
+        return _Lane([mode], dict(self.trace), dict(self.boxes), dict(self.out))
+
+
+def forward_passes(
+    graph: BoundGraph,
+    inputs: InputSet,
+    opts: BackwardOptions,
+    modes: tuple[bool, ...] = (True, False),
+    *,
+    stop: int | None = None,
+    crown: bool = True,
+    full: bool = False,
+    keep: frozenset[int] | set[int] = frozenset(),
+    known: Mapping[int, Box] | None = None,
+) -> list[Pass]:
+    """:func:`forward_pass` for each intersect mode of ``modes``, in that order, computed
+    together: the passes run as one until a CROWN box differs between the modes (CROWN
+    looser than IBP on some neuron), so each back-substitution before that is done once, and
+    passes that never differ are the same :class:`Pass` object."""
     stop = len(graph.nodes) if stop is None else stop
-    trace: Trace = {}
     needs: dict[int, list[BoundOp]] = {}  # node -> the nonlinear ops it feeds
     for node in graph.nodes[1:stop]:
         if node.op.nonlinear:
@@ -159,31 +226,57 @@ def forward_pass(
                 needs.setdefault(j, []).append(node.op)
     feeds = set(keep) | set(needs)
     exact = ibp_exact(graph) if inputs.is_box else [False] * len(graph.nodes)
-    boxes: dict[int, Box] = {0: inputs.box()}
-    out: dict[int, Box] = {}
     first_only = graph.consumers[0] == [1] and len(graph.nodes) > 1
+    lanes = [_Lane(list(dict.fromkeys(modes)), {}, {0: inputs.box()}, {})]
     for i in range(1, stop):
         node = graph.nodes[i]
-        if i == 1 and first_only and node.inputs == (0,):
-            trace[id(node.op)] = boxes[0]
-            box = inputs.through_first(node.op, trace)
-        else:
-            box = node.op.interval_all([boxes[j] for j in node.inputs], trace)
-        # an elementwise op's IBP box is the exact image of its input box, which is already
-        # tightened: CROWN through its relaxation could not do better
-        if crown and i in feeds and not exact[i] and not node.op.exact_image:
-            neurons = None if full or i in keep else _unstable(needs.get(i, ()), box)
-            box = node_crown_box(graph, i, inputs, trace, opts, box, neurons, intersect)
-        if known is not None and i in known:
-            box = _intersect(box, known[i].lo, known[i].hi)
-        boxes[i] = box
-        if i in keep:
-            out[i] = box
-        for j in node.inputs:
-            if graph.last_use[j] == i and j != 0:
-                boxes.pop(j, None)
-    out[stop - 1] = boxes[stop - 1]
-    return Pass(trace, out)
+        tighten = crown and i in feeds and not exact[i] and not node.op.exact_image
+        for lane in list(lanes):
+            trace, boxes = lane.trace, lane.boxes
+            if i == 1 and first_only and node.inputs == (0,):
+                trace[id(node.op)] = boxes[0]
+                box = inputs.through_first(node.op, trace)
+            else:
+                box = node.op.interval_all([boxes[j] for j in node.inputs], trace)
+            per_mode = {m: box for m in lane.modes}
+            # an elementwise op's IBP box is the exact image of its input box, which is
+            # already tightened: CROWN through its relaxation could not do better
+            if tighten:
+                neurons = None if full or i in keep else _unstable(needs.get(i, ()), box)
+                bounds = _crown_bounds(graph, i, inputs, trace, opts, box, neurons)
+                if bounds is not None:
+                    per_mode = {m: _combine(box, *bounds, m) for m in lane.modes}
+            if known is not None and i in known:
+                per_mode = {m: _intersect(b, known[i].lo, known[i].hi) for m, b in per_mode.items()}
+            group = [lane]
+            first, *rest = lane.modes
+            for m in rest:
+                if not _same(per_mode[m], per_mode[first]):
+                    group.append(lane.fork(m))
+            lanes.extend(group[1:])
+            for ln in group:
+                _store(graph, ln, i, per_mode[ln.modes[0]], keep)
+    passes = {}
+    for lane in lanes:
+        lane.out[stop - 1] = lane.boxes[stop - 1]
+        fp = Pass(lane.trace, lane.out)
+        for m in lane.modes:
+            passes[m] = fp
+    return [passes[m] for m in modes]
+
+
+def _same(a: Box, b: Box) -> bool:
+    return a is b or (torch.equal(a.centre, b.centre) and torch.equal(a.radius, b.radius))
+
+
+def _store(graph: BoundGraph, lane: _Lane, i: int, box: Box, keep: Iterable[int]) -> None:
+    """Node i's box into the lane; boxes no later node reads are dropped."""
+    lane.boxes[i] = box
+    if i in keep:
+        lane.out[i] = box
+    for j in graph.nodes[i].inputs:
+        if graph.last_use[j] == i and j != 0:
+            lane.boxes.pop(j, None)
 
 
 def spec_bounds(
@@ -307,12 +400,14 @@ def bound_inputs(
         ub = -bounds[:, s:] if need_upper else None
         return GraphBounds(bounds[:, :s], ub, {r: fp.boxes[p] for r, p in relu_pre.items()})
     crown = method in (Method.CROWN, Method.ALPHA_CROWN)
-    modes = [True, False] if intersect is None and crown else [bool(intersect) or not crown]
+    modes = (True, False) if intersect is None and crown else (bool(intersect) or not crown,)
+    passes = forward_passes(graph, inputs, opts, modes, crown=crown, keep=keep, known=pre_known)
     result: GraphBounds | None = None
-    for mode in modes:
-        fp = forward_pass(
-            graph, inputs, opts, crown=crown, keep=keep, known=pre_known, intersect=mode
-        )
+    done: list[Pass] = []
+    for fp in passes:
+        if any(fp is d for d in done):  # the modes never differed: the same bounds
+            continue
+        done.append(fp)
         out = fp.boxes[graph.output]
         c = _spec(graph, spec, out.centre)
         pre = {r: fp.boxes[p] for r, p in relu_pre.items()}
