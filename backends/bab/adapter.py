@@ -266,22 +266,24 @@ def _ibp_exact(prefix) -> bool:
 
 
 def _crown_box(inputs: BoxInput, prefix, box: Box, trace, pre, steps: int = 0) -> Box:
-    """CROWN bounds on every neuron of `prefix`'s output (alpha-optimised with `steps`)."""
+    """CROWN bounds on every neuron of `prefix`'s output, then (with `steps`) alpha-optimised
+    bounds on the neurons still unstable (the others' bounds do not enter a relaxation)."""
     n, shape = box.centre.shape[0], box.centre.shape[1:]
     d = box.centre[0].numel()
     eye = torch.eye(d, dtype=box.centre.dtype)
     spec = torch.cat([eye, -eye]).reshape(1, 2 * d, *shape).expand(n, -1, *shape)
+    a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
+    bounds = inputs.concretize(a_in, bias)
+    out = Box.from_bounds(bounds[:, :d].reshape(n, *shape), (-bounds[:, d:]).reshape(n, *shape))
     if steps > 0 and pre:
-        bounds = optimize.optimise(prefix, inputs, spec, trace, pre, steps).result.lower
-    else:
-        a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
-        bounds = inputs.concretize(a_in, bias)
-    return Box.from_bounds(bounds[:, :d].reshape(n, *shape), (-bounds[:, d:]).reshape(n, *shape))
+        out = _refine_unstable(inputs, prefix, _intersect(box, out), trace, pre, steps)
+    return out
 
 
-def _refine_unstable(inputs: BoxInput, prefix, box: Box, trace) -> Box:
-    """`box` tightened by CROWN on the neurons unstable in some domain of the batch (the
-    stable ones cannot change phase, so their bounds are not worth a row)."""
+def _refine_unstable(inputs: BoxInput, prefix, box: Box, trace, pre=None, steps=0) -> Box:
+    """`box` tightened by CROWN (alpha-optimised with `steps`) on the neurons unstable in
+    some domain of the batch (the stable ones cannot change phase, so their bounds are not
+    worth a row)."""
     n, shape = box.centre.shape[0], box.centre.shape[1:]
     lo, hi = box.lo.flatten(1), box.hi.flatten(1)
     cols = torch.nonzero(((lo < 0) & (hi > 0)).any(0)).flatten()
@@ -293,8 +295,11 @@ def _refine_unstable(inputs: BoxInput, prefix, box: Box, trace) -> Box:
     spec[torch.arange(m), cols] = 1.0
     spec[m + torch.arange(m), cols] = -1.0
     spec = spec.reshape(1, 2 * m, *shape).expand(n, -1, *shape)
-    a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
-    bounds = inputs.concretize(a_in, bias)
+    if steps > 0 and pre:
+        bounds = optimize.optimise(prefix, inputs, spec, trace, pre, steps).result.lower
+    else:
+        a_in, bias = back_substitute(prefix, spec, trace, _OPTS)
+        bounds = inputs.concretize(a_in, bias)
     lo, hi = lo.clone(), hi.clone()
     lo[:, cols] = torch.maximum(lo[:, cols], bounds[:, :m])
     hi[:, cols] = torch.minimum(hi[:, cols], -bounds[:, m:])
