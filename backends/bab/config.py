@@ -30,8 +30,8 @@ class BabOptions:
     (ACAS Xu has 5), ReLUs otherwise; `batch` domains are bounded in one engine call; PGD runs
     `pgd_restarts` x `pgd_steps` per term of the negation before branching; input splitting
     tries the `split_candidates` dimensions of largest smear per domain and keeps the best
-    (strong branching); `shards` pre-splits the box into that many
-    work items (for `--executor ray`), each with the whole time limit."""
+    (strong branching; 3 of ACAS Xu's 5 measured best, BENCHMARKS.md); `shards` pre-splits
+    the box into that many work items (for `--executor ray`), each with the whole time limit."""
 
     time_limit: float = attrs.field(default=60.0, validator=positive)
     branching: str = attrs.field(default="auto", validator=_branching)
@@ -40,7 +40,7 @@ class BabOptions:
     max_domains: int = attrs.field(default=200_000, validator=at_least(1))
     pgd_steps: int = attrs.field(default=50, validator=at_least(0))
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
-    split_candidates: int = attrs.field(default=8, validator=at_least(1))
+    split_candidates: int = attrs.field(default=3, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
     engine: Engine = Engine.CROWN
 
@@ -55,7 +55,7 @@ class BabCertifyOptions:
     max_domains: int = attrs.field(default=200_000, validator=at_least(1))
     pgd_steps: int = attrs.field(default=50, validator=at_least(0))
     pgd_restarts: int = attrs.field(default=16, validator=at_least(0))
-    split_candidates: int = attrs.field(default=8, validator=at_least(1))
+    split_candidates: int = attrs.field(default=3, validator=at_least(1))
     shards: int = attrs.field(default=1, validator=at_least(1))
     engine: Engine = Engine.CROWN
 
