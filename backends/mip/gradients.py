@@ -26,7 +26,9 @@ class Forward(NamedTuple):
     x: torch.Tensor
     x1: torch.Tensor  # (N, agents * items + 1): x and a column of ones (the bias's input)
     hidden: list[torch.Tensor]  # post-ReLU activations of every trunk layer
-    full: torch.Tensor  # (N, agents + 1, items): the allocation with the "not allocated" entry
+    #: (N, agents + 1, items): the allocation with the "not allocated" entry (None on the
+    #: one-bidder path, whose backward reads ``alloc``)
+    full: torch.Tensor | None
     raw: torch.Tensor  # (N, agents): the payment head's output
     frac: torch.Tensor | None  # (N, agents): the payment fraction (fractional payments)
     alloc: torch.Tensor  # (N, agents, items)
@@ -58,6 +60,8 @@ def forward(mech: Mechanism, x: torch.Tensor, weights: Weights | None = None) ->
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
     n = x.shape[0]
+    if _lone(mech):
+        return _lone_forward(mech, x, prepare(mech) if weights is None else weights)
     # the products are laid out as CPU BLAS runs them fastest at these shapes (a handful of
     # inputs or outputs against 128 units): the bias folded into the first product, the heads'
     # few outputs as rows (``W h^T``)
@@ -109,6 +113,9 @@ def backward(
     cfg = mech.config
     agents, items = cfg.agents, cfg.items
     n = fwd.x.shape[0]
+    if fwd.full is None:
+        w = prepare(mech) if weights_of is None else weights_of
+        return _lone_backward(mech, fwd, g_alloc, g_pay, weights, inputs, w)
     g_x = None
     if g_pay is None:
         g_raw = torch.zeros_like(fwd.raw)
@@ -294,6 +301,58 @@ def _one_bidder(
     g_h = torch.ops.aten.threshold_backward(g_out.T @ w.heads_w, h, 0.0)
     g_b = (mech.trunk[0].weight.T @ g_h.T).sub_(frac * alloc)  # (items, N)
     return u.view(*lead, 1), g_b.T.reshape(*lead, 1, items)
+
+
+def _lone_forward(mech: Mechanism, x: torch.Tensor, w: Weights) -> Forward:
+    """``forward`` for ``_lone`` networks, item-major inside; the fields are views of it."""
+    items = mech.config.items
+    x_t = x.T
+    x1 = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    h = (x1 @ w.first).clamp_min_(0.0)
+    out = torch.addmm(w.heads_b[:, None], w.heads_w, h.T)  # (K, N)
+    alloc = (out[:items] - out[items : 2 * items]).add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
+    raw = out[2 * items]
+    frac = (raw + 0.5).clamp_(0.0, 1.0)
+    pay = frac * (alloc * x_t).sum(0)
+    return Forward(x, x1, [h], None, raw[:, None], frac[:, None], alloc.T[:, None], pay[:, None])
+
+
+def _lone_backward(
+    mech: Mechanism,
+    fwd: Forward,
+    g_alloc: torch.Tensor,
+    g_pay: torch.Tensor | None,
+    weights: bool,
+    inputs: bool,
+    w: Weights,
+) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+    """``backward`` for ``_lone_forward``'s passes (the same arithmetic, item-major)."""
+    items = mech.config.items
+    alloc, x_t, h = fwd.alloc[:, 0].T, fwd.x.T, fwd.hidden[0]  # (items, N), (items, N)
+    g_a = g_alloc[:, 0].T
+    g_x = None
+    if g_pay is None:
+        g_raw = torch.zeros_like(fwd.raw[:, 0])
+    else:
+        raw, frac, g_p = fwd.raw[:, 0], fwd.frac[:, 0], g_pay[:, 0]
+        scaled = g_p * frac
+        g_raw = torch.where((raw > -0.5) & (raw < 0.5), g_p * (alloc * x_t).sum(0), 0.0)
+        g_a = g_a + scaled * x_t
+        if inputs:
+            g_x = scaled * alloc
+    g_logit = torch.where((alloc > 0) & (alloc < 1), g_a * 0.5, 0.0)
+    g_out = torch.cat([g_logit, -g_logit, g_raw[None]])  # (K, N)
+    g_h = torch.ops.aten.threshold_backward(g_out.T @ w.heads_w, h, 0.0)
+    grads = None
+    if weights:
+        g_wh, g_bh = g_out @ h, g_out.sum(1)
+        g_wb = (fwd.x1.T @ g_h).T
+        k = 2 * items
+        grads = [g_wb[:, :-1], g_wb[:, -1], g_wh[:k], g_bh[:k], g_wh[k:], g_bh[k:]]
+    if inputs:
+        g_in = mech.trunk[0].weight.T @ g_h.T
+        g_x = (g_in if g_x is None else g_in.add_(g_x)).T
+    return grads, g_x
 
 
 def own_diagonal(t: torch.Tensor) -> torch.Tensor:

@@ -103,8 +103,8 @@ def test_argmax_rows_matches_argmax_ties_included() -> None:
     assert torch.equal(argmax_rows(u), u.argmax(dim=1))
 
 
-def _setup(agents: int, allocation, payment, seed: int = 0):
-    cfg = MechanismConfig(agents, 2, (16, 12), allocation, payment)
+def _setup(agents: int, allocation, payment, seed: int = 0, hidden=(16, 12)):
+    cfg = MechanismConfig(agents, 2, hidden, allocation, payment)
     mech = Mechanism(cfg, generator=torch.Generator().manual_seed(seed)).double()
     gen = torch.Generator().manual_seed(seed + 1)
     values = torch.rand(40, agents, 2, generator=gen, dtype=torch.float64)
@@ -136,18 +136,22 @@ def _assert_same_update(mech, values, misreports, mult, config, box, menu=None, 
 @pytest.mark.parametrize("allocation", list(AllocationKind))
 @pytest.mark.parametrize("payment", list(PaymentKind))
 @pytest.mark.parametrize("stability", [0.0, 0.3])
-def test_training_gradient_matches_autograd(agents, allocation, payment, stability) -> None:
+@pytest.mark.parametrize("hidden", [(16,), (16, 12)])
+def test_training_gradient_matches_autograd(agents, allocation, payment, stability, hidden):
     """The written-out gradient of eq. 4.2 / 4.8 (+ regulariser) is autograd's, so the fast
     step makes the chapter's update."""
-    mech, values, misreports, mult = _setup(agents, allocation, payment)
+    mech, values, misreports, mult = _setup(agents, allocation, payment, hidden=hidden)
     cfg = TrainConfig(stability_weight=stability)
     _assert_same_update(mech, values, misreports, mult, cfg, SupportBox(agents, 2))
 
 
 @pytest.mark.parametrize("straight_through", [False, True])
 @pytest.mark.parametrize("payment", [PaymentKind.FRACTIONAL, PaymentKind.FREE])
-def test_menu_objective_gradient_matches_autograd(straight_through, payment) -> None:
-    mech, values, misreports, mult = _setup(1, AllocationKind.SPARSEMAX, payment, seed=3)
+@pytest.mark.parametrize("hidden", [(16,), (16, 12)])
+def test_menu_objective_gradient_matches_autograd(straight_through, payment, hidden) -> None:
+    mech, values, misreports, mult = _setup(
+        1, AllocationKind.SPARSEMAX, payment, seed=3, hidden=hidden
+    )
     box = SupportBox(1, 2)
     cfg = TrainConfig(
         stability_weight=0.02,
