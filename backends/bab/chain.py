@@ -102,6 +102,20 @@ class ReluChain:
                 h = h.clamp(min=0)
         return h
 
+    def pieces(self, masks: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        """With each ReLU layer's phases fixed by `masks` ((n_l,) of 0/1), the network is
+        affine: (A, c) with rows for every ReLU's pre-activation, layer by layer, then the
+        outputs: `[pre_1; ...; pre_L; y] = A x + c`."""
+        a, c = self.weights[0], self.biases[0]
+        rows, consts = [a], [c]
+        for k in range(1, len(self.weights)):
+            m = masks[k - 1].to(DTYPE)
+            a = self.weights[k] @ (m[:, None] * a)
+            c = self.weights[k] @ (m * c) + self.biases[k]
+            rows.append(a)
+            consts.append(c)
+        return torch.cat(rows), torch.cat(consts)
+
     def bound(self, lo: Tensor, hi: Tensor, c: Tensor) -> ChainBounds:
         """CROWN lower bounds of `c @ y` (c: (S, outputs)) over the boxes [lo, hi] (N, d)."""
         with torch.no_grad():

@@ -59,6 +59,51 @@ def exact_decide(
     return closed, points
 
 
+#: boxes with at most this many unstable ReLUs are decided exactly, one LP per phase pattern
+#: of those ReLUs and open term (2^k patterns), instead of being split further
+FEW_UNSTABLE = 3
+
+
+def few_unstable_decide(
+    chain: ReluChain,
+    problem: Problem,
+    pre: tuple[tuple[Tensor, Tensor], ...],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    open_terms: np.ndarray,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One box with few unstable ReLUs (`pre`: its bounds per layer, each (n_l,)): each phase
+    pattern of the unstable ones makes the network affine on a polytope (the box and the
+    pattern's sign rows; the stable ReLUs keep their sign on the whole box), so a term is
+    infeasible on the box iff its LP is infeasible under every pattern (nnenum's exact step).
+    Returns which open terms are infeasible (T,) and the points of the feasible LPs."""
+    phases = [torch.where(low >= 0, 1, -1).to(torch.int8) for low, _ in pre]
+    unstable = [(low < 0) & (up > 0) for low, up in pre]
+    where = [(layer, int(j)) for layer, u in enumerate(unstable) for j in torch.nonzero(u)]
+    sizes = np.cumsum([0, *[len(p) for p in phases]])
+    feasible = np.zeros(problem.terms, dtype=bool)
+    points: list[np.ndarray] = []
+    for pattern in range(1 << len(where)):
+        signs = [p.clone() for p in phases]
+        rows = np.zeros(int(sizes[-1]), dtype=np.int8)
+        for bit, (layer, j) in enumerate(where):
+            sign = 1 if (pattern >> bit) & 1 else -1
+            signs[layer][j] = sign
+            rows[sizes[layer] + j] = sign
+        a, c = chain.pieces(tuple(s > 0 for s in signs))
+        a, c = a.numpy(), c.numpy()
+        for t in np.flatnonzero(open_terms & ~feasible):
+            atoms = problem.member[t]
+            ok, x = leaf.feasible_point(a, c, rows, lo, hi, problem.g[atoms], problem.s[atoms])
+            if ok:
+                feasible[t] = True
+                if x is not None:
+                    points.append(x)
+        if not (open_terms & ~feasible).any():
+            break
+    return open_terms & ~feasible, points
+
+
 def affine_point(
     a: np.ndarray, c: np.ndarray, s: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[bool, np.ndarray | None]:
@@ -114,6 +159,22 @@ class ChainSplit:
         """Record the bounds on the domains, decide the affine ones exactly, drop the closed."""
         problem = self.problem
         still = batch.open & ~problem.closed_terms(b.lower)
+        unstable = sum(((low < 0) & (up > 0)).sum(1) for low, up in b.pre)
+        few = (unstable > 0) & (unstable <= FEW_UNSTABLE) & still.any(1)
+        for i in torch.nonzero(few).flatten().tolist():
+            if self.search.clock.left() <= 0:
+                break
+            closed, points = few_unstable_decide(
+                self.chain,
+                problem,
+                tuple((low[i], up[i]) for low, up in b.pre),
+                batch.lo[i].numpy(),
+                batch.hi[i].numpy(),
+                still[i].numpy(),
+            )
+            still[i] &= ~torch.from_numpy(closed)
+            if points:
+                self.search.check(torch.from_numpy(np.stack(points)))
         exact = b.stable & still.any(1)
         if bool(exact.any()):
             rows = torch.nonzero(exact).flatten()

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from threatlang.backends.bab.adapter import EngineNet  # noqa: E402
 from threatlang.backends.bab.chain import ReluChain  # noqa: E402
 
-from .helpers import random_net  # noqa: E402
+from .helpers import mip_max, random_net  # noqa: E402
 
 
 def _boxes(d: int, n: int, seed: int, scale: float):
@@ -110,3 +110,31 @@ def test_affine_decision_agrees_with_sampling():
             assert ((a @ x + c) <= s + 1e-5).all() and (x >= lo - 1e-9).all()
         if not ok:
             assert not sampled
+
+
+def test_few_unstable_relus_decided_exactly_agree_with_the_mip():
+    """Boxes with 1-3 unstable ReLUs: one LP per phase pattern decides `y0 - y1 <= t` exactly:
+    a threshold just above the MIP maximum closes, one just below yields a violating point."""
+    from threatlang.backends.bab.input_split import few_unstable_decide
+    from threatlang.backends.bab.problem import build_problem
+    from threatlang.ir.properties import LinearConstraint, OutputsSatisfy
+
+    net = random_net(5, (3, 12, 12, 2))
+    chain = ReluChain.of(EngineNet(net, (3,)))
+    c = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    lo, hi = _boxes(3, 400, 11, 0.15)
+    b = chain.bound(lo, hi, c)
+    count = sum(((low < 0) & (up > 0)).sum(1) for low, up in b.pre)
+    picked = torch.nonzero((count >= 1) & (count <= 3)).flatten()[:6]
+    assert len(picked) >= 3
+    for i in picked.tolist():
+        box = (lo[i].numpy(), hi[i].numpy())
+        best = mip_max(net.double(), *box, [1.0, -1.0])
+        pre = tuple((low[i], up[i]) for low, up in b.pre)
+        for t, closes in ((best + 1e-4, True), (best - 1e-4, False)):
+            problem = build_problem(OutputsSatisfy(LinearConstraint((1.0, -1.0), "<=", t)), 2)
+            closed, points = few_unstable_decide(chain, problem, pre, *box, np.ones(1, bool))
+            assert bool(closed[0]) == closes, (i, t, best)
+            if not closes:
+                y = chain(torch.from_numpy(np.stack(points)))
+                assert bool(((y @ c.T)[:, 0] > t - 1e-5).any())
