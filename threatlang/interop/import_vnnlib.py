@@ -6,7 +6,8 @@ float64 bounds (`threat boxes { box {...} box {...} }` for a union of input boxe
 one verdict), the input shape the ONNX network declares, `require outputs { ... }` (the
 negation of the file's unsafe set; a label_unchanged property is `y[label] > y[j]` for every
 other j) and `certify bab` with the instance's time-out, which can answer `violated`. A
-multi-spec file: `threatlang run FILE --spec NAME` runs one instance.
+multi-spec file runs as one instance set (`threatlang run FILE`), or one instance with
+`--spec NAME`.
 
 `--recognise` states label_unchanged instances as the threat that generated them instead (see
 `vnnlib_recognise`).
