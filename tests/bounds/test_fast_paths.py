@@ -1,18 +1,20 @@
 """CROWN's shortcuts give the bounds of the plain computation, on random branching graphs:
 the two intersect modes run together give what each gives alone; a spec shared by every row
 (carried as one row through affine ops) gives what its materialised copy gives; the ReLU's
-backward is ``pos * lower slope + neg * upper slope``."""
+backward is ``pos * lower slope + neg * upper slope``; the max-pool's scatter is the
+unfold/fold rule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from threatlang.bounds import BackwardOptions, Box, LowerSlope, capture
 from threatlang.bounds.crown import Method, bound_graph, forward_pass, forward_passes
 from threatlang.bounds.inputs import BoxInput
-from threatlang.bounds.nonlinear import BoundReLU
+from threatlang.bounds.nonlinear import BoundMaxPool2d, BoundReLU
 
 ADAPTIVE = BackwardOptions(LowerSlope.ADAPTIVE)
 
@@ -132,3 +134,47 @@ def test_relu_backward_is_the_plain_rule(slope: LowerSlope, shared: bool) -> Non
     assert a_in.shape == (n, s, d)
     torch.testing.assert_close(a_in, plain, rtol=0, atol=0)
     torch.testing.assert_close(bias, plain_bias.expand(n, s), rtol=1e-6, atol=1e-6)
+
+
+def _plain_maxpool_backward(op: BoundMaxPool2d, a: Tensor, pre: Box) -> tuple[Tensor, Tensor]:
+    """The rule written with unfold/fold: each window's coefficient on its best element."""
+    n, c, h, w = pre.centre.shape
+    (kh, kw), (sh, sw), (ph, pw) = op.k, op.s, op.p
+
+    def windows(x: Tensor) -> Tensor:
+        xp = F.pad(x, (pw, pw, ph, ph), value=float("-inf"))
+        return F.unfold(xp, (kh, kw), stride=(sh, sw)).reshape(n, c, kh * kw, -1)
+
+    lo_w, hi_w = windows(pre.lo), windows(pre.hi)
+    best = lo_w.argmax(dim=2, keepdim=True)
+    onehot = torch.zeros_like(lo_w).scatter_(2, best, 1.0)
+    best_lo = lo_w.gather(2, best).squeeze(2)
+    other_hi = hi_w.masked_fill(onehot.bool(), float("-inf")).amax(dim=2)
+    dominated = best_lo >= other_hi
+    s = a.shape[1]
+    coef = a.reshape(n, s, c, -1)
+    keep = (coef >= 0) | dominated.unsqueeze(1)
+    lin = torch.where(keep, coef, torch.zeros_like(coef))
+    const = torch.where(keep, torch.zeros_like(coef), coef * hi_w.amax(dim=2).unsqueeze(1))
+    cols = (onehot.unsqueeze(1) * lin.unsqueeze(3)).reshape(n * s, -1, lo_w.shape[-1])
+    a_in = F.fold(cols, (h + 2 * ph, w + 2 * pw), (kh, kw), stride=(sh, sw))
+    a_in = a_in[:, :, ph : ph + h, pw : pw + w].reshape(n, s, c, h, w)
+    return a_in, const.flatten(2).sum(dim=2)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0), ((3, 2), (1, 2), (1, 0))],
+)
+def test_maxpool_backward_is_the_fold_rule(kernel, stride, padding) -> None:
+    gen = torch.Generator().manual_seed(1)
+    n, s, c, h, w = 3, 4, 2, 6, 7
+    pool = nn.MaxPool2d(kernel, stride, padding)
+    op = BoundMaxPool2d(pool)
+    pre = Box(torch.randn((n, c, h, w), generator=gen), torch.rand((n, c, h, w), generator=gen))
+    out_shape = pool(pre.centre).shape[1:]
+    a = torch.randn((n, s, *out_shape), generator=gen)
+    a_in, bias = op.backward(a, {id(op): pre}, ADAPTIVE)
+    plain_a, plain_bias = _plain_maxpool_backward(op, a, pre)
+    torch.testing.assert_close(a_in, plain_a, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(bias, plain_bias, rtol=1e-6, atol=1e-6)

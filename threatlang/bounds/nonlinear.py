@@ -109,26 +109,43 @@ class BoundMaxPool2d(BoundOp):
         xp = F.pad(x, (self.p[1], self.p[1], self.p[0], self.p[0]), value=float("-inf"))
         return F.unfold(xp, self.k, stride=self.s).reshape(n, c, self.k[0] * self.k[1], -1)
 
+    def _positions(self, h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Flat indices into the padded input: of each window's top-left element (L,) and of
+        each element relative to it (K,), in ``F.unfold``'s orders."""
+        hp, wp = h + 2 * self.p[0], w + 2 * self.p[1]
+        rows = torch.arange(0, hp - self.k[0] + 1, self.s[0], device=device)
+        cols = torch.arange(0, wp - self.k[1] + 1, self.s[1], device=device)
+        base = (rows[:, None] * wp + cols[None, :]).flatten()
+        ky = torch.arange(self.k[0], device=device)
+        kx = torch.arange(self.k[1], device=device)
+        return base, (ky[:, None] * wp + kx[None, :]).flatten()
+
     def backward(self, a: Tensor, trace: Trace, opts: BackwardOptions) -> tuple[Tensor, Tensor]:
         pre = self.pre(trace)
         n, c, h, w = pre.centre.shape
-        lo_w, hi_w = self._windows(pre.lo), self._windows(pre.hi)
-        best = lo_w.argmax(dim=2, keepdim=True)  # (N, C, 1, L)
-        onehot = torch.zeros_like(lo_w).scatter_(2, best, 1.0)
-        best_lo = lo_w.gather(2, best).squeeze(2)
-        other_hi = hi_w.masked_fill(onehot.bool(), float("-inf")).amax(dim=2)
+        # windows as (N, C, L, K): reductions over the last, contiguous dim
+        lo_w = self._windows(pre.lo).transpose(2, 3).contiguous()
+        hi_w = self._windows(pre.hi).transpose(2, 3).contiguous()
+        best = lo_w.argmax(dim=3, keepdim=True)  # (N, C, L, 1)
+        best_lo = lo_w.gather(3, best).squeeze(3)
+        other_hi = hi_w.scatter(3, best, float("-inf")).amax(dim=3)
         dominated = best_lo >= other_hi  # (N, C, L): max equals z_j* on the whole box
-        upper = hi_w.amax(dim=2)
+        upper = hi_w.amax(dim=3)
         s = a.shape[1]
         coef = a.reshape(n, s, c, -1)
         keep = (coef >= 0) | dominated.unsqueeze(1)
         lin = torch.where(keep, coef, torch.zeros_like(coef))
         const = torch.where(keep, torch.zeros_like(coef), coef * upper.unsqueeze(1))
-        cols = (onehot.unsqueeze(1) * lin.unsqueeze(3)).reshape(n * s, -1, lo_w.shape[-1])
+        # each window's coefficient goes to its best element: one scatter-add over the padded
+        # input (windows that overlap add up, as F.fold would)
+        base, offset = self._positions(h, w, a.device)
+        pos = (base[None, None, :] + offset[best.squeeze(3)]).unsqueeze(1).expand_as(lin)
         hp, wp = h + 2 * self.p[0], w + 2 * self.p[1]
-        a_in = F.fold(cols, (hp, wp), self.k, stride=self.s)
-        a_in = a_in[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
-        return a_in.reshape(n, s, c, h, w), const.flatten(2).sum(dim=2)
+        a_in = lin.new_zeros(n, s, c, hp * wp).scatter_add_(3, pos, lin)
+        a_in = a_in.reshape(n, s, c, hp, wp)[
+            ..., self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w
+        ]
+        return a_in, const.flatten(2).sum(dim=2)
 
 
 class BoundAmax(BoundOp):
