@@ -1,5 +1,6 @@
-"""A VNN-COMP 2021 benchmark (ACAS Xu, mnistfc, ...) run as one instance set, beside the
-competition's published results for the same instances.
+"""A VNN-COMP 2021 benchmark (acasxu, mnistfc, verivital, eran, ...: any folder with a
+`NAME_instances.csv`) run as one instance set, beside the competition's published results for
+the same instances.
 
 The data stays outside the repository: fetch github:stanleybak/vnncomp2021 (benchmarks) and
 github:stanleybak/vnncomp2021_results (results_csv/*.csv) and pass the folders.
