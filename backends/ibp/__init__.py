@@ -69,7 +69,14 @@ class IbpBackend(Backend):
         model_options=ModelOptions,
         architectures={
             name: f"{_ARCH}:{name}"
-            for name in ("mlp255", "small_cnn", "large_cnn", "five_layer_wide")
+            for name in (
+                "mlp255",
+                "small_cnn",
+                "large_cnn",
+                "chapter_small_cnn",
+                "chapter_large_cnn",
+                "five_layer_wide",
+            )
         },
         required_modules=("torch", "matplotlib"),
         priority=10,

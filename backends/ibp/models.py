@@ -2,7 +2,14 @@
 
 Each builder takes ``input_shape = (C, H, W)`` and ``num_classes`` and returns a plain
 ``nn.Sequential`` the bound engine understands. ``width`` scales channel/neuron counts for
-small experiments (8x8 digits run fine at the chapter's sizes already).
+small experiments.
+
+The chapter's CNN shapes were made for 28x28 (and 32x32) images. On images under
+``SMALL_IMAGE`` pixels a side (the 8x8 digits) two stride-2 convolutions of 4 and 8 channels
+leave a 2x2x8 map, and certificate training of those shapes stalls (BENCHMARKS.md, ibp
+chapter 2, issue 22): there ``small_cnn`` and ``large_cnn`` start with a stride-1 conv, use
+16 / 32 channels and keep a 4x4x32 map. ``chapter_small_cnn`` / ``chapter_large_cnn`` are the
+chapter's shapes at every input size.
 """
 
 from __future__ import annotations
@@ -52,35 +59,78 @@ def mlp255(
     )
 
 
+SMALL_IMAGE = 16
+"""Images with a side under this many pixels get the small-image CNN shapes."""
+
+
+def _small(shape: tuple[int, int, int]) -> bool:
+    return min(shape[1:]) < SMALL_IMAGE
+
+
+def _channels(values: tuple[int, ...], width: float) -> list[int]:
+    return [max(1, round(v * width)) for v in values]
+
+
+def _head(
+    convs: list[nn.Module], flat: int, fcs: int, num_classes: int, width: float
+) -> nn.Sequential:
+    """Flatten, ``fcs`` ReLU layers of 256 (scaled) neurons, then the logits."""
+    fc = max(1, round(256 * width))
+    layers = [*convs, nn.Flatten()]
+    for i in range(fcs):
+        layers += [nn.Linear(flat if i == 0 else fc, fc), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(fc, num_classes))
+
+
+def chapter_small_cnn(
+    input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
+) -> nn.Sequential:
+    """§2.7.1's small CNN at any input size: two convs (kernel 4, stride 2; 4 and 8 channels)
+    and a 256-neuron FC layer."""
+    ch = _channels((4, 8), width)
+    shape = _image("chapter_small_cnn", input_shape)
+    convs, flat = _convs(shape, [(ch[0], 4, 2, 1), (ch[1], 4, 2, 1)])
+    return _head(convs, flat, 1, num_classes, width)
+
+
+def chapter_large_cnn(
+    input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
+) -> nn.Sequential:
+    """§2.7.1's large CNN at any input size: four convs, kernels (3, 4, 3, 4), strides
+    (1, 2, 1, 2), channels (4, 4, 8, 8); two FC 256."""
+    ch = _channels((4, 4, 8, 8), width)
+    spec = [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1), (ch[2], 3, 1, 1), (ch[3], 4, 2, 1)]
+    convs, flat = _convs(_image("chapter_large_cnn", input_shape), spec)
+    return _head(convs, flat, 2, num_classes, width)
+
+
 def small_cnn(
     input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
 ) -> nn.Sequential:
-    """Two convs (kernel 4, stride 2; 4 and 8 channels) and a 256-neuron FC layer."""
-    ch = [max(1, round(4 * width)), max(1, round(8 * width))]
-    convs, flat = _convs(_image("small_cnn", input_shape), [(ch[0], 4, 2, 1), (ch[1], 4, 2, 1)])
-    fc = max(1, round(256 * width))
-    return nn.Sequential(
-        *convs, nn.Flatten(), nn.Linear(flat, fc), nn.ReLU(), nn.Linear(fc, num_classes)
-    )
+    """The chapter's small CNN (``chapter_small_cnn``) on images of ``SMALL_IMAGE`` pixels a
+    side or more; under it convs (16, kernel 3, stride 1) and (32, kernel 4, stride 2), so an
+    8x8 image leaves a 4x4x32 map, and the same FC 256."""
+    shape = _image("small_cnn", input_shape)
+    if not _small(shape):
+        return chapter_small_cnn(shape, num_classes, width)
+    ch = _channels((16, 32), width)
+    convs, flat = _convs(shape, [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1)])
+    return _head(convs, flat, 1, num_classes, width)
 
 
 def large_cnn(
     input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
 ) -> nn.Sequential:
-    """Four convs, kernels (3, 4, 3, 4), strides (1, 2, 1, 2), channels (4, 4, 8, 8); two FC 256."""
-    ch = [max(1, round(v * width)) for v in (4, 4, 8, 8)]
-    spec = [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1), (ch[2], 3, 1, 1), (ch[3], 4, 2, 1)]
-    convs, flat = _convs(_image("large_cnn", input_shape), spec)
-    fc = max(1, round(256 * width))
-    return nn.Sequential(
-        *convs,
-        nn.Flatten(),
-        nn.Linear(flat, fc),
-        nn.ReLU(),
-        nn.Linear(fc, fc),
-        nn.ReLU(),
-        nn.Linear(fc, num_classes),
-    )
+    """The chapter's large CNN (``chapter_large_cnn``) on images of ``SMALL_IMAGE`` pixels a
+    side or more; under it channels (16, 16, 32, 32), kernels (3, 4, 3, 3) and strides
+    (1, 2, 1, 1), so an 8x8 image leaves a 4x4x32 map, and the same two FC 256."""
+    shape = _image("large_cnn", input_shape)
+    if not _small(shape):
+        return chapter_large_cnn(shape, num_classes, width)
+    ch = _channels((16, 16, 32, 32), width)
+    spec = [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1), (ch[2], 3, 1, 1), (ch[3], 3, 1, 1)]
+    convs, flat = _convs(shape, spec)
+    return _head(convs, flat, 2, num_classes, width)
 
 
 def five_layer_wide(
@@ -107,5 +157,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Sequential]] = {
     "mlp255": mlp255,
     "small_cnn": small_cnn,
     "large_cnn": large_cnn,
+    "chapter_small_cnn": chapter_small_cnn,
+    "chapter_large_cnn": chapter_large_cnn,
     "five_layer_wide": five_layer_wide,
 }
