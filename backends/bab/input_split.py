@@ -225,7 +225,10 @@ class ChainSplit:
             batch.fixed.repeat_interleave(2),
             batch.term.repeat_interleave(2),
         )
-        return self.close(children, b)
+        children = self.close(children, b)
+        # the queue pops from its end: the worst margins last, so they are split first (a
+        # violated property's counterexample lies under the worst bounds)
+        return children.select(torch.argsort(children.margin, descending=True))
 
 
 def _rows(b: ChainBounds, idx) -> ChainBounds:

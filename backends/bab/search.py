@@ -155,20 +155,21 @@ class _Search:
 
     def attack_wide(self) -> None:
         """Once the search has bounded `WIDE_AFTER` domains without closing: PGD from
-        `WIDE_RESTARTS` random starts per term over the whole box (input splitting only: a
-        few inputs make a thousand starts cheap; ACAS Xu 1_9 property 7's counterexample
-        appeared at 1,024 starts, not at 16)."""
+        `WIDE_RESTARTS` random starts (shared by the terms) over the whole box (input
+        splitting only: a few inputs make a thousand starts cheap; ACAS Xu 1_9 property 7's
+        counterexample appeared at 1,024 starts, not at 16)."""
         if self.wide_done or self.domains < WIDE_AFTER or self.opts.pgd_steps == 0:
             return
         self.wide_done = True
         lo, hi = torch.from_numpy(self.lo).to(DTYPE), torch.from_numpy(self.hi).to(DTYPE)
         gen = torch.Generator().manual_seed(int(self.gen.initial_seed()) + 1)
+        per_term = max(1, 128 // self.problem.terms)  # 1,024 starts in all, terms sharing
         for _ in range(WIDE_RESTARTS // 128):  # in rounds, each after a look at the clock
             if self.clock.left() <= 0:
                 raise _OutOfTime
             t0 = time.monotonic()
             chain = self.splitter.chain
-            points = attack.whole_box(chain, self.problem, lo, hi, 128, WIDE_STEPS, gen)
+            points = attack.whole_box(chain, self.problem, lo, hi, per_term, WIDE_STEPS, gen)
             self.clock.attack += time.monotonic() - t0
             self.check(points)
 
