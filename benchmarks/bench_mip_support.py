@@ -77,7 +77,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for agent in chosen:
-        start = grid_witness(mech, agent, 65 if agents == 1 else 17)
+        start = grid_witness(mech, agent, 33 if agents == 1 else 17)
         c = certify_support(mech, agent, 0.0, 1.0, config, start=start, search=search)
         st = c.stats
         mips = ", ".join(f"{k} {n} ({st['mip_seconds'][k]:.0f})" for k, n in st["mips"].items())
