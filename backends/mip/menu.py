@@ -69,6 +69,15 @@ def argmax_rows(u: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     return k * chunk + w[torch.arange(b, device=u.device), k].argmax(dim=-1)
 
 
+def grid_choice(
+    values: torch.Tensor, alloc: torch.Tensor, pay: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One bidder: the utility of every grid entry (allocation ``(G, items)``, payment ``(G,)``)
+    at every profile, ``(B, G)``, and each profile's best entry (the first on ties), ``(B,)``."""
+    u = torch.addmm(-pay, values[:, 0, :], alloc.T)
+    return u, argmax_rows(u)
+
+
 def best_grid_bids(
     mech: Mechanism,
     values: torch.Tensor,
@@ -89,9 +98,7 @@ def best_grid_bids(
             if outputs is None:
                 alloc, pay = mech(grid[:, None, :])  # (G, 1, items), (G, 1)
                 outputs = alloc[:, 0, :], pay[:, 0]
-            alloc, pay = outputs
-            u = torch.addmm(-pay, values[:, 0, :], alloc.T)  # (B, G)
-            return grid[argmax_rows(u)][:, None, :]
+            return grid[grid_choice(values, *outputs)[1]][:, None, :]
         per = max(1, chunk_rows // (len(grid) * a))
         closed_form = type(mech) is Mechanism
         out = []

@@ -28,7 +28,7 @@ from .gradients import (
     stability_and_grad,
 )
 from .mechanisms import Mechanism, PaymentKind
-from .menu import best_grid_bids, grid_bids
+from .menu import argmax_rows, best_grid_bids, grid_bids, grid_choice
 from .regret import AttackConfig, find_misreports
 from .valuations import SupportBox, deviation_profiles, sample_profiles
 
@@ -204,12 +204,15 @@ def training_grads(
     teacher: Mechanism | None = None,
     weights: Weights | None = None,
     boxes: tuple[torch.Tensor, torch.Tensor] | None = None,
+    menu_choice: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[list[torch.Tensor], StepStats]:
     """``training_loss``'s gradient in ``mech.parameters()``, written out: one forward of the
     truthful and deviation profiles, the loss's gradient in each row's allocation and payment
     by hand, then ``gradients.backward``. ``menu``: the forward of the menu's grid bids (one
     bidder; ``closed_form_covers``); ``weights``: ``gradients.prepare(mech)``; ``boxes``: the
-    regulariser's input boxes when the caller has them (one bidder: the same every batch)."""
+    regulariser's input boxes when the caller has them (one bidder: the same every batch);
+    ``menu_choice``: the menu grid's ``(B, G)`` utilities at ``values`` and each profile's best
+    grid entry, when the caller has them."""
     b, agents, items = values.shape
     free = mech.config.payment is PaymentKind.FREE
     rows = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
@@ -238,7 +241,7 @@ def training_grads(
         g_pay0 = g_pay0 - 1.0 / b  # - revenue
     else:
         g_true, g_pay0, grads_menu = _menu_grads(
-            mech, values, truthful, pay, menu, config, g_true, g_pay0, w
+            mech, values, truthful, pay, menu, config, g_true, g_pay0, w, menu_choice
         )
     g_alloc0 = g_alloc0 + g_true[..., None] * values
     g_pay0 = g_pay0 - g_true
@@ -265,28 +268,61 @@ def training_grads(
 
 
 def _menu_grads(
-    mech, values, truthful, pay, menu: Forward, config: TrainConfig, g_true, g_pay0, weights
+    mech,
+    values,
+    truthful,
+    pay,
+    menu: Forward,
+    config: TrainConfig,
+    g_true,
+    g_pay0,
+    weights,
+    choice: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """One bidder: ``- soft_menu_revenue``'s gradient, in the truthful utility and payment (added
-    to ``g_true``, ``g_pay0``) and in the parameters through the menu's grid rows."""
+    to ``g_true``, ``g_pay0``) and in the parameters through the menu's grid rows.
+
+    The ``(B, G)`` utilities of the grid entries are the only large array: the softmax is taken
+    in place on them and never divided out (its normaliser goes into the right-hand side), and
+    every sum over profiles the gradient needs comes from one product with it. ``choice``: those
+    utilities and each profile's first best grid entry when the caller has them (the misreport
+    grid search computes both)."""
     b = values.shape[0]
+    temp = config.menu_temperature
     alloc_g, pay_g = menu.alloc[:, 0], menu.pay[:, 0]  # (G, items), (G,)
-    g = len(pay_g)
-    u = torch.cat(
-        [torch.addmm(-pay_g, values[:, 0], alloc_g.T), truthful, torch.zeros_like(truthful)], 1
-    )
-    pays = torch.cat([pay_g.expand(b, g), pay, torch.zeros_like(pay)], 1)
-    soft = torch.softmax(u / config.menu_temperature, dim=-1)
-    mean_pay = (soft * pays).sum(-1, keepdim=True)
-    g_u = soft * (pays - mean_pay) * (-1.0 / (b * config.menu_temperature))
-    if config.menu_straight_through:
-        g_pays = torch.zeros_like(soft).scatter_(-1, u.argmax(-1, keepdim=True), -1.0 / b)
+    v, t, p_t = values[:, 0], truthful[:, 0], pay[:, 0]
+    if choice is None:
+        u = torch.addmm(-pay_g, v, alloc_g.T)  # (B, G)
+        best = argmax_rows(u) if config.menu_straight_through else None
     else:
-        g_pays = soft * (-1.0 / b)
-    g_alloc_g = g_u[:, :g].T @ values[:, 0]  # u_bg = <v_b, a_g> - p_g
-    g_pay_g = g_pays[:, :g].sum(0) - g_u[:, :g].sum(0)
+        u, best = choice
+        u = u.clone()
+    top = u.amax(dim=1) if best is None else u.gather(1, best[:, None])[:, 0]
+    # the softmax over [grid entries, truthful bid, outside option (utility 0, pays 0)]
+    high = torch.maximum(top, t).clamp_min_(0.0)
+    e = u.sub_(high[:, None]).mul_(1.0 / temp).exp_()  # (B, G), unnormalised
+    e_t, e_0 = ((t - high) / temp).exp(), (-high / temp).exp()
+    inv_z = 1.0 / (e.sum(1) + e_t + e_0)
+    mean = (e @ pay_g + e_t * p_t) * inv_z  # the softmax's mean payment per profile
+    rhs = torch.cat([v, mean[:, None] * v, torch.ones_like(mean)[:, None], mean[:, None]], 1)
+    sums = e.T @ (rhs * inv_z[:, None])  # (G, 2 items + 2): sums over profiles of soft * rhs
+    items = v.shape[1]
+    k = -1.0 / (b * temp)  # d(-revenue)/du = -soft (pays - mean) / (B T)
+    g_alloc_g = k * (pay_g[:, None] * sums[:, :items] - sums[:, items : 2 * items])
+    g_u_sum = k * (pay_g * sums[:, -2] - sums[:, -1])
+    soft_t = e_t * inv_z
+    if config.menu_straight_through:  # the payment at the argmax entry (first on ties)
+        grid_wins = (top >= t) & (top >= 0)
+        picks = torch.zeros_like(pay_g).index_add_(0, best, grid_wins.to(pay_g.dtype))
+        g_pays_g = picks * (-1.0 / b)
+        g_pays_t = torch.where(~grid_wins & (t >= 0), -1.0 / b, 0.0)
+    else:
+        g_pays_g = sums[:, -2] * (-1.0 / b)
+        g_pays_t = soft_t * (-1.0 / b)
+    g_pay_g = g_pays_g - g_u_sum
     grads, _ = backward(mech, menu, g_alloc_g[:, None], g_pay_g[:, None], weights_of=weights)
-    return g_true + g_u[:, g : g + 1], g_pay0 + g_pays[:, g : g + 1], grads
+    g_u_t = k * soft_t * (p_t - mean)
+    return g_true + g_u_t[:, None], g_pay0 + g_pays_t[:, None], grads
 
 
 def train_mechanism(
@@ -339,10 +375,12 @@ def train_mechanism(
         menu_fwd = None
         if one_bidder and menu is not None:
             menu_fwd = grid_fwd if shared else forward(mech, menu, weights)
-        starts = None
-        if grid is not None:
-            outputs = None if grid_fwd is None else (grid_fwd.alloc[:, 0], grid_fwd.pay[:, 0])
-            starts = [best_grid_bids(mech, values, grid, outputs=outputs)]
+        starts = choice = None
+        if grid_fwd is not None:  # the grid's utilities serve the grid search and the menu
+            choice = grid_choice(values, grid_fwd.alloc[:, 0], grid_fwd.pay[:, 0])
+            starts = [grid[choice[1]][:, None, :]]
+        elif grid is not None:
+            starts = [best_grid_bids(mech, values, grid)]
         misreports, _ = find_misreports(
             mech, values, box, config.attack, generator, starts, weights
         )
@@ -350,7 +388,17 @@ def train_mechanism(
         if closed:
             boxes = fixed_boxes if agents == 1 else None
             grads, stats = training_grads(
-                mech, values, misreports, mult, config, box, menu_fwd, teacher, weights, boxes
+                mech,
+                values,
+                misreports,
+                mult,
+                config,
+                box,
+                menu_fwd,
+                teacher,
+                weights,
+                boxes,
+                choice if shared else None,
             )
         else:
             loss, stats = training_loss(mech, values, misreports, mult, config, box, menu, teacher)

@@ -25,7 +25,7 @@ from threatlang.backends.mip.mechanisms import (
     MechanismConfig,
     PaymentKind,
 )
-from threatlang.backends.mip.menu import argmax_rows, grid_bids
+from threatlang.backends.mip.menu import argmax_rows, grid_bids, grid_choice
 from threatlang.backends.mip.regret import AttackConfig, deviation_utilities
 from threatlang.backends.mip.sparsemax import sparsemax, sparsemax_sorted
 from threatlang.backends.mip.train import (
@@ -126,6 +126,13 @@ def _assert_same_update(mech, values, misreports, mult, config, box, menu=None, 
     assert len(grads) == len(ref)
     for g, r in zip(grads, ref, strict=True):
         torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-9)
+    if menu_fwd is not None:  # the grid search's utilities and choices, passed in
+        choice = grid_choice(values, menu_fwd.alloc[:, 0], menu_fwd.pay[:, 0])
+        again, _ = training_grads(
+            mech, values, misreports, mult, config, box, menu_fwd, menu_choice=choice
+        )
+        for g, r in zip(again, ref, strict=True):
+            torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-9)
     torch.testing.assert_close(stats.regret, ref_stats.regret, atol=1e-14, rtol=0)
     torch.testing.assert_close(stats.stability, ref_stats.stability, atol=1e-12, rtol=0)
     # the regret term is live: some profiles gain by misreporting
@@ -173,9 +180,10 @@ def test_distillation_gradient_matches_autograd() -> None:
     _assert_same_update(mech, values, misreports, mult, cfg, SupportBox(2, 2), teacher=teacher)
 
 
-def test_fast_training_run_matches_autograd_run() -> None:
-    """Whole runs (ascent, grid starts, multiplier updates, Adam) through the closed form and
-    through autograd end at the same weights (float64, to rounding)."""
+@pytest.mark.parametrize("straight_through", [False, True])
+def test_fast_training_run_matches_autograd_run(straight_through) -> None:
+    """Whole runs (ascent, grid starts, multiplier updates, Adam, the menu objective) through
+    the closed form and through autograd end at the same weights (float64, to rounding)."""
 
     class Autograd(Mechanism):  # a subclass takes the autograd paths everywhere
         pass
@@ -192,6 +200,7 @@ def test_fast_training_run_matches_autograd_run() -> None:
         misreport_grid=64,
         menu_grid=64,
         menu_temperature=0.02,
+        menu_straight_through=straight_through,
     )
     nets = []
     for cls in (Mechanism, Autograd):
