@@ -5,10 +5,10 @@ Each builder takes ``input_shape = (C, H, W)`` and ``num_classes`` and returns a
 small experiments.
 
 The chapter's CNN shapes were made for 28x28 (and 32x32) images. On images under
-``SMALL_IMAGE`` pixels a side (the 8x8 digits) two stride-2 convolutions of 4 and 8 channels
-leave a 2x2x8 map, and certificate training of those shapes stalls (BENCHMARKS.md, ibp
-chapter 2, issue 22): there ``small_cnn`` and ``large_cnn`` start with a stride-1 conv, use
-16 / 32 channels and keep a 4x4x32 map. ``chapter_small_cnn`` / ``chapter_large_cnn`` are the
+``SMALL_IMAGE`` pixels a side (the 8x8 digits) its small CNN's two stride-2 convolutions of 4
+and 8 channels leave a 2x2x8 map, and certificate training of that shape stalls near chance
+(BENCHMARKS.md, ibp chapter 2, issue 22): there ``small_cnn`` starts with a stride-1 conv, uses
+16 / 32 channels and keeps a 4x4x32 map. ``chapter_small_cnn`` / ``chapter_large_cnn`` are the
 chapter's shapes at every input size.
 """
 
@@ -121,16 +121,10 @@ def small_cnn(
 def large_cnn(
     input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0
 ) -> nn.Sequential:
-    """The chapter's large CNN (``chapter_large_cnn``) on images of ``SMALL_IMAGE`` pixels a
-    side or more; under it channels (16, 16, 32, 32), kernels (3, 4, 3, 3) and strides
-    (1, 2, 1, 1), so an 8x8 image leaves a 4x4x32 map, and the same two FC 256."""
-    shape = _image("large_cnn", input_shape)
-    if not _small(shape):
-        return chapter_large_cnn(shape, num_classes, width)
-    ch = _channels((16, 16, 32, 32), width)
-    spec = [(ch[0], 3, 1, 1), (ch[1], 4, 2, 1), (ch[2], 3, 1, 1), (ch[3], 3, 1, 1)]
-    convs, flat = _convs(shape, spec)
-    return _head(convs, flat, 2, num_classes, width)
+    """The chapter's large CNN at every input size (``chapter_large_cnn``). No small-image
+    shape was found that certificate training does not collapse to a constant output on 8x8
+    digits (16/32 channels collapse faster; BENCHMARKS.md, issue 22): use ``small_cnn`` there."""
+    return chapter_large_cnn(_image("large_cnn", input_shape), num_classes, width)
 
 
 def five_layer_wide(
