@@ -44,7 +44,7 @@ def relaxed_backward(a: Tensor, r: Relaxation) -> tuple[Tensor, Tensor]:
     the lower line, negative ones the upper line."""
     lo_slope, lo_icpt, up_slope, up_icpt = (t.unsqueeze(1) for t in r)
     pos, neg = a.clamp(min=0), a.clamp(max=0)
-    a_in = pos * lo_slope + neg * up_slope
+    a_in = torch.mul(pos, lo_slope).addcmul_(neg, up_slope)  # the same values, one pass less
     return a_in, spec_sum(pos, lo_icpt) + spec_sum(neg, up_icpt)
 
 

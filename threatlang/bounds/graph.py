@@ -37,9 +37,21 @@ def propagate(ops: Sequence[BoundOp], box: Box, trace: Trace | None = None) -> B
 def back_substitute(
     ops: Sequence[BoundOp], a: Tensor, trace: Trace, opts: BackwardOptions
 ) -> tuple[Tensor, Tensor]:
-    """Carry ``A`` from the output of ``ops`` to their input; returns (A_in, summed bias)."""
+    """Carry ``A`` from the output of ``ops`` to their input; returns (A_in, summed bias).
+
+    ``A`` expanded along the batch (stride 0: the same spec for every row) stays one row
+    through the ops that keep it shared (``shared_rows``); A_in may then be such a view."""
+    n = a.shape[0]
+    if n > 1 and a.stride(0) == 0:
+        a = a[:1]
     bias = a.new_zeros(a.shape[:2])
     for op in reversed(ops):
+        if a.shape[0] != n and not op.shared_rows:
+            a = a.expand(n, *a.shape[1:])
         a, b = op.backward(a, trace, opts)
         bias = bias + b
+    if a.shape[0] != n:
+        a = a.expand(n, *a.shape[1:])
+    if bias.shape[0] != n:
+        bias = bias.expand(n, bias.shape[1]).contiguous()
     return a, bias

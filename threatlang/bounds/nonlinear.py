@@ -64,15 +64,11 @@ class BoundReLU(BoundOp):
 
 
 def _relu_lines(a: Tensor, lo: Tensor, up: Tensor, up_icpt: Tensor) -> tuple[Tensor, Tensor]:
-    """``A_in = A * (lower slope where A >= 0, upper slope where A < 0)`` and the bias of the
-    upper lines' intercepts, in three passes over ``A`` (the same values as ``pos * lo +
-    neg * up``); ``a`` may be shared by every row (leading dim 1): the slopes broadcast it."""
+    """``A_in = pos * lo + neg * up`` (one of the two products is 0 per entry, so the fused
+    multiply-add gives the same values) and the bias of the upper lines' intercepts; ``a``
+    may be shared by every row (leading dim 1): the slopes broadcast it."""
     neg = a.clamp(max=0)
-    slope = torch.where(a < 0, up, lo)
-    if torch.is_grad_enabled() and (slope.requires_grad or a.requires_grad):
-        a_in = slope * a
-    else:
-        a_in = slope.mul_(a)
+    a_in = torch.mul(a.clamp(min=0), lo).addcmul_(neg, up)
     return a_in, spec_sum(neg, up_icpt)
 
 
