@@ -39,6 +39,10 @@ from threatlang.bounds.inputs import BoxInput
 from threatlang.bounds.nonlinear import BoundReLU
 
 from . import optimize
+from .fc_fast import FcChain
+
+#: run the slope optimiser's iterations in float32 on fully connected chains
+FAST_ITERATIONS = True
 
 __all__ = ["Bounds", "EngineNet", "UnsupportedLayer"]
 
@@ -93,6 +97,9 @@ class EngineNet:
                 x = op.forward(x)
         self.relu_sizes = tuple(sizes)
         self.outputs = x[0].numel()
+        #: float32 Linear/ReLU matrices where the network is such a chain (the optimiser's
+        #: iterations run on them; bounds stay float64)
+        self.fc = FcChain.of(self.ops) if FAST_ITERATIONS else None
 
     @property
     def dims(self) -> int:
@@ -239,8 +246,11 @@ class EngineNet:
             signs = None
             if splits is not None and any(bool((sp != 0).any()) for sp in splits):
                 signs = tuple(sp.to(DTYPE) for sp in splits)
+            fast = None
+            if self.fc is not None:
+                fast = _fast_scorer(self.fc, lo, hi, a, pre, signs)
             best = optimize.optimise(
-                self.ops, inputs, a, trace, pre, alpha_steps, alphas, signs, betas, active
+                self.ops, inputs, a, trace, pre, alpha_steps, alphas, signs, betas, active, fast
             )
             lower = torch.maximum(lower, best.result.lower)
             res, out_alphas, out_betas = best.result, best.alphas, best.betas
@@ -253,6 +263,15 @@ class EngineNet:
             alphas=out_alphas,
             betas=out_betas,
         )
+
+
+def _fast_scorer(fc: FcChain, lo, hi, spec, pre, signs):
+    f32 = torch.float32
+    lo32, hi32 = lo.flatten(1).to(f32), hi.flatten(1).to(f32)
+    spec32 = spec.flatten(2).to(f32)
+    pre32 = [(low.to(f32), up.to(f32)) for low, up in pre]
+    signs32 = None if signs is None else [sg.to(f32) for sg in signs]
+    return lambda al, be: fc.lower(lo32, hi32, spec32, pre32, al, be, signs32)
 
 
 def _ibp_exact(prefix) -> bool:

@@ -12,7 +12,7 @@ is kept, with the slopes and multipliers that gave it, to warm-start a domain's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import torch
@@ -98,31 +98,42 @@ def optimise(
     signs: Sequence[Tensor] | None = None,
     betas: Sequence[Tensor] | None = None,
     active: Tensor | None = None,
+    fast: Callable[[Sequence[Tensor], Sequence[Tensor] | None], Tensor] | None = None,
 ) -> Optimised:
     """`steps` Adam steps on the slopes (and, with `signs`, the multipliers), from `alphas`
     and `betas` (adaptive slopes and zeros when None); `active` (N, S) bool marks the rows
     worth optimising (the others still get a sound bound). The intermediate boxes in `trace`
-    stay fixed."""
+    stay fixed. `fast(alphas, betas)` (float32 lower bounds, e.g. `fc_fast`) runs the
+    iterations when given; the bound returned is always the float64 pass with the best values.
+    """
     n, s = spec.shape[:2]
     dtype = spec.dtype
+    step_dtype = torch.float32 if fast is not None else dtype
     if alphas is None:
         alphas = initial_alphas(pre, s)
-    alphas = [a.to(dtype).clone() for a in alphas]
+    alphas = [a.to(step_dtype).clone() for a in alphas]
     use_beta = signs is not None and any(bool((sg != 0).any()) for sg in signs)
     if use_beta:
         if betas is None:
             betas = [torch.zeros(n, s, low.shape[1], dtype=dtype) for low, _ in pre]
         betas = [
-            (b.to(dtype) * (sg != 0)[:, None]).clone() for b, sg in zip(betas, signs, strict=True)
+            (b.to(step_dtype) * (sg != 0)[:, None]).clone()
+            for b, sg in zip(betas, signs, strict=True)
         ]
     else:
         betas = None
     if steps == 0:  # evaluate the given slopes and multipliers
         with torch.no_grad():
-            result = backward(ops, inputs, spec, trace, alphas, betas, signs)
+            result = backward(ops, inputs, spec, trace, _wide(alphas), _wide(betas), signs)
         return Optimised(result, tuple(alphas), tuple(betas) if betas else None)
+
+    def score(al, be) -> Tensor:
+        if fast is not None:
+            return fast(al, be)
+        return backward(ops, inputs, spec, trace, al, be, signs).lower
+
     trace = {k: v for k, v in trace.items()}
-    weight = torch.ones(n, s, dtype=dtype) if active is None else active.to(dtype)
+    weight = torch.ones(n, s, dtype=step_dtype) if active is None else active.to(step_dtype)
     params = [*alphas, *(betas or [])]
     best_lower = None
     best_alphas = [a.detach().clone() for a in alphas]
@@ -135,7 +146,7 @@ def optimise(
             groups.append({"params": betas, "lr": LR_BETA})
         opt = torch.optim.Adam(groups)
         for _step in range(steps):
-            cur = backward(ops, inputs, spec, trace, alphas, betas, signs).lower
+            cur = score(alphas, betas)
             low = cur.detach()
             if best_lower is None:
                 best_lower = low.clone()
@@ -161,7 +172,7 @@ def optimise(
         # the last iterate is scored too; then one pass with the best per row gives the bound
         # (and the coefficients branching reads)
         with torch.no_grad():
-            low = backward(ops, inputs, spec, trace, alphas, betas, signs).lower
+            low = score(alphas, betas)
             if best_lower is not None:
                 better = low > best_lower
                 for ba, a in zip(best_alphas, alphas, strict=True):
@@ -171,5 +182,11 @@ def optimise(
             else:
                 best_alphas = [a.detach() for a in alphas]
                 best_betas = [b.detach() for b in betas] if betas is not None else None
+            best_alphas, best_betas = _wide(best_alphas), _wide(best_betas)
             result = backward(ops, inputs, spec, trace, best_alphas, best_betas, signs)
     return Optimised(result, tuple(best_alphas), tuple(best_betas) if best_betas else None)
+
+
+def _wide(layers):
+    """float64 copies for the sound pass (the float32 iterates only choose the values)."""
+    return None if layers is None else [t.to(torch.float64) for t in layers]

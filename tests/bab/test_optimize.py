@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 highspy = pytest.importorskip("highspy")
 
-from threatlang.backends.bab import optimize  # noqa: E402
+from threatlang.backends.bab import fc_fast, optimize  # noqa: E402
 from threatlang.backends.bab.adapter import EngineNet  # noqa: E402
 
 from .helpers import random_net  # noqa: E402
@@ -160,7 +160,8 @@ def test_alpha_bound_without_splits_is_sound_and_at_least_crown():
 
 
 def test_a_multiplier_with_the_wrong_sign_is_caught(monkeypatch):
-    """Flip the sign of the split term: the same check must find bounds above the minimum."""
+    """Flip the sign of the split term (in the float64 pass and in the float32 iterations):
+    the same check must find bounds above the minimum."""
     real = optimize.backward
 
     def flipped(ops, inputs, spec, trace, alphas=None, betas=None, signs=None):
@@ -168,6 +169,13 @@ def test_a_multiplier_with_the_wrong_sign_is_caught(monkeypatch):
         return real(ops, inputs, spec, trace, alphas, betas, wrong)
 
     monkeypatch.setattr(optimize, "backward", flipped)
+    real_fast = fc_fast.FcChain.lower
+
+    def flipped_fast(self, lo, hi, spec, pre, alphas, betas, signs):
+        wrong = None if signs is None else [-s for s in signs]
+        return real_fast(self, lo, hi, spec, pre, alphas, betas, wrong)
+
+    monkeypatch.setattr(fc_fast.FcChain, "lower", flipped_fast)
     bad, checked, _ = _violations(steps=20, count=8)
     assert bad > 0
 
