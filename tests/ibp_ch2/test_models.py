@@ -59,22 +59,23 @@ def test_small_images_keep_a_4x4x32_map() -> None:
 
 
 @pytest.mark.slow
-def test_small_cnn_trains_under_certificates_on_digits() -> None:
-    """All-patch training of the small-image small_cnn gets off the ground on 8x8 digits where
-    the chapter's shape stalls near chance (the failure issue 22 reported)."""
+def test_small_cnn_learns_before_the_patch_interval_arrives() -> None:
+    """The first two epochs of quickstart's all-patch schedule (warm-up 12 epochs, so the
+    interval grows to 1/6 of the threat): the small-image small_cnn learns the clean task, the
+    chapter's shape on 8x8 barely leaves chance (why it ended at 37% clean, issue 22)."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    x = torch.tensor(d.images[:600] / 16.0, dtype=torch.float32)[:, None]
-    y = torch.tensor(d.target[:600])
+    x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
+    y = torch.tensor(d.target)
     threat = PatchThreat([square(2)])
-    cfg = TrainConfig(Strategy.ALL_PATCH, epochs=6, lr=2e-3, warmup_epochs=4, halve_every=1)
+    cfg = TrainConfig(Strategy.ALL_PATCH, epochs=2, lr=2e-3, warmup_epochs=12)
     accuracy = {}
     for name in ("small_cnn", "chapter_small_cnn"):
         torch.manual_seed(0)
         model = ARCHITECTURES[name]((1, 8, 8), 10)
-        train(model, x[:500], y[:500], threat, cfg, seed=0)
+        train(model, x[:1300], y[:1300], threat, cfg, seed=0)
         with torch.no_grad():
-            accuracy[name] = float((model(x[500:]).argmax(1) == y[500:]).float().mean())
+            accuracy[name] = float((model(x[1300:]).argmax(1) == y[1300:]).float().mean())
     assert accuracy["small_cnn"] > 0.6
-    assert accuracy["small_cnn"] > accuracy["chapter_small_cnn"] + 0.15
+    assert accuracy["small_cnn"] > accuracy["chapter_small_cnn"] + 0.2
