@@ -100,6 +100,7 @@ class _Search:
         self.unconfirmed = 0
         self.use_lp = leaf.available()
         self.wide_done = False
+        self.alpha_seconds = 0.0  # input splitting: alpha-CROWN on deep domains
         #: input splitting on a chain of affine maps and ReLUs: the lean engine (`chain.py`)
         self.splitter = None
         relu_mode = opts.branching == "relu" or (
