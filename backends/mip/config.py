@@ -92,14 +92,16 @@ class MipCertifyOptions:
     when the action's own `time_limit` / `threads` fields are absent."""
 
     solver: Solver = Solver.AUTO
-    time_limit: float = attrs.field(default=60.0, validator=_pos)  # per MIP; time-out = unknown
+    #: per MIP; a solve stopped there is certified at the solver's best bound, with its gap
+    time_limit: float = attrs.field(default=60.0, validator=_pos)
     threads: int = attrs.field(default=1, validator=_pos)
     bounds: Bounds = Bounds.LINEAR
     gap: float = attrs.field(default=1e-6, validator=_pos)  # absolute gap of each MIP
     branch_gap: float = attrs.field(default=1e-4, validator=_pos)  # spatial branching (HiGHS)
     max_nodes: int = attrs.field(default=400, validator=_pos)
-    #: also certify the worst case over the whole support, one MIP per agent (true values,
-    #: misreport and the other bids all variables); `regret_at_most` is then judged on it
+    #: also certify the worst case over the whole support, per agent, over cells of (true
+    #: values, other bids) bounded by one-copy MIPs (backends/mip/corners.py: the menu's
+    #: utility is convex in the values); `regret_at_most` is then judged on it
     #: (the shipped auction specs set it; off, the property is checked per held-out profile)
     support: bool = False
     #: that MIP's time limit per agent; stopped there, its best bound is still reported

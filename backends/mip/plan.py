@@ -121,13 +121,14 @@ class MipPlan(Plan):
                 f"{list(self.agents)}; solver {o.solver}, {o.threads} thread(s), time limit "
                 f"{o.time_limit:g}s each, big-M from {o.bounds.value} bounds, gap {o.gap:g} "
                 f"(spatial branching {o.branch_gap:g}, at most {o.max_nodes} nodes); "
-                "time-outs are unknown"
+                "a solve stopped at its limit is certified at its best bound, with the gap"
             )
             if o.support:
                 lines.append(
-                    f"  certify mip over the whole support: one MIP per agent (true values, "
-                    f"misreport, other bids all variables; two copies of the network), time "
-                    f"limit {o.support_time_limit:g}s each; stopped there, the best bound is "
+                    f"  certify mip over the whole support, per agent: cells of (true values, "
+                    f"other bids), each bounded through the menu's convexity (one-copy MIPs at "
+                    f"its corners and over its simplices), best-first, time limit "
+                    f"{o.support_time_limit:g}s each; stopped there, the largest open bound is "
                     "reported with its gap"
                 )
         if self.regret_limit is not None:

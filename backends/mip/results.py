@@ -140,7 +140,7 @@ def support_table(setting: str, records) -> Table:
         "unstable ReLUs",
         "regret_at_most",
     )
-    title = "Worst-case regret over the whole bid support: one MIP per agent (regret_at_most)"
+    title = "Worst-case regret over the whole bid support, per agent (regret_at_most)"
     return Table(title, columns, rows)
 
 

@@ -44,14 +44,16 @@ class MipSummary:
     #: found more regret than the certified bound: 0 unless the certificate is unsound [count]
     soundness_violations: int = 0
     #: per-profile (the chapter's Table 4.1): mean, over the proven held-out (profile, bidder)
-    #: pairs, of the regret of eq. 4.1 at that profile [valuation units]
+    #: pairs, of the regret of eq. 4.1 at that profile (a MIP stopped at its time limit counts
+    #: with its best bound; its record says `optimal: false` and the gap) [valuation units]
     certified_regret: float | None = None
     #: per-profile: the largest of those certified regrets, i.e. the worst of the `test_limit`
     #: sampled profiles only, NOT the mechanism's worst case (see certified_max_regret) [valuation units]
     certified_regret_max: float | None = None
     #: whole support (`certify mip { support true }`): a sound upper bound on the regret at
-    #: every profile of the support, for every bidder (one MIP per bidder; the max over
-    #: bidders); a MIP stopped at its time limit contributes its best bound. The spec's
+    #: every profile of the support, for every bidder (per bidder, a best-first search over
+    #: cells bounded by one-copy MIPs; the max over bidders); a search stopped at its time
+    #: limit contributes its largest open bound. The spec's
     #: `regret_at_most` is judged on it. None when some bidder's MIP gave no bound [valuation units]
     certified_max_regret: float | None = None
     #: whole support: that bound per bidder [valuation units]

@@ -78,7 +78,7 @@ def test_plan_resolves_every_default() -> None:
     assert plan.certify.time_limit == 20.0 and plan.certify.gap == 1e-6
     assert plan.attack.step_size == 0.02 and plan.attack.options.grid == 256
     text = plan.describe()
-    for piece in ("free payment", "time-outs are unknown", "weight 0.0025", "256 grid bids"):
+    for piece in ("free payment", "certified at its best bound", "weight 0.0025", "256 grid bids"):
         assert piece in text
     bare = threatlang.parse(SPEC.replace("PAYMENT", "free").replace("SOLVER", "highs").replace(
         "  attack misreport {\n    steps 30\n    restarts 1\n    grid 256\n  }\n", ""
