@@ -130,9 +130,16 @@ def _crown_bounds(
     return lo_c.reshape(n, *shape), hi_c.reshape(n, *shape)
 
 
-def _combine(box: Box, lo_c: Tensor, hi_c: Tensor, intersect: bool) -> Box:
+def _combine(
+    box: Box, lo_c: Tensor, hi_c: Tensor, intersect: bool, only: Tensor | None = None
+) -> Box:
+    """The IBP ``box`` intersected with, or replaced by, CROWN's (lo, hi); replacing, only the
+    neurons set in the mask ``only`` (N, *shape) somewhere in the batch (None: all)."""
     if intersect:
         return _intersect(box, lo_c, hi_c)
+    if only is not None:
+        cols = only.reshape(only.shape[0], -1).any(0).reshape(only.shape[1:])
+        lo_c, hi_c = torch.where(cols, lo_c, box.lo), torch.where(cols, hi_c, box.hi)
     return Box.from_bounds(lo_c, torch.maximum(hi_c, lo_c))
 
 
@@ -171,7 +178,9 @@ def forward_pass(
     neurons those ops call unstable are, unless ``full`` or the node is kept. ``known``
     (node -> box) is intersected in (sound when the caller restricts the input region, as a
     ReLU split does). ``intersect``: CROWN boxes are intersected with IBP's (see
-    :func:`node_crown_box`). Boxes of ``keep`` nodes and of node ``stop - 1`` are returned."""
+    :func:`node_crown_box`); otherwise CROWN's bounds replace IBP's on the neurons those ops
+    call unstable only (unless ``full``), kept nodes too, as auto_LiRPA does. Boxes of
+    ``keep`` nodes and of node ``stop - 1`` are returned."""
     (fp,) = forward_passes(
         graph,
         inputs,
@@ -242,10 +251,15 @@ def forward_passes(
             # an elementwise op's IBP box is the exact image of its input box, which is
             # already tightened: CROWN through its relaxation could not do better
             if tighten:
-                neurons = None if full or i in keep else _unstable(needs.get(i, ()), box)
+                need = None if full else _unstable(needs.get(i, ()), box)
+                neurons = None if i in keep and True in lane.modes else need
                 bounds = _crown_bounds(graph, i, inputs, trace, opts, box, neurons)
                 if bounds is not None:
-                    per_mode = {m: _combine(box, *bounds, m) for m in lane.modes}
+                    # replacing, only the neurons the consumers need change (auto_LiRPA's
+                    # choice): CROWN can be looser than IBP on a neuron IBP calls stable
+                    per_mode = {
+                        m: _combine(box, *bounds, m, None if m else need) for m in lane.modes
+                    }
             if known is not None and i in known:
                 per_mode = {m: _intersect(b, known[i].lo, known[i].hi) for m, b in per_mode.items()}
             group = [lane]
