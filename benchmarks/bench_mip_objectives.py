@@ -18,7 +18,7 @@ every profile): revenue and menu revenue integrated over a 201^2 grid of true va
 option (the Manelli-Vincent optimum is 0.5491: a menu revenue above it is a bug), and the max
 regret over that grid (201^2 values x 201^2 bids). 2x2: revenue on 2000 sampled profiles and
 the regret found by the menu search (best of a 1024-point grid per bidder refined by a 200-step
-ascent) on 500 of them: mean and max. CPU seconds are this process's, training only.
+ascent; ``--eval-grid``) on 500 of them (``--eval-profiles``): mean and max. CPU seconds are this process's, training only.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from pathlib import Path
 
 import torch
 
@@ -65,18 +66,18 @@ def dense_grid_1x2(mech: Mechanism, points: int = 201, chunk: int = 512) -> dict
     }
 
 
-def sampled_2x2(mech: Mechanism) -> dict[str, float]:
+def sampled_2x2(mech: Mechanism, profiles: int = 500, grid: int = 1024) -> dict[str, float]:
     box = SupportBox(2, 2)
     with torch.no_grad():
         values = sample_profiles(box, 2000, torch.Generator().manual_seed(2), torch.float64)
         revenue = float(mech(values)[1].sum(-1).mean())
     econ = evaluate_economics(
         mech,
-        values[:500],
+        values[:profiles],
         box,
         AttackConfig(200, 0.02, 1),
         torch.Generator().manual_seed(3),
-        1024,
+        grid,
     )
     return {
         "revenue": revenue,
@@ -110,6 +111,9 @@ def main() -> None:
     parser.add_argument("--menu-grid", type=int, default=0, help="0: the misreport grid's size")
     parser.add_argument("--init", choices=["default", "uniform"], default="default")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-profiles", type=int, default=500, help="2x2: regret profiles")
+    parser.add_argument("--eval-grid", type=int, default=1024, help="2x2: menu grid per bidder")
+    parser.add_argument("--save", type=Path, help="folder for each checkpoint's state dict")
     args = parser.parse_args()
     torch.set_num_threads(1)
     agents, hidden, grid = SETTINGS[args.setting]
@@ -143,11 +147,18 @@ def main() -> None:
         every = max(1, args.steps // args.checkpoints)
         clock = {"cpu": 0.0, "t": time.process_time()}
 
-        def evaluate(log: TrainLog, mech=mech, clock=clock, label=label) -> None:
+        def evaluate(log: TrainLog, mech=mech, clock=clock, label=label, text=text) -> None:
             """Evaluate a copy now (training CPU seconds exclude the evaluation)."""
             clock["cpu"] += time.process_time() - clock["t"]
+            if args.save is not None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                name = f"{args.setting}_{text.replace(':', '_')}_lr{args.lr:g}_{log.step}.pt"
+                torch.save(mech.state_dict(), args.save / name)
             m64 = copy.deepcopy(mech).double().eval()
-            res = dense_grid_1x2(m64) if agents == 1 else sampled_2x2(m64)
+            if agents == 1:
+                res = dense_grid_1x2(m64)
+            else:
+                res = sampled_2x2(m64, args.eval_profiles, args.eval_grid)
             vals = " | ".join(f"{res[c]:.4f}" for c in cols)
             print(
                 f"| {label} | {args.lr:g} | {log.step} | {vals} | {clock['cpu']:.0f} |", flush=True
