@@ -62,6 +62,9 @@ def exact_decide(
 #: open input-split domains this deep are bounded again by alpha-CROWN with optimised
 #: intermediate bounds (`ChainSplit.optimise`): steps, and domains per engine call
 ALPHA_DEPTH, ALPHA_STEPS, ALPHA_CHUNK = 10, 20, 4
+#: after this many domains tried at a depth, alpha must have closed this share of them (it
+#: costs ~30 chain bounds), else the depth it starts at goes up by 2
+ALPHA_TRIAL, ALPHA_PAYS = 16, 0.5
 #: boxes with at most this many unstable ReLUs are decided exactly, one LP per phase pattern
 #: of those ReLUs and open term (2^k patterns), instead of being split further
 FEW_UNSTABLE = 3
@@ -143,6 +146,7 @@ class ChainSplit:
 
     def __init__(self, search, chain: ReluChain) -> None:
         self.search, self.chain = search, chain
+        self.alpha_depth, self.alpha_tries, self.alpha_closed = ALPHA_DEPTH, 0, 0
         self.problem = search.problem
         self.c = search.c
 
@@ -241,7 +245,7 @@ class ChainSplit:
         CROWN's fixed slopes leave a hair from closing: on ACAS Xu 1_1 property 2 the 16
         worst open at 20 s had margins -0.005 to -0.017 by CROWN and +0.003 by this bound, at
         about 30x a chain bound's cost."""
-        deep = torch.nonzero(batch.depth >= ALPHA_DEPTH).flatten()
+        deep = torch.nonzero(batch.depth >= self.alpha_depth).flatten()
         if not len(deep):
             return batch
         s, net, still = self.search, self.search.net, batch.open.clone()
@@ -254,7 +258,18 @@ class ChainSplit:
                 batch.lo[rows], batch.hi[rows], self.c, None, ALPHA_STEPS, alpha_intermediate=True
             ).lower
             s.alpha_seconds += time.monotonic() - t0
+            before = still[rows].any(1)
             still[rows] &= ~self.problem.closed_terms(lower)
+            self.alpha_tries += len(rows)
+            self.alpha_closed += int((before & ~still[rows].any(1)).sum())
+            if (
+                self.alpha_tries >= ALPHA_TRIAL
+                and self.alpha_closed < ALPHA_PAYS * self.alpha_tries
+            ):
+                # not paying for itself at this depth: only deeper domains from now on
+                self.alpha_depth += 2
+                self.alpha_tries = self.alpha_closed = 0
+                break
         keep = still.any(1)
         batch = batch.select(keep)
         batch.open = still[keep]
