@@ -31,7 +31,7 @@ from threatlang.backends.ibp.defenses import (
     LGSConfig,
     LocalGradientSmoothing,
 )
-from threatlang.backends.ibp.models import mlp255, small_cnn
+from threatlang.backends.ibp.models import chapter_small_cnn, mlp255
 from threatlang.backends.ibp.patches import PatchThreat, square
 from threatlang.backends.ibp.train import Strategy, TrainConfig, train
 from threatlang.data import load_dataset
@@ -53,7 +53,7 @@ def main() -> None:
     acfg = DefenseAttackConfig(steps=args.steps, step_size=0.15)
 
     torch.manual_seed(0)
-    plain = small_cnn(shape, 10)
+    plain = chapter_small_cnn(shape, 10)
     train(plain, x, y, threat, TrainConfig(Strategy.STANDARD, epochs=15, lr=2e-3))
     defences = [
         ("None", None, GradientMode.EXACT),
