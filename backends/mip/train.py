@@ -5,7 +5,8 @@ for free payments) (+ the ReLU-stability regulariser ``-tanh(1 + u l)`` over eac
 misreport box, §4.3.3) (+ ``distill_weight`` x the mean squared error between the student's and the teacher's outputs,
 averaged over every allocation and payment entry, §4.3.2 / §4.6.1: weight 1/400). Misreports
 come from a few steps of gradient ascent per batch (25 in the chapter). Fresh profiles every
-batch, drawn from the support with the caller's generator.
+batch, drawn from the support with the caller's generator. The loss's gradient is written out
+(``training_grads``; ``training_loss`` is the autograd reference it is tested against).
 """
 
 from __future__ import annotations
@@ -214,6 +215,8 @@ def training_grads(
     ``menu_choice``: the menu grid's ``(B, G)`` utilities at ``values`` and each profile's best
     grid entry, when the caller has them."""
     b, agents, items = values.shape
+    if menu is not None and agents != 1:
+        raise ValueError("the written-out menu objective is for one bidder; use training_loss")
     free = mech.config.payment is PaymentKind.FREE
     rows = torch.cat([values[:, None], deviation_profiles(values, misreports)], dim=1)
     w = prepare(mech) if weights is None else weights
