@@ -147,6 +147,7 @@ class ChainSplit:
     def __init__(self, search, chain: ReluChain) -> None:
         self.search, self.chain = search, chain
         self.alpha_depth, self.alpha_tries, self.alpha_closed = ALPHA_DEPTH, 0, 0
+        self.alpha_call = 0.0  # seconds of the last alpha call (decaying max)
         self.problem = search.problem
         self.c = search.c
 
@@ -250,14 +251,16 @@ class ChainSplit:
             return batch
         s, net, still = self.search, self.search.net, batch.open.clone()
         for at in range(0, len(deep), ALPHA_CHUNK):
-            if s.clock.left() <= 0:
+            if s.clock.left() <= 1.5 * self.alpha_call:  # a call must end before the limit
                 break
             rows = deep[at : at + ALPHA_CHUNK]
             t0 = time.monotonic()
             lower = net.bound(
                 batch.lo[rows], batch.hi[rows], self.c, None, ALPHA_STEPS, alpha_intermediate=True
             ).lower
-            s.alpha_seconds += time.monotonic() - t0
+            spent = time.monotonic() - t0
+            s.alpha_seconds += spent
+            self.alpha_call = max(spent, 0.7 * self.alpha_call)
             before = still[rows].any(1)
             still[rows] &= ~self.problem.closed_terms(lower)
             self.alpha_tries += len(rows)
