@@ -16,6 +16,11 @@ from torch import Tensor
 from threatlang.errors import UsageError
 from threatlang.ir.properties import OutputsSatisfy, Relation, violations
 
+
+class NumericalTrouble(Exception):
+    """A bound that cannot be trusted: the search ends `unknown` with this reason."""
+
+
 MAX_TERMS = 4096
 
 
@@ -34,7 +39,13 @@ class Problem:
         return torch.from_numpy(self.g)
 
     def refuted(self, lower: Tensor) -> Tensor:
-        """(N, S) bool: the atom cannot hold anywhere on the domain, given lower bounds."""
+        """(N, S) bool: the atom cannot hold anywhere on the domain, given lower bounds.
+
+        Every engine's bound (CROWN, the chain engine, alpha/beta) reaches a decision only
+        through here, so a NaN or +inf bound from any of them stops the search (raises
+        `NumericalTrouble`) instead of being read as a comparison."""
+        if bool(torch.isnan(lower).any()) or bool(torch.isposinf(lower).any()):
+            raise NumericalTrouble("the bound engine returned NaN or +inf bounds")
         s = torch.from_numpy(self.s).to(lower.dtype)
         strict = torch.from_numpy(self.strict)
         return torch.where(strict, lower >= s, lower > s)

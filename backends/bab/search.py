@@ -29,7 +29,7 @@ from .chain import ReluChain
 from .config import BabOptions
 from .confirm import Original, confirm
 from .domains import Domains, cat, fixed_phases, term_margins, worst_rows
-from .problem import Problem
+from .problem import NumericalTrouble, Problem
 from .relu_branching import fsb_split
 
 #: attacks inside open domains may take this share of the time spent so far
@@ -320,6 +320,8 @@ class _Search:
             x, y = found.cex
             cex = {"input": x.astype(np.float64).tolist(), "outputs": y.tolist()}
             return self.outcome("violated", counterexample=cex, alone=alone)
+        except NumericalTrouble as trouble:
+            return self.outcome("unknown", f"numerical trouble: {trouble}", alone=alone)
         except _OutOfTime:
             reason = (
                 f"time limit reached after {self.domains} domains "

@@ -202,6 +202,16 @@ def _accuracies(run: Run) -> list[tuple[str, float, float, float]]:
     return [("accuracy", m["certified_accuracy"], empirical, m["clean_accuracy"])]
 
 
+def _both(*patches: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Several patches as one (a backend with two engines: each must be caught)."""
+
+    def patch(monkeypatch) -> None:
+        for p in patches:
+            p(monkeypatch)
+
+    return patch
+
+
 def _nan_bound(path: str, field: str | None = None) -> Callable[[Any], None]:
     """Patch the bound function at `path` (module.function or module.Class.method) so the
     margins (or `field` of what it returns) come back NaN."""
@@ -731,7 +741,10 @@ BAB_CASE = Case(
         Trouble(
             "NaN bounds",
             spec=lambda text: text.replace("time_limit 20s", "time_limit 1ms"),
-            patch=_nan_bound("threatlang.backends.bab.adapter.EngineNet.bound", "lower"),
+            patch=_both(
+                _nan_bound("threatlang.backends.bab.adapter.EngineNet.bound", "lower"),
+                _nan_bound("threatlang.backends.bab.chain.ReluChain.bound", "lower"),
+            ),
         ),
     ),
     volatile=("domains", "depth", "attack_seconds"),
