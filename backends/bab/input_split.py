@@ -126,17 +126,7 @@ def affine_point(
     for row, const, rhs in zip(a, c, s, strict=True):
         bound = rhs - const + leaf.SLACK * max(1.0, abs(rhs))
         h.addRow(-highspy.kHighsInf, float(bound), d, idx, row.astype(np.float64))
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    if status == "Not Set":  # another HiGHS user changed the process-wide thread count
-        highspy.Highs.resetGlobalScheduler(True)
-        h.run()
-        status = h.modelStatusToString(h.getModelStatus())
-    if status == "Infeasible":
-        return False, None
-    if status == "Optimal":
-        return True, np.array(h.getSolution().col_value[:d], dtype=np.float64)
-    return True, None
+    return leaf.solve_feasibility(h, d)
 
 
 class ChainSplit:

@@ -51,6 +51,15 @@ def feasible_point(
     for row, rhs in zip(g, s, strict=True):
         bound = rhs - row @ cy + SLACK * max(1.0, abs(rhs))
         h.addRow(-inf, float(bound), d, idx, (row @ ay).astype(np.float64))
+    return solve_feasibility(h, d)
+
+
+def solve_feasibility(h, d: int) -> tuple[bool, np.ndarray | None]:
+    """Run a built HiGHS feasibility LP: (False, None) when infeasible, (True, x) with the
+    first `d` columns of a feasible point, or (True, None) for anything else (not decided:
+    the caller keeps the domain open)."""
+    import highspy
+
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Not Set":  # another HiGHS user changed the process-wide thread count
@@ -61,7 +70,7 @@ def feasible_point(
         return False, None
     if status == "Optimal":
         return True, np.array(h.getSolution().col_value[:d], dtype=np.float64)
-    return True, None  # anything else: not decided, keep the domain open
+    return True, None
 
 
 def exact_for(net) -> bool:

@@ -126,7 +126,7 @@ class _Search:
             parts.append(part)
             self.domains += k
             at += k
-        return parts[0] if len(parts) == 1 else _cat_bounds(parts)
+        return parts[0] if len(parts) == 1 else relu_bab.cat_bounds(parts)
 
     # ------------------------------------------------------------------------------ attacks
     def check(self, points: Tensor) -> None:
@@ -395,17 +395,3 @@ def solve(
 
 def _select(b: Bounds, keep) -> Bounds:
     return relu_bab.select_bounds(b, keep)
-
-
-def _cat_bounds(parts: list[Bounds]) -> Bounds:
-    first = parts[0]
-    return Bounds(
-        lower=torch.cat([p.lower for p in parts]),
-        a_in=torch.cat([p.a_in for p in parts]),
-        pre=tuple(
-            (torch.cat([p.pre[i][0] for p in parts]), torch.cat([p.pre[i][1] for p in parts]))
-            for i in range(len(first.pre))
-        ),
-        relu_a=tuple(torch.cat([p.relu_a[i] for p in parts]) for i in range(len(first.relu_a))),
-        empty=torch.cat([p.empty for p in parts]),
-    )
