@@ -173,6 +173,9 @@ def certify_agent(
         return done(res.bound, True, why, optimal=False)
     if res.status is not SolveStatus.OPTIMAL:
         return done(res.bound if np.isfinite(res.bound) else float("inf"), False, res.reason)
+    if not np.isfinite(res.bound):  # "optimal" without a usable bound proves nothing
+        why = f"numerical trouble: {res.solver} reported optimal with bound {res.bound}"
+        return done(float("inf"), False, why)
     if not res.relaxed:
         return done(res.bound, True, None)
     left = config.time_limit - (time.perf_counter() - start)

@@ -212,6 +212,25 @@ def _both(*patches: Callable[[Any], None]) -> Callable[[Any], None]:
     return patch
 
 
+def _mip_result(status: str) -> Callable[[Any], None]:
+    """Patch the mip backend's solver call to answer `status` (a `SolveStatus` name) with a
+    NaN bound and no point."""
+
+    def patch(monkeypatch) -> None:
+        from threatlang.backends.mip import certify
+        from threatlang.backends.mip.solvers import SolveStatus
+
+        real = certify.solve
+
+        def solve(*args, **kwargs):
+            res, why = real(*args, **kwargs)
+            return attrs.evolve(res, status=SolveStatus[status], bound=math.nan, x=None), why
+
+        monkeypatch.setattr(certify, "solve", solve)
+
+    return patch
+
+
 def _nan_bound(path: str, field: str | None = None) -> Callable[[Any], None]:
     """Patch the bound function at `path` (module.function or module.Class.method) so the
     margins (or `field` of what it returns) come back NaN."""
@@ -631,7 +650,10 @@ MIP_CASE = Case(
     clean=lambda run: {r.id for r in run.result.records},
     ladder=_mip_ladder,
     troubles=(
-        Trouble("time-out", spec=lambda text: text.replace("time_limit 30s", "time_limit 1ms")),
+        # a solve stopped with a finite best bound is certified at that bound (issue 22); one
+        # stopped before any bound, or one whose bound is NaN, must not be
+        Trouble("time-out before any bound", patch=_mip_result("TIME_LIMIT")),
+        Trouble("NaN bound reported optimal", patch=_mip_result("OPTIMAL")),
     ),
     volatile=("solve_seconds", "seconds", "time", "runtime"),
 )
