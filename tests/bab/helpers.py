@@ -64,12 +64,21 @@ def grid_outputs(net: nn.Module, lo, hi, n: int = 301) -> np.ndarray:
 
 def mip_max(net: nn.Sequential, lo, hi, c) -> float:
     """max of c . net(x) over lo <= x <= hi, exactly (big-M MILP with IBP bounds, HiGHS)."""
+    best = mip_optimum(net, lo, hi, c, maximize=True)
+    assert best is not None
+    return best
+
+
+def mip_optimum(net: nn.Sequential, lo, hi, c, splits=None, maximize=True) -> float | None:
+    """max (or min) of c . net(x) over the box, with the ReLUs in `splits` (per layer, +1 /
+    -1 / 0) fixed active / inactive: a big-M MILP with IBP bounds, HiGHS; None when the split
+    domain is empty."""
     import highspy
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 1e-9)
+    h.setOptionValue("mip_abs_gap", 1e-10)
     inf = highspy.kHighsInf
     cols = 0
 
@@ -101,9 +110,16 @@ def mip_max(net: nn.Sequential, lo, hi, c) -> float:
             out = z
             break
         a = []
+        split = np.zeros(w.shape[0]) if splits is None else splits[k]
         for j in range(w.shape[0]):
             aj = var(0.0, max(zu[j], 0.0))
-            if zl[j] >= 0:
+            if split[j] > 0:
+                row(0.0, inf, [z[j]], [1.0])
+                row(0.0, 0.0, [aj, z[j]], [1.0, -1.0])
+            elif split[j] < 0:
+                row(-inf, 0.0, [z[j]], [1.0])
+                row(0.0, 0.0, [aj], [1.0])
+            elif zl[j] >= 0:
                 row(0.0, 0.0, [aj, z[j]], [1.0, -1.0])
             elif zu[j] > 0:
                 d = var(0.0, 1.0, integer=True)
@@ -116,7 +132,11 @@ def mip_max(net: nn.Sequential, lo, hi, c) -> float:
         x, lb, ub = a, zl.clip(min=0), zu.clip(min=0)
     for j, cj in enumerate(c):
         h.changeColCost(out[j], float(cj))
-    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    if maximize:
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     h.run()
-    assert h.modelStatusToString(h.getModelStatus()) == "Optimal"
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return None
+    assert status == "Optimal", status
     return float(h.getInfo().objective_function_value)

@@ -14,75 +14,14 @@ highspy = pytest.importorskip("highspy")
 from threatlang.backends.bab import fc_fast, optimize  # noqa: E402
 from threatlang.backends.bab.adapter import EngineNet  # noqa: E402
 
-from .helpers import random_net  # noqa: E402
+from .helpers import mip_optimum, random_net  # noqa: E402
 
 TOL = 1e-7
 
 
 def mip_min_split(net, lo, hi, c, splits) -> float | None:
-    """min of c . net(x) over the box with the ReLUs in `splits` (per layer, +1 / -1 / 0)
-    fixed active / inactive: big-M MILP (IBP bounds), HiGHS; None when the domain is empty."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 1e-10)
-    inf = highspy.kHighsInf
-    cols = [0]
-
-    def var(lb, ub, integer=False):
-        h.addVar(lb, ub)
-        if integer:
-            h.changeColIntegrality(cols[0], highspy.HighsVarType.kInteger)
-        cols[0] += 1
-        return cols[0] - 1
-
-    def row(lb, ub, idx, vals):
-        h.addRow(lb, ub, len(idx), np.array(idx, dtype=np.int32), np.array(vals, dtype=np.float64))
-
-    x = [var(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
-    lb, ub = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
-    for k, layer in enumerate(layers):
-        w = layer.weight.detach().double().numpy()
-        b = layer.bias.detach().double().numpy()
-        zl = w.clip(min=0) @ lb + w.clip(max=0) @ ub + b
-        zu = w.clip(min=0) @ ub + w.clip(max=0) @ lb + b
-        z = []
-        for j in range(w.shape[0]):
-            zj = var(-inf, inf)
-            row(b[j], b[j], [zj, *x], [1.0, *(-w[j])])
-            z.append(zj)
-        if k == len(layers) - 1:
-            out = z
-            break
-        a, split = [], splits[k]
-        for j in range(w.shape[0]):
-            aj = var(0.0, max(zu[j], 0.0))
-            if split[j] > 0:
-                row(0.0, inf, [z[j]], [1.0])
-                row(0.0, 0.0, [aj, z[j]], [1.0, -1.0])
-            elif split[j] < 0:
-                row(-inf, 0.0, [z[j]], [1.0])
-                row(0.0, 0.0, [aj], [1.0])
-            elif zl[j] >= 0:
-                row(0.0, 0.0, [aj, z[j]], [1.0, -1.0])
-            elif zu[j] > 0:
-                d = var(0.0, 1.0, integer=True)
-                row(0.0, inf, [aj, z[j]], [1.0, -1.0])
-                row(-inf, -zl[j], [aj, z[j], d], [1.0, -1.0, -zl[j]])
-                row(-inf, 0.0, [aj, d], [1.0, -zu[j]])
-            else:
-                row(0.0, 0.0, [aj], [1.0])
-            a.append(aj)
-        x, lb, ub = a, zl.clip(min=0), zu.clip(min=0)
-    for j, cj in enumerate(c):
-        h.changeColCost(out[j], float(cj))
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    if status == "Infeasible":
-        return None
-    assert status == "Optimal", status
-    return float(h.getInfo().objective_function_value)
+    """min of c . net(x) over the box with the ReLUs in `splits` fixed; None: empty domain."""
+    return mip_optimum(net, lo, hi, c, splits, maximize=False)
 
 
 def _cases(count: int):
